@@ -1,0 +1,5 @@
+import sys
+
+from sam2web.cli import main
+
+sys.exit(main())
