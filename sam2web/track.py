@@ -2,7 +2,586 @@
 
 OWNER: engine helper. Contract:
     track(stack, sequences, prompts, predictor, display, direction="forward", progress=None,
-          cancel=None, result=None) -> TrackResult
+          cancel=None, result=None, on_frame=None) -> TrackResult
         progress(seq_i, n_seq, frame_j, n_frames); cancel() -> bool; stops within one frame.
+        on_frame(loc, {obj_id: CompactMask}) after each finished frame (the app persists it).
+        result=previous: re-track only the objects prompted now, from their prompt frame on,
+        and keep everything else of ``previous`` (a correction that survives an app restart).
+    TrackSession: the same run, kept alive so corrections reuse SAM2's memory and features:
+        s = TrackSession(stack, sequences, predictor, display, direction); s.add_prompts(p);
+        s.run(...); s.add_prompts([correction]); s.run(...)  -> s.result
     StandInTracker: deterministic tracker with the predictor surface, for tests.
+    LazyFrames: the in-memory frame source handed to SAM2 instead of a JPEG folder.
+
+Directions. Sequences come from ``selection.build_sequences`` already in tracking order
+(backward ones reversed), so "forward" and "backward" both propagate toward the end of the
+sequence, and an object gets masks from its first prompt frame onward. "both" propagates
+forward from the earliest prompt and then in reverse from it, so every frame is visited once
+and every object gets masks on every frame.
+
+Memory. Frames are rendered only when SAM2 asks for them (one at a time, never all), and
+per-frame outputs that fall out of SAM2's memory window (``num_maskmem`` frames for masks,
+``max_obj_ptrs_in_encoder`` for object pointers) are dropped as the run goes, except around
+prompt frames, so a long run holds about what a short one does. Backbone features of recently
+visited frames are kept in a small LRU (bounded in MB) so a correction does not recompute them.
 """
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from sam2web.errors import UserError
+from sam2web.types import CompactMask, Location, ObjectInfo, Prompt, Sequence, TrackResult
+
+IMG_MEAN = (0.485, 0.456, 0.406)
+IMG_STD = (0.229, 0.224, 0.225)
+DIRECTIONS = ("forward", "backward", "both")
+
+ProgressFn = Callable[[int, int, int, int], None]
+CancelFn = Callable[[], bool]
+OnFrameFn = Callable[[Location, dict], None]
+RenderFn = Callable[[Location], np.ndarray]
+
+
+# ----------------------------------------------------------------------------- frame source
+
+def to_model_input(rgb: np.ndarray, image_size: int):
+    """uint8 RGB (H, W, 3) -> float tensor (3, S, S) resized and normalised exactly like SAM2's
+    own JPEG loader (PIL bicubic resize, /255, ImageNet mean/std), minus the JPEG loss."""
+    import torch
+    from PIL import Image
+
+    img = Image.fromarray(rgb).resize((image_size, image_size), Image.Resampling.BICUBIC)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(IMG_MEAN, np.float32)) / np.asarray(IMG_STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+class LazyFrames:
+    """What SAM2 indexes as ``inference_state["images"]``: only ``len`` and ``[i]`` are needed.
+
+    Each access renders one frame from the stack (``render_fn(loc)`` -> uint8 RGB) and converts
+    it; nothing is kept, because SAM2 itself caches the features of the frame it works on.
+    """
+
+    def __init__(self, render_fn: RenderFn, locs: Iterable[Location], image_size: int,
+                 height: int, width: int, device: str = "cpu"):
+        self.render_fn = render_fn
+        self.locs = tuple(locs)
+        self.image_size = int(image_size)
+        self.height = int(height)
+        self.width = int(width)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.locs)
+
+    def rgb(self, index: int) -> np.ndarray:
+        rgb = np.asarray(self.render_fn(self.locs[index]))
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[:2] != (self.height, self.width):
+            raise ValueError(f"render returned shape {rgb.shape}, expected "
+                             f"({self.height}, {self.width}, 3)")
+        return rgb if rgb.dtype == np.uint8 else np.clip(rgb, 0, 255).astype(np.uint8)
+
+    def __getitem__(self, index: int):
+        return to_model_input(self.rgb(index), self.image_size).to(self.device)
+
+
+def _new_sam2_state(predictor, frames: LazyFrames) -> dict:
+    """SAM2VideoPredictor.init_state without ``load_video_frames`` (mirrors sam2 1.1.0).
+
+    The frame-0 warm-up of ``init_state`` is left out: features are computed when a frame is
+    actually used, which is rarely frame 0 for later prompts or backward runs.
+    """
+    device = predictor.device
+    return {
+        "images": frames,
+        "num_frames": len(frames),
+        "offload_video_to_cpu": False,
+        "offload_state_to_cpu": False,
+        "video_height": frames.height,
+        "video_width": frames.width,
+        "device": device,
+        "storage_device": device,
+        "point_inputs_per_obj": {},
+        "mask_inputs_per_obj": {},
+        "cached_features": {},
+        "constants": {},
+        "obj_id_to_idx": OrderedDict(),
+        "obj_idx_to_id": OrderedDict(),
+        "obj_ids": [],
+        "output_dict_per_obj": {},
+        "temp_output_dict_per_obj": {},
+        "frames_tracked_per_obj": {},
+    }
+
+
+class FeatureCache:
+    """A bounded LRU of backbone features per frame index, shared positional encodings.
+
+    SAM2 keeps the features of only the last frame it touched. Keeping a few more lets a
+    correction (prompt at frame f, then propagate from f) skip the image encoder for frames it
+    has already seen. The positional encodings are identical for every frame, so one copy is
+    kept; the per-frame input image is not needed after encoding (SAM2 ignores it downstream)
+    and is replaced by an empty placeholder.
+    """
+
+    def __init__(self, budget_mb: float = 64.0):
+        self.budget = int(budget_mb * 1024 * 1024)
+        self.entries: OrderedDict[int, tuple[Any, dict, int]] = OrderedDict()
+        self.used = 0
+        self._pos_enc: list | None = None
+        self.hits = 0
+
+    def get(self, frame_idx: int):
+        entry = self.entries.get(frame_idx)
+        if entry is None:
+            return None
+        self.entries.move_to_end(frame_idx)
+        self.hits += 1
+        return entry[0], entry[1]
+
+    def put(self, frame_idx: int, image, backbone_out: dict) -> None:
+        if frame_idx in self.entries or self.budget <= 0:
+            return
+        pos = backbone_out["vision_pos_enc"]
+        if self._pos_enc is None or [p.shape for p in self._pos_enc] != [p.shape for p in pos]:
+            self._pos_enc = list(pos)
+        slim = dict(backbone_out)
+        slim["vision_pos_enc"] = self._pos_enc
+        slim["backbone_fpn"] = list(backbone_out["backbone_fpn"])
+        size = sum(t.numel() * t.element_size() for t in slim["backbone_fpn"])
+        placeholder = image.new_zeros((1, image.shape[1], 0, 0))
+        self.entries[frame_idx] = (placeholder, slim, size)
+        self.used += size
+        while self.used > self.budget and self.entries:
+            _, (_, _, old) = self.entries.popitem(last=False)
+            self.used -= old
+
+
+# ----------------------------------------------------------------------------- stand-in
+
+class StandInTracker:
+    """A deterministic tracker with the SAM2VideoPredictor surface, for tests and the app's tests.
+
+    Each object's mask at frame t is its prompt region (box, mask, or the box around its
+    positive points) at the nearest prompt frame p behind t in the propagation direction,
+    shifted by ``drift * (t - p)`` pixels (x, y) and clipped to the image. ``masks`` may instead
+    be a callable ``(obj_id, loc) -> bool array | None`` giving the output directly (e.g. ground
+    truth). ``calls`` records every propagation (start, reverse) for assertions.
+    """
+
+    accepts_frame_source = True
+
+    def __init__(self, drift: tuple[int, int] = (2, 1),
+                 masks: Callable[[int, Location], np.ndarray | None] | None = None,
+                 image_size: int = 1024):
+        self.drift = drift
+        self.masks_fn = masks
+        self.image_size = image_size
+        self.random_weights = False
+        self.calls: list[tuple[int, bool]] = []
+
+    def init_state(self, video_path, **_: Any) -> dict:
+        frames = video_path
+        return {"frames": frames, "num_frames": len(frames), "video_height": frames.height,
+                "video_width": frames.width, "prompts": {}, "obj_ids": []}
+
+    def reset_state(self, state: dict) -> None:
+        state["prompts"].clear()
+        state["obj_ids"].clear()
+
+    def _register(self, state, obj_id, frame_idx, region) -> tuple:
+        if obj_id not in state["obj_ids"]:
+            state["obj_ids"].append(obj_id)
+        state["prompts"].setdefault(obj_id, {})[frame_idx] = region
+        return frame_idx, list(state["obj_ids"]), self._logits(state, frame_idx, False)
+
+    def add_new_points_or_box(self, state, frame_idx, obj_id, points=None, labels=None,
+                              clear_old_points=True, normalize_coords=True, box=None):
+        h, w = state["video_height"], state["video_width"]
+        region = np.zeros((h, w), dtype=bool)
+        if box is not None:
+            x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=float).ravel())
+            region[max(0, int(np.floor(y0))):int(np.ceil(y1)),
+                   max(0, int(np.floor(x0))):int(np.ceil(x1))] = True
+        elif points is not None:
+            pts = np.asarray(points, dtype=float).reshape(-1, 2)
+            labs = np.asarray(labels).ravel()
+            pos = pts[labs == 1] if labs.size else pts
+            if len(pos):
+                x0, y0 = pos.min(axis=0) - 3
+                x1, y1 = pos.max(axis=0) + 4
+                region[max(0, int(y0)):int(y1), max(0, int(x0)):int(x1)] = True
+        return self._register(state, obj_id, frame_idx, region)
+
+    def add_new_mask(self, state, frame_idx, obj_id, mask):
+        return self._register(state, obj_id, frame_idx, np.asarray(mask, dtype=bool))
+
+    def _region_at(self, state, obj_id, frame_idx, reverse) -> np.ndarray:
+        h, w = state["video_height"], state["video_width"]
+        if self.masks_fn is not None:
+            mask = self.masks_fn(obj_id, state["frames"].locs[frame_idx])
+            return np.zeros((h, w), bool) if mask is None else np.asarray(mask, dtype=bool)
+        prompts = state["prompts"][obj_id]
+        behind = [p for p in prompts if (p >= frame_idx if reverse else p <= frame_idx)]
+        ref = (min(behind) if reverse else max(behind)) if behind else \
+            min(prompts, key=lambda p: abs(p - frame_idx))
+        steps = frame_idx - ref
+        dx, dy = self.drift[0] * steps, self.drift[1] * steps
+        out = np.zeros((h, w), dtype=bool)
+        src = prompts[ref]
+        ys, xs = np.nonzero(src)
+        ys, xs = ys + dy, xs + dx
+        keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        out[ys[keep], xs[keep]] = True
+        return out
+
+    def _logits(self, state, frame_idx, reverse) -> np.ndarray:
+        masks = [self._region_at(state, o, frame_idx, reverse) for o in state["obj_ids"]]
+        arr = np.stack(masks)[:, None].astype(np.float32)
+        return np.where(arr > 0, 10.0, -10.0).astype(np.float32)
+
+    def propagate_in_video(self, state, start_frame_idx=None, max_frame_num_to_track=None,
+                           reverse=False):
+        if not state["obj_ids"]:
+            raise RuntimeError("No input points or masks are provided for any object.")
+        n = state["num_frames"]
+        if start_frame_idx is None:
+            start_frame_idx = min(f for p in state["prompts"].values() for f in p)
+        count = n if max_frame_num_to_track is None else max_frame_num_to_track
+        self.calls.append((start_frame_idx, reverse))
+        if reverse:
+            order = range(start_frame_idx, max(start_frame_idx - count, 0) - 1, -1) \
+                if start_frame_idx > 0 else []
+        else:
+            order = range(start_frame_idx, min(start_frame_idx + count, n - 1) + 1)
+        for t in order:
+            yield t, list(state["obj_ids"]), self._logits(state, t, reverse)
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class _SeqRun:
+    """Per-sequence state of a session: the inference state and what was prompted where."""
+
+    index: int
+    sequence: Sequence
+    frames: LazyFrames
+    state: dict | None = None
+    pending: list[Prompt] = field(default_factory=list)
+    prompted: dict[int, set[int]] = field(default_factory=dict)  # obj_id -> frame indices
+    earliest: int | None = None  # earliest prompt frame of the first run ("both" anchor)
+    runs: int = 0
+
+
+def _render_fn(stack, display) -> RenderFn:
+    if callable(display):
+        return display
+    from sam2web.display import render
+
+    return lambda loc: render(stack, loc, display)
+
+
+def _frame_size(stack, render: RenderFn, first: Location) -> tuple[int, int]:
+    sizes = getattr(stack, "sizes", None)
+    if isinstance(sizes, dict) and "Y" in sizes and "X" in sizes:
+        return int(sizes["Y"]), int(sizes["X"])
+    h, w = np.asarray(render(first)).shape[:2]
+    return int(h), int(w)
+
+
+def _display_channel(display) -> int:
+    for ch in getattr(display, "channels", []) or []:
+        if getattr(ch, "visible", True):
+            return int(getattr(ch, "index", 0))
+    return 0
+
+
+def _to_numpy(masks) -> np.ndarray:
+    if hasattr(masks, "detach"):
+        return masks.detach().float().cpu().numpy()
+    return np.asarray(masks)
+
+
+class TrackSession:
+    """Everything needed to track, correct and re-track the prompts of one selection.
+
+    Holds per-run state only (inference states, feature LRU); the predictor stays shareable.
+    ``result`` accumulates masks across ``run`` calls.
+    """
+
+    def __init__(self, stack, sequences: list[Sequence], predictor, display,
+                 direction: str = "forward", result: TrackResult | None = None,
+                 feature_cache_mb: float = 64.0, trim_memory: bool = True):
+        if direction not in DIRECTIONS:
+            raise UserError(f"Unknown direction '{direction}'; choose forward, backward or both.")
+        if not sequences:
+            raise UserError("No sequences to track; select at least two frames along the "
+                            "tracking axis.")
+        from sam2web.model import describe
+
+        self.stack = stack
+        self.predictor = predictor
+        self.direction = direction
+        self.render = _render_fn(stack, display)
+        self.height, self.width = _frame_size(stack, self.render, sequences[0].frames[0])
+        info = describe(predictor)
+        self.info = info
+        image_size = int(getattr(predictor, "image_size", 1024) or 1024)
+        device = str(getattr(predictor, "device", "cpu"))
+        self.seqs = [_SeqRun(i, s, LazyFrames(self.render, s.frames, image_size, self.height,
+                                              self.width, device))
+                     for i, s in enumerate(sequences)]
+        self.features = [FeatureCache(feature_cache_mb / max(1, len(sequences)))
+                         for _ in sequences]
+        self.trim_memory = trim_memory
+        if result is None:
+            result = TrackResult()
+        else:
+            result = copy.copy(result)
+            result.masks = dict(result.masks)
+            result.objects = dict(result.objects)
+            result.settings = dict(result.settings)
+        result.channel = _display_channel(display) if not callable(display) else result.channel
+        result.random_weights = bool(info.get("random_weights")) or result.random_weights
+        result.settings.update({"direction": direction, "across": sequences[0].across,
+                                "model": info.get("model"), "device": info.get("device"),
+                                "precision": info.get("precision"),
+                                "image_size": info.get("image_size")})
+        self.result = result
+
+    # -- prompts ---------------------------------------------------------------------------
+    def add_prompts(self, prompts: Iterable[Prompt]) -> None:
+        """Queue prompts (first ones or corrections) for the next ``run``."""
+        prompts = list(prompts)
+        placed = 0
+        for p in prompts:
+            self._check_prompt(p)
+            for run in self.seqs:
+                if run.sequence.index_of(p.loc) is not None:
+                    run.pending.append(p)
+                    placed += 1
+            info = self.result.objects.get(p.obj_id)
+            if info is None:
+                self.result.objects[p.obj_id] = ObjectInfo(p.obj_id, p.name, list(p.tags))
+            else:
+                info.tags = info.tags + [t for t in p.tags if t not in info.tags]
+                info.name = info.name or p.name
+        if prompts and not placed:
+            raise UserError("There are no prompts on the selected frames; draw a box on one of "
+                            "the selected frames, or widen the XY/Time/Z ranges to include the "
+                            "prompts.")
+
+    def _check_prompt(self, p: Prompt) -> None:
+        if p.box is None and not p.points and p.mask is None:
+            raise UserError(f"Prompt of object {p.obj_id} has no box, points or mask; draw one "
+                            f"or delete it.")
+        if p.mask is not None and np.asarray(p.mask).shape != (self.height, self.width):
+            raise UserError(f"Mask prompt of object {p.obj_id} is {np.asarray(p.mask).shape}, "
+                            f"not the image size ({self.height}, {self.width}); use a label "
+                            f"image of the stack's size.")
+        if p.mask is not None and not np.asarray(p.mask).any():
+            raise UserError(f"Mask prompt of object {p.obj_id} is empty; give it some pixels "
+                            f"or delete it.")
+
+    # -- running ---------------------------------------------------------------------------
+    @property
+    def pending(self) -> bool:
+        return any(run.pending for run in self.seqs)
+
+    def run(self, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+            on_frame: OnFrameFn | None = None) -> TrackResult:
+        """Add queued prompts and propagate; only sequences with new prompts are visited.
+
+        On cancel the masks finished so far stay in ``result`` and ``result.partial`` is True.
+        """
+        from sam2web.model import inference_context
+
+        todo = [run for run in self.seqs if run.pending]
+        self.result.partial = False
+        skipped = sum(1 for run in self.seqs if run.runs == 0 and not run.pending)
+        self.result.settings["sequences_without_prompts"] = skipped
+        with inference_context(self.predictor):
+            for i, run in enumerate(todo):
+                if cancel is not None and cancel():
+                    self.result.partial = True
+                    break
+                if not self._run_sequence(run, i, len(todo), progress, cancel, on_frame):
+                    self.result.partial = True
+                    break
+        return self.result
+
+    def _ensure_state(self, run: _SeqRun) -> dict:
+        if run.state is None:
+            if getattr(self.predictor, "accepts_frame_source", False):
+                run.state = self.predictor.init_state(run.frames)
+            else:
+                run.state = _new_sam2_state(self.predictor, run.frames)
+        return run.state
+
+    def _add(self, run: _SeqRun) -> dict[int, list[int]]:
+        """Give the queued prompts to the predictor; returns obj_id -> new prompt frames."""
+        state = self._ensure_state(run)
+        grouped: dict[tuple[int, int], list[Prompt]] = {}
+        for p in run.pending:
+            grouped.setdefault((p.obj_id, run.sequence.index_of(p.loc)), []).append(p)
+        run.pending = []
+        new: dict[int, list[int]] = {}
+        for (obj_id, f), group in sorted(grouped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            masks = [p.mask for p in group if p.mask is not None]
+            self._inject(run, state, f)
+            if masks:
+                self.predictor.add_new_mask(state, f, obj_id, np.asarray(masks[-1], dtype=bool))
+            else:
+                boxes = [p.box for p in group if p.box is not None]
+                pts = [pt for p in group for pt in p.points]
+                kwargs: dict[str, Any] = {}
+                if boxes:
+                    kwargs["box"] = np.asarray(boxes[-1], dtype=np.float32)
+                if pts:
+                    kwargs["points"] = np.asarray([[x, y] for x, y, _ in pts], dtype=np.float32)
+                    kwargs["labels"] = np.asarray([int(lab) for _, _, lab in pts], dtype=np.int32)
+                self.predictor.add_new_points_or_box(state, f, obj_id, **kwargs)
+            self._capture(run, state)
+            new.setdefault(obj_id, []).append(f)
+            run.prompted.setdefault(obj_id, set()).add(f)
+        return new
+
+    def _passes(self, run: _SeqRun, new: dict[int, list[int]],
+                first: bool) -> list[tuple[int, bool]]:
+        frames = [f for fs in new.values() for f in fs]
+        if first:
+            run.earliest = min(frames)
+        if self.direction != "both":
+            return [(min(frames), False)]
+        if first:
+            return [(run.earliest, False), (run.earliest, True)]
+        anchor = run.earliest if run.earliest is not None else min(frames)
+        fresh = [f for o, fs in new.items() if run.prompted.get(o, set()) == set(fs) for f in fs]
+        fwd = [f for f in frames if f >= anchor] + fresh
+        rev = [f for f in frames if f <= anchor] + fresh
+        passes = []
+        if fwd:
+            passes.append((min(fwd), False))
+        if rev:
+            passes.append((max(rev), True))
+        return passes
+
+    def _run_sequence(self, run: _SeqRun, seq_i: int, n_seq: int, progress, cancel,
+                      on_frame) -> bool:
+        first = run.runs == 0
+        new = self._add(run)
+        run.runs += 1
+        passes = self._passes(run, new, first)
+        n = len(run.frames)
+        total = sum((n - s) if not rev else (s + 1 if s > 0 else 0) for s, rev in passes)
+        # Which objects this run may write, and from which frame on (per pass direction).
+        write_from = {o: (min(fs), max(fs)) for o, fs in new.items()}
+        first_prompt = {o: min(fs) for o, fs in run.prompted.items()}
+        done = 0
+        for start, reverse in passes:
+            if reverse and start == 0:
+                continue
+            order = range(start, -1, -1) if reverse else range(start, n)
+            gen = self.predictor.propagate_in_video(run.state, start_frame_idx=start,
+                                                    reverse=reverse)
+            try:
+                for expected in order:
+                    self._inject(run, run.state, expected)
+                    try:
+                        t, obj_ids, logits = next(gen)
+                    except StopIteration:
+                        break
+                    self._capture(run, run.state)
+                    self._store(run, t, obj_ids, logits, reverse, write_from, first_prompt,
+                                first, on_frame)
+                    if self.trim_memory:
+                        self._trim(run.state, t, reverse)
+                    done += 1
+                    if progress is not None:
+                        progress(seq_i, n_seq, done, total)
+                    if cancel is not None and cancel():
+                        return False
+            finally:
+                gen.close()
+        return True
+
+    def _store(self, run, t, obj_ids, logits, reverse, write_from, first_prompt, first,
+               on_frame) -> None:
+        loc = run.sequence.frames[t]
+        arr = _to_numpy(logits)
+        finished: dict[int, CompactMask] = {}
+        for row, obj_id in enumerate(obj_ids):
+            if obj_id not in write_from:
+                continue  # not re-tracked in this run: keep what it had
+            lo, hi = write_from[obj_id]
+            if not first and ((not reverse and t < lo) or (reverse and t > hi)):
+                continue  # a correction only rewrites from its frame on
+            if self.direction != "both" and t < first_prompt[obj_id]:
+                continue  # forward/backward: nothing before the object's first prompt
+            cm = CompactMask.from_mask(arr[row, 0] > 0)
+            self.result.masks[(obj_id, loc)] = cm
+            finished[obj_id] = cm
+        if on_frame is not None and finished:
+            on_frame(loc, finished)
+
+    # -- SAM2 state housekeeping (skipped for stand-ins) -----------------------------------
+    def _inject(self, run: _SeqRun, state: dict, frame_idx: int) -> None:
+        if "cached_features" not in state:
+            return
+        hit = self.features[run.index].get(frame_idx)
+        if hit is not None:
+            state["cached_features"] = {frame_idx: hit}
+
+    def _capture(self, run: _SeqRun, state: dict) -> None:
+        cached = state.get("cached_features")
+        if cached:
+            for frame_idx, (image, backbone_out) in cached.items():
+                self.features[run.index].put(frame_idx, image, backbone_out)
+
+    def _trim(self, state: dict, t: int, reverse: bool) -> None:
+        """Drop non-conditioning outputs SAM2 will not read again in this pass.
+
+        SAM2 reads the last ``num_maskmem - 1`` frames (times the eval stride) for mask memory
+        and the last ``max_obj_ptrs_in_encoder - 1`` frames for object pointers. Outputs near a
+        prompt frame are kept: the reverse pass of "both" and corrections start there.
+        """
+        per_obj = state.get("output_dict_per_obj")
+        if not per_obj:
+            return
+        p = self.predictor
+        stride = int(getattr(p, "memory_temporal_stride_for_eval", 1) or 1)
+        keep = max(int(getattr(p, "num_maskmem", 7)) * stride,
+                   int(getattr(p, "max_obj_ptrs_in_encoder", 16))) + 1
+        for out in per_obj.values():
+            cond = out["cond_frame_outputs"]
+            non_cond = out["non_cond_frame_outputs"]
+            for u in list(non_cond):
+                behind = (u - t) if reverse else (t - u)
+                if behind > keep and all(abs(u - c) > keep for c in cond):
+                    del non_cond[u]
+
+
+def track(stack, sequences: list[Sequence], prompts: list[Prompt], predictor, display,
+          direction: str = "forward", progress: ProgressFn | None = None,
+          cancel: CancelFn | None = None, result: TrackResult | None = None,
+          on_frame: OnFrameFn | None = None, session: TrackSession | None = None) -> TrackResult:
+    """Track ``prompts`` through ``sequences`` in one joint propagation per sequence.
+
+    ``display`` is the DisplaySettings for ``sam2web.display.render`` (or a callable
+    ``loc -> uint8 RGB``). With ``result=previous`` only the objects prompted now are re-tracked
+    (from their prompt frame on) and the rest of ``previous`` is kept. With ``session`` the
+    prompts are added to that live session (corrections reusing SAM2's memory).
+    """
+    if session is None:
+        session = TrackSession(stack, sequences, predictor, display, direction, result=result)
+    session.add_prompts(prompts)
+    if not prompts and not session.pending:
+        raise UserError("There are no prompts to track; draw a box around an object first.")
+    return session.run(progress=progress, cancel=cancel, on_frame=on_frame)

@@ -1,0 +1,18 @@
+"""Dataset page: open a stack (upload or the built-in sample), see its dimensions, browse frames."""
+import streamlit as st
+
+from sam2web.ui import dataset_ui, sidebar, state
+
+ws = sidebar.page("Dataset")
+dataset_ui.open_controls(ws)
+ws = state.current_workspace()
+
+with state.guard():
+    stack = state.open_dataset(ws)
+    if stack is None:
+        st.info("Upload a stack or open the built-in sample to begin.")
+        st.stop()
+    dataset_ui.describe(stack)
+    settings = dataset_ui.display_controls(ws, stack)
+    loc = state.location_sliders(ws, stack, prefix="loc_ds")
+    dataset_ui.show_frame(ws, stack, loc, settings)

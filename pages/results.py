@@ -1,0 +1,45 @@
+"""Results page: review tracks over the images, redraw polygons, correct, download, score."""
+import streamlit as st
+
+from sam2web.ui import results_ui, sidebar, state, track_ui
+
+ws = sidebar.page("Results")
+live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)
+
+
+@st.fragment(run_every=0.7 if live else None)
+def body() -> None:
+    """The whole page in one fragment: playback and live runs refresh it on a timer, nothing else."""
+    with state.guard():
+        stack = state.open_dataset(ws)
+        if stack is None:
+            st.info("Open a dataset on the Dataset page first.")
+            return
+        run = results_ui.pick_run(ws)
+        if run is None:
+            return
+        track_ui.run_card(ws, run, stack, key_prefix="res")
+        if run.random_weights:
+            st.warning("This run used RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1): the masks are meaningless.")
+        result = results_ui.load_result(run)
+        opts = results_ui.geometry_controls(run)
+        anns, links = results_ui.annotations(run, result, opts)
+        objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
+        visible = set(st.multiselect("Show objects", objects, default=objects, key=f"res_visible_{run.id}",
+                                     format_func=lambda i: f"#{i} {run.objects.get(str(i), {}).get('name', '')}"))
+        frames = results_ui.frames_of(run, result)
+        left, right = st.columns([3, 2])
+        with left:
+            loc = results_ui.playback(ws, stack, run, anns, frames, visible)
+        with right:
+            st.dataframe(results_ui.object_table(run, anns, result), hide_index=True)
+            results_ui.area_chart(run, anns, visible)
+        results_ui.downloads(run, anns, links)
+        results_ui.correction(ws, stack, run, loc)
+        results_ui.qa_section(ws, stack, run, anns)
+    still_live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)
+    if still_live != live:
+        st.rerun()  # start or stop the timer
+
+
+body()

@@ -1,0 +1,241 @@
+"""Pieces every stack reader shares: limits, the frame cache, axis letters, sniffing, sentences.
+
+OWNER: stack helper. Private to sam2web.stack and its readers (stack_tiff, stack_files); other
+modules use sam2web.stack's public surface.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence as Seq
+
+import numpy as np
+
+from sam2web.errors import UserError
+
+AXES = ("XY", "T", "Z", "C", "Y", "X")
+MIN_SIDE = 8                      # smaller frames cannot be tracked meaningfully
+MAX_FRAME_PIXELS = 2**31 - 1      # per frame and channel; refused from the header, before allocating
+MAX_FRAME_BYTES = 1 << 30         # one decoded page (all its samples) may not exceed 1 GiB
+IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
+# One frame cache for the whole process, so memory stays bounded however many stacks are open
+# (the app caches several). SAM2WEB_FRAME_CACHE_MB sets its size.
+DEFAULT_CACHE_BYTES = int(float(os.environ.get("SAM2WEB_FRAME_CACHE_MB", "512")) * (1 << 20))
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+# Axis letters of tifffile / from_array and where they go. Generic ("unnamed") axes follow pages_as.
+_TIME, _Z, _C = "T", "Z", "C"
+_GENERIC = set("IQ")
+_POSITION = set("PRM")            # from_array: P(osition), R, M; S before Y/X is handled apart
+_FILE_POSITION = set("RM")        # in files: tifffile's tile/position (R) and mosaic (M) axes
+_AXIS_NAMES = {"A": "angle", "P": "phase", "R": "tile", "H": "lifetime", "E": "lambda",
+               "L": "exposure", "V": "event", "M": "mosaic", "J": "column", "K": "row"}
+
+
+# --------------------------------------------------------------------------------------------
+# Frame cache
+# --------------------------------------------------------------------------------------------
+class FrameCache:
+    """A byte-bounded LRU of decoded frames, safe to share between the UI and a worker thread."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            arr = self._items.get(key)
+            if arr is not None:
+                self._items.move_to_end(key)
+            return arr
+
+    def put(self, key: tuple, arr: np.ndarray) -> None:
+        if arr.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = arr
+            self._bytes += arr.nbytes
+            while self._bytes > self.max_bytes and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+
+# A reader turns (xy, t, z, c) into a 2D array; it must be thread-safe.
+Reader = Callable[[int, int, int, int], np.ndarray]
+
+
+@dataclass
+class Opened:
+    """What a format reader found: enough for sam2web.stack to build a Stack."""
+
+    sizes: dict[str, int]
+    dtype: np.dtype
+    reader: Reader
+    channel_names: list[str]
+    pixel_size: tuple[float, float, str] | None = None
+    close: Callable[[], None] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _brief(err: Exception | str) -> str:
+    """A library's error text squeezed into a short clause for our one-sentence messages."""
+    text = " ".join(str(err).split()).rstrip(".")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+
+# --------------------------------------------------------------------------------------------
+# Axis mapping helpers
+# --------------------------------------------------------------------------------------------
+def _norm_pages_as(pages_as: str) -> str:
+    key = str(pages_as).strip().lower()
+    if key in ("time", "t"):
+        return _TIME
+    if key in ("z", "depth"):
+        return _Z
+    raise UserError(f'Pages must be read as "time" or "z", not "{pages_as}".')
+
+
+def _map_axes(letters: Seq[str], shape: Seq[int], pages_as: str, what: str,
+              positions: set[str] = _POSITION) -> dict[str, list[int]]:
+    """Map named axes to our six; return {our axis: [source dims]} (several dims only for C).
+
+    Refuses, with a sentence, unknown extra dimensions that are not of size 1, because guessing
+    what an "angle" or "phase" axis means would silently track the wrong frames.
+    """
+    first = _norm_pages_as(pages_as)
+    other = _Z if first == _TIME else _TIME
+    out: dict[str, list[int]] = {a: [] for a in AXES}
+    generic: list[int] = []
+    for dim, (a, n) in enumerate(zip(letters, shape)):
+        if a in ("Y", "X"):
+            if out[a]:
+                raise UserError(f"{what} has two {a} axes: name each dimension once.")
+            out[a].append(dim)
+        elif n == 1:
+            continue
+        elif a in (_TIME, _Z):
+            if out[a]:
+                raise UserError(f"{what} has two {'Time' if a == _TIME else 'Z'} axes: "
+                                "name each dimension once.")
+            out[a].append(dim)
+        elif a in ("C", "S"):
+            out["C"].append(dim)
+        elif a in positions:
+            if out["XY"]:
+                raise UserError(f"{what} has two position axes: name each dimension once.")
+            out["XY"].append(dim)
+        elif a in _GENERIC:
+            generic.append(dim)
+        else:
+            name = _AXIS_NAMES.get(a, "unknown")
+            raise UserError(f"{what} has a dimension {a} ({name}) of size {n} that cannot be "
+                            "mapped to position, time, Z or channel: keep one value of it and "
+                            "save the rest as TZCYX.")
+    if generic:
+        if len(generic) > 1 or out[first] and out[other]:
+            sizes = " and ".join(str(shape[d]) for d in generic)
+            raise UserError(f"{what} has {len(generic)} unnamed dimensions (sizes {sizes}): "
+                            "save it as an ImageJ hyperstack with named axes, or name them "
+                            '(e.g. axes "TCYX").')
+        target = first if not out[first] else other
+        out[target].append(generic[0])
+    return out
+
+
+def _to_canonical(array: np.ndarray, mapping: dict[str, list[int]]) -> np.ndarray:
+    """A view of ``array`` with axes (XY, T, Z, C, Y, X); size-1 and merged dims handled."""
+    used = [d for dims in mapping.values() for d in dims]
+    rest = [d for d in range(array.ndim) if d not in used]  # all size 1
+    order = (mapping["XY"] + mapping["T"] + mapping["Z"] + mapping["C"] + mapping["Y"]
+             + mapping["X"] + rest)
+    view = np.transpose(array, order)
+    shape = []
+    for key in AXES:
+        n = 1
+        for d in mapping[key]:
+            n *= array.shape[d]
+        shape.append(n)
+    return view.reshape(shape)
+
+
+def _check_frame_size(height: int, width: int, bytes_per_pixel: int, name: str) -> None:
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise UserError(f"{name} has frames of {width} x {height} pixels, too small to track: "
+                        f"use images of at least {MIN_SIDE} x {MIN_SIDE} pixels.")
+    if height * width > MAX_FRAME_PIXELS or height * width * bytes_per_pixel > MAX_FRAME_BYTES:
+        raise UserError(f"{name} declares frames of {width} x {height} pixels, more than sam2web "
+                        "can read (at most 1 GiB per frame): crop or bin the images first.")
+
+
+def _default_channel_names(n: int, rgb: bool) -> list[str]:
+    if rgb and n == 3:
+        return ["Red", "Green", "Blue"]
+    return [f"Channel {i + 1}" for i in range(n)]
+
+
+def _fit_names(names: list[str], n: int) -> list[str]:
+    names = [str(x) for x in names][:n]
+    return names + [f"Channel {i + 1}" for i in range(len(names), n)]
+
+
+# --------------------------------------------------------------------------------------------
+# Sniffing and natural sort
+# --------------------------------------------------------------------------------------------
+def _natural_key(path: Path) -> list:
+    """t2.tif before t10.tif: digits compare as numbers."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
+
+
+def _sniff(path: Path) -> str:
+    """The file's real format from its first bytes: "tiff", "png", "jpeg"; UserError otherwise."""
+    if not path.exists():
+        raise UserError(f"{path} does not exist: check the path.")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder where a file was expected: give the image file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"{path.name} is empty (0 bytes): upload the file again.")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as err:
+        raise UserError(f"{path.name} cannot be read ({err.strerror}): check its permissions.")
+    if head[:4] in _TIFF_MAGIC:
+        kind = "tiff"
+    elif head.startswith(_PNG_MAGIC):
+        kind = "png"
+    elif head.startswith(_JPEG_MAGIC):
+        kind = "jpeg"
+    else:
+        textlike = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+        what = "a text file" if textlike else "not an image sam2web can read"
+        raise UserError(f"{path.name} is {what}: open a TIFF, OME-TIFF, PNG or JPEG image.")
+    suffix = path.suffix.lower()
+    expected = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+    if suffix in expected and expected[suffix] != kind:
+        raise UserError(f"{path.name} is named {suffix} but holds a {kind.upper()} image: rename "
+                        f"it to .{ 'tif' if kind == 'tiff' else kind} or re-save it as {suffix}.")
+    return kind
+

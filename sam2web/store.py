@@ -1,0 +1,493 @@
+"""The saved workspace: embedded SQLite plus files, all under ONE data folder.
+
+Why: the user's work (dataset, display settings, prompts, runs and their masks) must survive a
+refresh, a closed tab, a cancel or a server restart. Everything lives under the data folder
+(``$SAM2WEB_DATA``, default ``~/.sam2web``): ``sam2web.db`` and ``workspaces/<id>/files/``.
+
+Every write is one SQLite transaction (WAL journal), so a crash leaves the previous good state;
+files are written to a temporary name and renamed. Masks of a run are inserted frame by frame
+as the tracker produces them, so an interrupted run keeps what it finished.
+
+No streamlit here: the app, the job runner and tests all use the same Store.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from sam2web.errors import UserError
+from sam2web.types import CompactMask, Location, ObjectInfo, TrackResult
+
+# Statuses a run goes through; "queued"/"running" left behind by a dead process become "interrupted".
+RUN_STATUSES = ("queued", "running", "done", "cancelled", "interrupted", "failed")
+ACTIVE_STATUSES = ("queued", "running")
+
+# A process token: runs record which process owns them, so a new process can tell orphans apart.
+PROCESS_TOKEN = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    dataset TEXT NOT NULL DEFAULT '{}',
+    display TEXT NOT NULL DEFAULT '{}',
+    prompts TEXT NOT NULL DEFAULT '[]',
+    view TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ws_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    objects TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'queued',
+    done_frames INTEGER NOT NULL DEFAULT 0,
+    total_frames INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    owner TEXT NOT NULL DEFAULT '',
+    random_weights INTEGER NOT NULL DEFAULT 0,
+    info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_ws ON runs(ws_id);
+CREATE TABLE IF NOT EXISTS masks (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    obj_id INTEGER NOT NULL,
+    xy INTEGER NOT NULL, t INTEGER NOT NULL, z INTEGER NOT NULL,
+    height INTEGER NOT NULL, width INTEGER NOT NULL,
+    r0 INTEGER NOT NULL, c0 INTEGER NOT NULL, r1 INTEGER NOT NULL, c1 INTEGER NOT NULL,
+    bits BLOB NOT NULL,
+    PRIMARY KEY (run_id, obj_id, xy, t, z)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The one folder holding everything sam2web saves: ``root``, else $SAM2WEB_DATA, else ~/.sam2web."""
+    chosen = root or os.environ.get("SAM2WEB_DATA") or Path.home() / ".sam2web"
+    return Path(chosen).expanduser().resolve()
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize_filename(name: str, default: str = "file") -> str:
+    """A plain file name from whatever a browser sent: no folders, no '..', no odd characters.
+
+    Why: upload names come from the user; they must never steer a write outside the workspace.
+    """
+    base = re.split(r"[\\/]", str(name or ""))[-1]
+    base = _SAFE.sub("_", base).strip("._ ")
+    base = base.lstrip("-")
+    if not base:
+        base = default
+    if len(base) > 120:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else base[:120]
+    return base
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """``root/parts`` resolved, refusing anything that would land outside ``root``."""
+    root = Path(root).resolve()
+    target = root.joinpath(*parts).resolve()
+    if target != root and root not in target.parents:
+        raise UserError(f"The path {'/'.join(parts)!r} points outside the data folder; use a plain file name.")
+    return target
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and a rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+@dataclass
+class Workspace:
+    """One user's project: a dataset reference plus everything made on it."""
+
+    id: str
+    name: str
+    created: float
+    updated: float
+    dataset: dict = field(default_factory=dict)   # {"kind": "sample"} | {"kind": "files", "files": [...], "pages_as": ...}
+    display: dict = field(default_factory=dict)   # DisplaySettings.to_dict()
+    prompts: list = field(default_factory=list)   # [prompt_to_dict(p), ...] plus UI fields (colour)
+    view: dict = field(default_factory=dict)      # current location, page choices
+
+
+@dataclass
+class Run:
+    """One tracking run's record (its masks are in the masks table)."""
+
+    id: int
+    ws_id: str
+    created: float
+    updated: float
+    settings: dict
+    objects: dict
+    status: str
+    done_frames: int
+    total_frames: int
+    error: str
+    owner: str
+    random_weights: bool
+    info: dict
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ACTIVE_STATUSES
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class Store:
+    """Workspaces, runs and masks in SQLite under the data folder; safe to share between threads.
+
+    One connection guarded by a lock (``check_same_thread=False``): writes from the job runner's
+    threads and reads from page reruns are serialised, and each write is one transaction.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = data_root(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "workspaces").mkdir(exist_ok=True)
+        self.db_path = self.root / "sam2web.db"
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0,
+                                     isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands, or none of it (a crash keeps the previous state)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- workspaces -----------------------------------------------------------------------------
+    def create_workspace(self, name: str = "") -> Workspace:
+        now = time.time()
+        ws_id = uuid.uuid4().hex[:12]
+        name = (name or "").strip() or time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now))
+        with self._tx() as c:
+            c.execute("INSERT INTO workspaces (id, name, created, updated) VALUES (?,?,?,?)",
+                      (ws_id, name[:200], now, now))
+        self.files_dir(ws_id).mkdir(parents=True, exist_ok=True)
+        return self.get_workspace(ws_id)  # type: ignore[return-value]
+
+    def get_workspace(self, ws_id: str | None) -> Workspace | None:
+        if not ws_id:
+            return None
+        rows = self._query("SELECT * FROM workspaces WHERE id = ?", (ws_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Workspace(r["id"], r["name"], r["created"], r["updated"], json.loads(r["dataset"]),
+                         json.loads(r["display"]), json.loads(r["prompts"]), json.loads(r["view"]))
+
+    def list_workspaces(self, limit: int = 50) -> list[Workspace]:
+        rows = self._query("SELECT id FROM workspaces ORDER BY updated DESC LIMIT ?", (limit,))
+        return [w for w in (self.get_workspace(r["id"]) for r in rows) if w is not None]
+
+    def update_workspace(self, ws_id: str, **fields: Any) -> None:
+        """Save some of name/dataset/display/prompts/view in one transaction."""
+        allowed = {"name", "dataset", "display", "prompts", "view"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown workspace fields {sorted(bad)}")
+        sets, args = [], []
+        for key, value in fields.items():
+            sets.append(f"{key} = ?")
+            args.append(value if key == "name" else json.dumps(value))
+        sets.append("updated = ?")
+        args.append(time.time())
+        with self._tx() as c:
+            c.execute(f"UPDATE workspaces SET {', '.join(sets)} WHERE id = ?", (*args, ws_id))
+
+    def rename_workspace(self, ws_id: str, name: str) -> None:
+        name = (name or "").strip()
+        if not name:
+            raise UserError("A workspace name cannot be empty; type a name.")
+        self.update_workspace(ws_id, name=name[:200])
+
+    def delete_workspace(self, ws_id: str) -> None:
+        """Remove the workspace, its runs, masks and its files folder."""
+        with self._tx() as c:
+            c.execute("DELETE FROM masks WHERE run_id IN (SELECT id FROM runs WHERE ws_id = ?)", (ws_id,))
+            c.execute("DELETE FROM runs WHERE ws_id = ?", (ws_id,))
+            c.execute("DELETE FROM workspaces WHERE id = ?", (ws_id,))
+            c.execute("DELETE FROM meta WHERE key = 'last_opened' AND value = ?", (ws_id,))
+        folder = self.workspace_dir(ws_id)
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def workspace_dir(self, ws_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{1,64}", ws_id or ""):
+            raise UserError("That workspace id is not valid; pick a workspace from the sidebar.")
+        return safe_join(self.root, "workspaces", ws_id)
+
+    def files_dir(self, ws_id: str) -> Path:
+        return self.workspace_dir(ws_id) / "files"
+
+    def staging_dir(self, ws_id: str) -> Path:
+        return self.workspace_dir(ws_id) / "staging"
+
+    def save_upload(self, ws_id: str, name: str, data: bytes, staging: bool = False) -> Path:
+        """Copy an uploaded file into the workspace under a sanitised, unique name; returns its path.
+
+        With ``staging`` the file goes to a side folder first, so a dataset that turns out to be
+        unreadable never replaces the good one (see ``commit_staging``).
+        """
+        folder = self.staging_dir(ws_id) if staging else self.files_dir(ws_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        clean = sanitize_filename(name)
+        target = safe_join(folder, clean)
+        stem, dot, ext = clean.rpartition(".")
+        n = 1
+        while target.exists():
+            target = safe_join(folder, f"{stem}_{n}.{ext}" if dot else f"{clean}_{n}")
+            n += 1
+        return atomic_write_bytes(target, data)
+
+    def discard_staging(self, ws_id: str) -> None:
+        shutil.rmtree(self.staging_dir(ws_id), ignore_errors=True)
+
+    def commit_staging(self, ws_id: str) -> None:
+        """Make the staged uploads the workspace's files (rename, then drop the old ones)."""
+        staging, files = self.staging_dir(ws_id), self.files_dir(ws_id)
+        old = self.workspace_dir(ws_id) / f"old-{uuid.uuid4().hex[:8]}"
+        if files.exists():
+            os.replace(files, old)
+        os.replace(staging, files)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def clear_files(self, ws_id: str) -> None:
+        """Forget the uploaded files (a new dataset replaces the old one)."""
+        folder = self.files_dir(ws_id)
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def dataset_paths(self, ws: Workspace) -> list[Path]:
+        """The dataset's files, each checked to lie inside this workspace's files folder."""
+        folder = self.files_dir(ws.id)
+        return [safe_join(folder, sanitize_filename(n)) for n in ws.dataset.get("files", [])]
+
+    # -- last opened ----------------------------------------------------------------------------
+    def set_last_opened(self, ws_id: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO meta (key, value) VALUES ('last_opened', ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (ws_id,))
+
+    def last_opened(self) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = 'last_opened'")
+        ws_id = rows[0]["value"] if rows else None
+        return ws_id if ws_id and self.get_workspace(ws_id) else None
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(self, ws_id: str, settings: dict, objects: dict | None = None,
+                   total_frames: int = 0, random_weights: bool = False,
+                   info: dict | None = None) -> int:
+        now = time.time()
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO runs (ws_id, created, updated, settings, objects, status, total_frames,"
+                " owner, random_weights, info) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (ws_id, now, now, json.dumps(settings), json.dumps(objects or {}), "queued",
+                 int(total_frames), PROCESS_TOKEN, int(bool(random_weights)), json.dumps(info or {})))
+            return int(cur.lastrowid)
+
+    def get_run(self, run_id: int) -> Run | None:
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (int(run_id),))
+        return self._run(rows[0]) if rows else None
+
+    @staticmethod
+    def _run(r: sqlite3.Row) -> Run:
+        return Run(r["id"], r["ws_id"], r["created"], r["updated"], json.loads(r["settings"]),
+                   json.loads(r["objects"]), r["status"], r["done_frames"], r["total_frames"],
+                   r["error"], r["owner"], bool(r["random_weights"]), json.loads(r["info"]))
+
+    def list_runs(self, ws_id: str) -> list[Run]:
+        rows = self._query("SELECT * FROM runs WHERE ws_id = ? ORDER BY id DESC", (ws_id,))
+        return [self._run(r) for r in rows]
+
+    def update_run(self, run_id: int, *, status: str | None = None, done_frames: int | None = None,
+                   total_frames: int | None = None, error: str | None = None,
+                   objects: dict | None = None, info: dict | None = None) -> None:
+        if status is not None and status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        sets, args = ["updated = ?"], [time.time()]
+        for key, value in (("status", status), ("done_frames", done_frames),
+                           ("total_frames", total_frames), ("error", error)):
+            if value is not None:
+                sets.append(f"{key} = ?")
+                args.append(value)
+        for key, value in (("objects", objects), ("info", info)):
+            if value is not None:
+                sets.append(f"{key} = ?")
+                args.append(json.dumps(value))
+        with self._tx() as c:
+            c.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*args, int(run_id)))
+
+    def delete_run(self, run_id: int) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM masks WHERE run_id = ?", (int(run_id),))
+            c.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark runs left queued/running by a process that is gone as "interrupted" (frames kept).
+
+        Why: after a server restart nobody will ever finish those runs; the user must see them as
+        interrupted and be offered Resume / Re-run, not a progress bar stuck forever.
+        """
+        rows = self._query("SELECT id, owner FROM runs WHERE status IN ('queued', 'running')")
+        orphans = []
+        for r in rows:
+            owner = r["owner"]
+            if owner == PROCESS_TOKEN:
+                continue
+            pid_text = owner.split(":", 1)[0]
+            pid = int(pid_text) if pid_text.isdigit() else -1
+            if pid == os.getpid() or pid <= 0 or not _process_alive(pid):
+                orphans.append(int(r["id"]))
+        if orphans:
+            with self._tx() as c:
+                c.executemany(
+                    "UPDATE runs SET status = 'interrupted', updated = ?, error = ? WHERE id = ?",
+                    [(time.time(), "The server stopped during this run; its finished frames are kept.", i)
+                     for i in orphans])
+        return orphans
+
+    # -- masks ----------------------------------------------------------------------------------
+    def add_masks(self, run_id: int, items: Iterable[tuple[int, Location, CompactMask]],
+                  done_frames: int | None = None) -> None:
+        """Insert (or replace) masks of finished frames, and the progress, in one transaction."""
+        rows = self._mask_rows(run_id, items)
+        with self._tx() as c:
+            c.executemany("INSERT OR REPLACE INTO masks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            if done_frames is not None:
+                c.execute("UPDATE runs SET done_frames = ?, updated = ? WHERE id = ?",
+                          (int(done_frames), time.time(), int(run_id)))
+
+    def replace_masks(self, run_id: int, locs: Iterable[Location],
+                      items: Iterable[tuple[int, Location, CompactMask]]) -> None:
+        """Make the run's masks at ``locs`` exactly ``items`` (one transaction)."""
+        locs = [tuple(int(v) for v in loc) for loc in locs]
+        rows = self._mask_rows(run_id, items)
+        with self._tx() as c:
+            c.executemany("DELETE FROM masks WHERE run_id = ? AND xy = ? AND t = ? AND z = ?",
+                          [(int(run_id), *loc) for loc in locs])
+            c.executemany("INSERT OR REPLACE INTO masks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    @staticmethod
+    def _mask_rows(run_id: int, items: Iterable[tuple[int, Location, CompactMask]]) -> list[tuple]:
+        rows = []
+        for obj_id, loc, cm in items:
+            h, w = cm.shape
+            r0, c0, r1, c1 = cm.bbox
+            rows.append((int(run_id), int(obj_id), int(loc[0]), int(loc[1]), int(loc[2]), int(h), int(w),
+                         int(r0), int(c0), int(r1), int(c1), sqlite3.Binary(cm.bits)))
+        return rows
+
+    def count_masks(self, run_id: int) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM masks WHERE run_id = ?", (int(run_id),))[0]["n"])
+
+    def load_masks(self, run_id: int) -> dict[tuple[int, Location], CompactMask]:
+        rows = self._query("SELECT * FROM masks WHERE run_id = ?", (int(run_id),))
+        return {(r["obj_id"], Location(r["xy"], r["t"], r["z"])):
+                CompactMask((r["height"], r["width"]), (r["r0"], r["c0"], r["r1"], r["c1"]), bytes(r["bits"]))
+                for r in rows}
+
+    def load_result(self, run_id: int) -> TrackResult:
+        """The run as a TrackResult (masks + objects), ready for geometry; partial unless done."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise UserError("That run no longer exists; pick another run or track again.")
+        objects = {int(k): ObjectInfo(int(k), v.get("name", ""), list(v.get("tags", [])))
+                   for k, v in run.objects.items()}
+        return TrackResult(masks=self.load_masks(run_id), objects=objects,
+                           channel=int(run.settings.get("channel", 0) or 0),
+                           partial=run.status != "done", random_weights=run.random_weights,
+                           settings=dict(run.settings))
+
+    def copy_masks(self, src_run: int, dst_run: int) -> int:
+        """Copy finished masks from one run into another (Resume keeps what was already done)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT OR REPLACE INTO masks SELECT ?, obj_id, xy, t, z, height, width, r0, c0, r1, c1, bits "
+                "FROM masks WHERE run_id = ?", (int(dst_run), int(src_run)))
+            return cur.rowcount
+
+
+_STORES: dict[Path, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def get_store(root: str | os.PathLike | None = None) -> Store:
+    """The process-wide Store for a data folder (one connection per folder per process).
+
+    On first use in a process, runs orphaned by a previous process are marked interrupted.
+    """
+    path = data_root(root)
+    with _STORES_LOCK:
+        store = _STORES.get(path)
+        if store is None:
+            store = Store(path)
+            store.recover_interrupted()
+            _STORES[path] = store
+        return store

@@ -1,0 +1,1 @@
+"""Streamlit helpers the pages share (the only part of sam2web that imports streamlit)."""

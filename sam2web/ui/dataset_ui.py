@@ -1,0 +1,160 @@
+"""Widgets of the Dataset page: open a dataset, describe it, per-channel display, the frame view.
+
+Why here and not in the page: the page stays a readable outline; the widget details (and the
+rule "a failed upload never replaces a good dataset") live in one place.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import streamlit as st
+
+from sam2web.errors import UserError
+from sam2web.store import Workspace
+from sam2web.types import Location
+from sam2web.ui import state
+
+UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg"]
+
+
+def upload_limit_mb() -> int:
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def _has_work(ws: Workspace) -> bool:
+    return bool(ws.prompts) or bool(state.store().list_runs(ws.id))
+
+
+def _target_workspace(ws: Workspace) -> Workspace:
+    """Where a new dataset goes: this workspace if it holds no work yet, else a fresh one (nothing lost)."""
+    if ws.dataset and _has_work(ws):
+        new = state.new_workspace(f"{ws.name} (new dataset)")
+        st.toast("Opened in a new workspace so the prompts and runs of the previous one stay intact.")
+        return new
+    return ws
+
+
+def open_sample(ws: Workspace) -> None:
+    target = _target_workspace(ws)
+    s = state.store()
+    s.update_workspace(target.id, dataset={"kind": "sample", "pages_as": "time"}, display={}, prompts=[],
+                       view={})
+    if target.name.startswith("Workspace "):
+        s.rename_workspace(target.id, "Sample time-lapse")
+
+
+def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
+    """Copy uploads into the workspace (sanitised names) and open them; on failure keep the old dataset."""
+    if not files:
+        raise UserError("Choose one or more files to upload first.")
+    for f in files:
+        if f.size == 0:
+            raise UserError(f"The file {f.name} is empty; choose the stack file itself.")
+    s = state.store()
+    s.discard_staging(ws.id)
+    paths = [s.save_upload(ws.id, f.name, f.getvalue(), staging=True) for f in files]
+    try:
+        from sam2web import stack as stack_mod
+
+        probe = stack_mod.open_stack([str(p) for p in paths] if len(paths) > 1 else str(paths[0]),
+                                     pages_as=pages_as)
+        probe.close()
+    except UserError:
+        s.discard_staging(ws.id)
+        raise
+    target = _target_workspace(ws)
+    if target.id != ws.id:
+        os.replace(s.staging_dir(ws.id), s.staging_dir(target.id))
+    s.commit_staging(target.id)
+    names = [p.name for p in paths]
+    s.update_workspace(target.id, dataset={"kind": "files", "files": names, "pages_as": pages_as},
+                       display={}, prompts=[], view={})
+    if target.name.startswith("Workspace "):
+        s.rename_workspace(target.id, names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1})")
+
+
+def open_controls(ws: Workspace) -> None:
+    """Upload / sample controls (collapsed once a dataset is open)."""
+    with st.expander("Open a dataset", expanded=not ws.dataset):
+        limit = upload_limit_mb()
+        st.caption(
+            f"TIFF / OME-TIFF / ImageJ hyperstacks, or several per-frame TIFF/PNG/JPEG files at once. "
+            f"Upload limit: {limit} MB per file (server.maxUploadSize in .streamlit/config.toml).")
+        files = st.file_uploader("Stack file(s)", type=UPLOAD_TYPES, accept_multiple_files=True, key="ds_upload")
+        pages_as = st.radio("Pages of a multi-page TIFF are", ["time", "z"], horizontal=True, key="ds_pages_as",
+                            format_func=lambda v: "Time points" if v == "time" else "Z slices",
+                            help="Used only when the file does not say which axis its pages are.")
+        c1, c2 = st.columns(2)
+        if c1.button("Open uploaded files", key="ds_open_upload", type="primary", icon=":material/upload:"):
+            with state.guard():
+                open_uploads(ws, list(files or []), pages_as)
+                st.rerun()
+        if c2.button("Open the built-in sample", key="ds_open_sample", icon=":material/science:"):
+            with state.guard():
+                open_sample(ws)
+                st.rerun()
+
+
+def describe(stack: Any) -> None:
+    sizes = stack.sizes
+    cols = st.columns(7)
+    for col, (label, key) in zip(cols, (("Positions (XY)", "XY"), ("Time points", "T"), ("Z slices", "Z"),
+                                        ("Channels", "C"), ("Height", "Y"), ("Width", "X"))):
+        col.metric(label, sizes[key])
+    cols[6].metric("Data type", str(stack.dtype))
+    extra = [f"**Name:** {stack.name}", f"**Channels:** {', '.join(stack.channel_names)}"]
+    if stack.pixel_size:
+        x, y, unit = stack.pixel_size
+        extra.append(f"**Pixel size:** {x:g} × {y:g} {unit}")
+    st.caption(" · ".join(extra))
+
+
+def display_controls(ws: Workspace, stack: Any) -> Any:
+    """Per-channel visibility, colour and contrast; saved to the workspace when changed."""
+    from sam2web import display
+
+    settings = state.display_settings(ws, stack)
+    names = stack.channel_names
+    with st.expander("Channels and contrast", expanded=False):
+        new_channels = []
+        for ch in settings.channels:
+            name = names[ch.index] if ch.index < len(names) else f"Channel {ch.index + 1}"
+            c1, c2, c3, c4, c5 = st.columns([2, 1, 2, 2, 2])
+            visible = c1.checkbox(name, value=ch.visible, key=f"loc_ch_vis_{ch.index}")
+            color = c2.color_picker("Colour", value=ch.color, key=f"loc_ch_col_{ch.index}")
+            mode = c3.selectbox("Contrast", ["percentile", "absolute"], key=f"loc_ch_mode_{ch.index}",
+                                index=0 if ch.mode == "percentile" else 1,
+                                format_func=lambda m: "Percentile" if m == "percentile" else "Min / max")
+            if mode != ch.mode:  # switching modes resets the limits to that mode's defaults
+                low, high = (1.0, 99.8) if mode == "percentile" else _raw_range(stack)
+            else:
+                low, high = ch.low, ch.high
+            low = c4.number_input("Low", value=float(low), key=f"loc_ch_low_{ch.index}_{mode}")
+            high = c5.number_input("High", value=float(high), key=f"loc_ch_high_{ch.index}_{mode}")
+            new_channels.append(display.ChannelDisplay(index=ch.index, color=color, visible=visible, mode=mode,
+                                                       low=float(low), high=float(high)))
+        if not any(c.visible for c in new_channels):
+            st.warning("All channels are hidden; the frame is black. Tick a channel to see it.")
+    new = display.DisplaySettings(channels=new_channels)
+    if new.to_dict() != (ws.display or {}):
+        state.store().update_workspace(ws.id, display=new.to_dict())
+        ws.display = new.to_dict()
+    return new
+
+
+def _raw_range(stack: Any) -> tuple[float, float]:
+    import numpy as np
+
+    kind = np.dtype(stack.dtype)
+    if kind.kind in "ui":
+        info = np.iinfo(kind)
+        return float(info.min), float(info.max)
+    return 0.0, 1.0
+
+
+def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
+    rgb = state.render(ws, stack, loc, settings)
+    sizes = stack.sizes
+    st.image(rgb, caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · "
+                          f"Z {loc.z + 1}/{sizes['Z']}", width="content" if rgb.shape[1] <= 900 else "stretch")

@@ -1,0 +1,257 @@
+"""Widgets of the Results page: playback with overlays, per-object table, area plot, corrections,
+downloads and the QA section.
+
+Why: masks are stored per frame, so polygons are recomputed here on every padding/smoothing
+change (milliseconds, no model); the page only lays these out.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from sam2web.errors import UserError
+from sam2web.overlay import color_for, draw_geometries
+from sam2web.store import Run, Workspace
+from sam2web.types import Location, Prompt
+from sam2web.ui import canvas, state, track_ui
+
+
+def pick_run(ws: Workspace) -> Run | None:
+    runs = state.store().list_runs(ws.id)
+    if not runs:
+        st.info("No runs yet: draw boxes on the Annotate page, then start tracking on the Track page.")
+        return None
+    labels = {r.id: f"Run {r.id} · {r.status} · {r.settings.get('model', '')} · "
+                    f"{r.settings.get('across', '')}/{r.settings.get('direction', '')}" for r in runs}
+    ids = list(labels)
+    run_id = st.selectbox("Run", ids, format_func=labels.get, key="res_run")
+    return next(r for r in runs if r.id == run_id)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _result_cached(db: str, run_id: int, n_masks: int, updated: float) -> Any:
+    return state.store().load_result(run_id)
+
+
+def load_result(run: Run) -> Any:
+    s = state.store()
+    return _result_cached(str(s.db_path), run.id, s.count_masks(run.id), run.updated)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _annotations_cached(db: str, run_id: int, n_masks: int, updated: float, padding: float, smoothing: float,
+                        keep: str, connect: bool, _result: Any) -> tuple[list, list]:
+    from sam2web import geometry, links
+
+    anns = geometry.annotations_from_result(_result, padding=padding, smoothing=smoothing, keep=keep)
+    return anns, links.connect(anns, enabled=connect)
+
+
+def geometry_controls(run: Run) -> dict:
+    c1, c2, c3, c4 = st.columns(4)
+    padding = c1.number_input("Padding (px)", -20.0, 20.0, float(run.settings.get("padding", 0.0)), 0.5,
+                              key=f"res_padding_{run.id}")
+    smoothing = c2.number_input("Smoothing (px)", 0.0, 3.0, float(run.settings.get("smoothing", 0.3)), 0.1,
+                                key=f"res_smoothing_{run.id}")
+    keep_all = c3.checkbox("Keep all fragments", value=False, key=f"res_keep_{run.id}",
+                           help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).")
+    connect = c4.checkbox("Connect sequentially", value=bool(run.settings.get("connect", True)),
+                          key=f"res_connect_{run.id}")
+    return {"padding": float(padding), "smoothing": float(smoothing), "keep": "all" if keep_all else "largest",
+            "connect": bool(connect)}
+
+
+def annotations(run: Run, result: Any, opts: dict) -> tuple[list, list]:
+    s = state.store()
+    return _annotations_cached(str(s.db_path), run.id, s.count_masks(run.id), run.updated, opts["padding"],
+                               opts["smoothing"], opts["keep"], opts["connect"], result)
+
+
+def frames_of(run: Run, result: Any) -> list[Location]:
+    """The frames along the tracking axis, in (Time, Z, XY) order: the run's frames plus any masked one."""
+    resolved = run.settings.get("resolved") or {}
+    locs = {loc for (_, loc) in result.masks}
+    if resolved:
+        across = run.settings.get("across", "time")
+        xs, ts, zs = resolved.get("xy", [0]), resolved.get("time", [0]), resolved.get("z", [0])
+        locs |= {Location(x, t, z) for x in xs for t in ts for z in zs}
+        del across
+    return sorted(locs, key=lambda l: (l.xy, l.time, l.z))
+
+
+def object_table(run: Run, anns: list, result: Any) -> pd.DataFrame:
+    across = run.settings.get("across", "time")
+    axis = (lambda l: l.time) if across == "time" else (lambda l: l.z)
+    rows = []
+    for obj_id in sorted({a.obj_id for a in anns} | {int(k) for k in run.objects}):
+        mine = [a for a in anns if a.obj_id == obj_id]
+        info = run.objects.get(str(obj_id), {})
+        steps = [axis(a.loc) + 1 for a in mine]
+        rows.append({"object": obj_id, "name": info.get("name", f"Object {obj_id + 1}"),
+                     "tags": ", ".join(info.get("tags", [])), "frames tracked": len(mine),
+                     f"first {across}": min(steps) if steps else None, f"last {across}": max(steps) if steps else None,
+                     "mean area (px²)": round(sum(a.area for a in mine) / len(mine), 1) if mine else 0.0})
+    return pd.DataFrame(rows)
+
+
+def area_chart(run: Run, anns: list, visible: set[int]) -> None:
+    across = run.settings.get("across", "time")
+    axis = (lambda l: l.time) if across == "time" else (lambda l: l.z)
+    data = [{"frame": axis(a.loc) + 1, "object": f"#{a.obj_id}", "area": a.area} for a in anns if a.obj_id in visible]
+    if not data:
+        return
+    df = pd.DataFrame(data).groupby(["frame", "object"])["area"].sum().unstack("object").sort_index()
+    st.markdown(f"**Area (px²) over {'Time' if across == 'time' else 'Z'}**")
+    st.line_chart(df, x_label="Time" if across == "time" else "Z", y_label="area (px²)",
+                  color=[color_for(int(c[1:])) for c in df.columns])
+
+
+def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Location], visible: set[int]) -> Location:
+    """Play/pause and a frame slider; the polygons of visible objects drawn over the frame."""
+    if not frames:
+        st.caption("This run has no frames yet.")
+        return state.current_location(ws, stack)
+    key = f"res_frame_{run.id}"
+    playing = st.session_state.get("res_playing", False)
+    if playing and key in st.session_state:
+        st.session_state[key] = (st.session_state[key] % len(frames)) + 1
+    c1, c2 = st.columns([1, 6])
+    if c1.button("Pause" if playing else "Play", key="res_play", icon=":material/pause:" if playing else
+                 ":material/play_arrow:"):
+        st.session_state["res_playing"] = not playing
+        st.rerun()
+    if len(frames) > 1:
+        idx = c2.slider("Frame", 1, len(frames), 1, key=key) - 1
+    else:
+        idx = 0
+    loc = frames[idx]
+    settings = state.display_settings(ws, stack)
+    rgb = state.render(ws, stack, loc, settings)
+    here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
+    img = draw_geometries(rgb, here)
+    st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)",
+             width="content" if img.shape[1] <= 900 else "stretch")
+    return loc
+
+
+def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
+    """Draw a box for one object at the shown frame and re-track it from there."""
+    with st.expander("Correct a track at this frame"):
+        objs = sorted(int(k) for k in run.objects)
+        if not objs:
+            st.caption("This run has no objects.")
+            return
+        obj = st.selectbox("Object to correct", objs, key="res_corr_obj",
+                           format_func=lambda i: f"#{i} {run.objects[str(i)].get('name', '')}")
+        width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
+        fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
+        rgb = state.render(ws, stack, loc, state.display_settings(ws, stack))
+        st.caption("Draw the box where the object really is, then press the button.")
+        ver = st.session_state.get("res_corr_ver", 0)
+        shapes = canvas.draw_on_frame(rgb, fit, "box", {"objects": []}, key=f"res_corr_canvas_{run.id}_{ver}",
+                                      stroke_color=color_for(obj))
+        boxes = [sh for sh in shapes if sh["kind"] == "box"]
+        if boxes:
+            st.session_state["res_corr_box"] = list(boxes[-1]["box"])
+        box = st.session_state.get("res_corr_box")
+        if box:
+            st.caption(f"Correction box: ({box[0]:.0f}, {box[1]:.0f}) – ({box[2]:.0f}, {box[3]:.0f}) px")
+        if st.button("Re-track this object from here", key="res_corr_go", disabled=not box):
+            with state.guard():
+                run_id = submit_correction(ws, stack, run, obj, loc, box)
+                st.session_state.pop("res_corr_box", None)
+                st.session_state["res_corr_ver"] = ver + 1
+                st.success(f"Correction queued as run {run_id}; it re-tracks object #{obj} and keeps the rest.")
+
+
+def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Location, box: list) -> int:
+    """A new run: the old run's masks, with ``obj_id`` re-tracked from a new box at ``loc``."""
+    from sam2web import model, prompts as prompts_mod
+
+    bx = prompts_mod.make_box(*box, int(stack.sizes["X"]), int(stack.sizes["Y"]))
+    info = run.objects.get(str(obj_id), {})
+    prompt = Prompt(obj_id=obj_id, loc=loc, box=bx, tags=list(info.get("tags", [])), name=info.get("name", ""))
+    # The correction also becomes part of the workspace's prompts (so a later full re-run keeps it).
+    prompts = [p for p in state.load_prompts(ws) if not (p.obj_id == obj_id and tuple(p.loc) == tuple(loc))]
+    state.save_prompts(ws, prompts + [prompt])
+    values = {k: run.settings.get(k, v) for k, v in track_ui.FORM_DEFAULTS.items()}
+    for axis, indices in (run.settings.get("resolved") or {}).items():
+        values[axis] = ", ".join(str(i + 1) for i in indices)
+    track_ui.check_checkpoint(values)
+    sequences, _, _ = track_ui.resolve(ws, stack, values, [prompt])
+    s = state.store()
+    previous = s.load_result(run.id)
+    settings = {**run.settings, "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx),
+                                               "from_run": run.id},
+                "prompts": list(run.settings.get("prompts", [])) + [prompts_mod.prompt_to_dict(prompt)]}
+    new_id = s.create_run(ws.id, settings, objects=run.objects, random_weights=run.random_weights,
+                          total_frames=sum(len(q.frames) for q in sequences), info={"corrected_from": run.id})
+    s.copy_masks(run.id, new_id)
+    job = track_ui.make_job(ws, values, sequences, [prompt], state.display_settings(ws, stack), set())
+    job.previous = previous
+    device = "cpu" if track_ui.use_standin() else model.pick_device(values["device"])
+    from sam2web.jobs import get_runner
+
+    get_runner().submit(s, new_id, device, job)
+    st.session_state["res_run"] = new_id
+    return new_id
+
+
+def downloads(run: Run, anns: list, links_: list) -> None:
+    from sam2web import export
+
+    files = export.export_bytes(anns, links_, random_weights=run.random_weights)
+    st.markdown("**Downloads**")
+    cols = st.columns(len(files) + 1)
+    mimes = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
+    for col, (name, data) in zip(cols, files.items()):
+        mime = next((m for ext, m in mimes.items() if name.endswith(ext)), "application/octet-stream")
+        col.download_button(name, data, file_name=name, mime=mime, key=f"res_dl_{name}", icon=":material/download:")
+    cols[-1].download_button("All (zip)", export.zip_bytes(files), file_name=f"sam2web_run{run.id}.zip",
+                             mime="application/zip", key="res_dl_zip", icon=":material/folder_zip:")
+
+
+def qa_section(ws: Workspace, stack: Any, run: Run, anns: list) -> None:
+    """Score the run against ground-truth labels the user uploads (sam2web.evaluate)."""
+    with st.expander("QA: score against ground truth"):
+        st.caption("Upload per-frame label images (Cell Tracking Challenge TRA/SEG `man_track*.tif`), or one label "
+                   "stack, in the order of the time points (or Z slices) of this dataset.")
+        files = st.file_uploader("Ground-truth labels", type=["tif", "tiff", "png"], accept_multiple_files=True,
+                                 key="res_gt")
+        if st.button("Score", key="res_score"):
+            with state.guard():
+                if not files:
+                    raise UserError("Upload ground-truth label images first.")
+                scores = score(ws, run, anns, files)
+                st.session_state[f"res_scores_{run.id}"] = scores
+        scores = st.session_state.get(f"res_scores_{run.id}")
+        if scores:
+            show_scores(scores)
+
+
+def score(ws: Workspace, run: Run, anns: list, files: list) -> dict:
+    from sam2web import evaluate
+
+    s = state.store()
+    s.discard_staging(ws.id)
+    paths = [s.save_upload(ws.id, f.name, f.getvalue(), staging=True) for f in files]
+    try:
+        return evaluate.score_annotations(anns, paths, across=run.settings.get("across", "time"))
+    finally:
+        s.discard_staging(ws.id)
+
+
+def show_scores(scores: dict) -> None:
+    overall = scores.get("overall", {})
+    if overall:
+        cols = st.columns(len(overall))
+        for col, (k, v) in zip(cols, overall.items()):
+            col.metric(k, f"{v:.3f}" if isinstance(v, float) else v)
+    per = scores.get("objects") or scores.get("per_object")
+    if per:
+        st.dataframe(pd.DataFrame(per), hide_index=True)
+    with st.expander("JSON"):
+        st.code(json.dumps(scores, indent=1, default=str), language="json")

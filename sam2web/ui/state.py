@@ -1,0 +1,219 @@
+"""Session state the pages share: the store, the current workspace, the open stack, cached frames.
+
+Why: every page needs "which workspace, which dataset, which frame"; keeping that here makes the
+pages thin and makes a refresh, a closed tab or a restart land the user where they were (the
+workspace id lives in the URL, ``?ws=...``, and as "last opened" in the store).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import streamlit as st
+
+from sam2web.errors import UserError
+from sam2web.store import Store, Workspace, get_store
+from sam2web.types import Location
+
+WS_KEY = "ws_id"
+
+
+def store() -> Store:
+    """The process-wide store for this data folder (SAM2WEB_DATA, read on each call so tests can set it)."""
+    return get_store(os.environ.get("SAM2WEB_DATA") or None)
+
+
+def _remember(ws_id: str) -> None:
+    st.session_state[WS_KEY] = ws_id
+    if st.query_params.get("ws") != ws_id:
+        st.query_params["ws"] = ws_id
+    s = store()
+    if s.last_opened() != ws_id:
+        s.set_last_opened(ws_id)
+
+
+def current_workspace() -> Workspace:
+    """The workspace of this session, else the URL's ``ws`` (a refresh), else the last opened, else new.
+
+    The session's choice wins over the URL so that switching workspaces takes effect at once even
+    before the browser's URL has caught up.
+    """
+    s = store()
+    for candidate in (st.session_state.get(WS_KEY), st.query_params.get("ws"), s.last_opened()):
+        ws = s.get_workspace(candidate) if candidate else None
+        if ws is not None:
+            _remember(ws.id)
+            return ws
+    ws = s.create_workspace()
+    _remember(ws.id)
+    return ws
+
+
+def open_workspace(ws_id: str) -> None:
+    _remember(ws_id)
+    for key in [k for k in st.session_state.keys() if str(k).startswith(("loc_", "ann_", "res_"))]:
+        del st.session_state[key]
+
+
+def new_workspace(name: str = "") -> Workspace:
+    ws = store().create_workspace(name)
+    open_workspace(ws.id)
+    return ws
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Show a UserError as one sentence in the page (never a traceback); the page goes on."""
+    try:
+        yield
+    except UserError as err:
+        st.error(str(err), icon=":material/error:")
+
+
+# -- the dataset -------------------------------------------------------------------------------
+def sample_folder() -> Path:
+    return store().root / "sample"
+
+
+def dataset_key(ws: Workspace) -> str:
+    """A short fingerprint of the dataset reference (cache key; changes when files change)."""
+    s = store()
+    ds = ws.dataset or {}
+    parts: list[Any] = [ds.get("kind"), ds.get("pages_as")]
+    if ds.get("kind") == "files":
+        for p in s.dataset_paths(ws):
+            st_ = p.stat() if p.exists() else None
+            parts.append((str(p), st_.st_size if st_ else -1, st_.st_mtime_ns if st_ else -1))
+    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def sample_paths() -> list[Path]:
+    """The built-in sample, written once under the data folder."""
+    from sam2web import sample
+
+    folder = sample_folder()
+    return [Path(p) for p in _as_list(sample.sample_path(folder))]
+
+
+def _as_list(value: Any) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _open_cached(key: str, paths: tuple[str, ...], pages_as: str) -> Any:
+    from sam2web import stack as stack_mod
+
+    arg: Any = list(paths) if len(paths) > 1 else paths[0]
+    return stack_mod.open_stack(arg, pages_as=pages_as)
+
+
+def open_dataset(ws: Workspace) -> Any | None:
+    """The workspace's Stack (cached per dataset), or None when no dataset was chosen yet."""
+    ds = ws.dataset or {}
+    kind = ds.get("kind")
+    if kind == "sample":
+        paths = sample_paths()
+    elif kind == "files":
+        paths = store().dataset_paths(ws)
+        missing = [p.name for p in paths if not p.exists()]
+        if missing:
+            raise UserError(f"The file {missing[0]} of this workspace is gone from the data folder; upload it again.")
+    else:
+        return None
+    if not paths:
+        return None
+    return _open_cached(dataset_key(ws), tuple(str(p) for p in paths), ds.get("pages_as", "time"))
+
+
+def display_settings(ws: Workspace, stack: Any) -> Any:
+    """The workspace's DisplaySettings, or the default for this stack when none was saved or it no longer fits."""
+    from sam2web import display
+
+    saved = ws.display or {}
+    if saved.get("channels"):
+        try:
+            settings = display.DisplaySettings.from_dict(saved)
+            if all(0 <= c.index < stack.sizes["C"] for c in settings.channels):
+                return settings
+        except (KeyError, TypeError, ValueError):
+            pass
+    return display.DisplaySettings.default(stack)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _render_cached(key: str, loc: tuple[int, int, int], display_json: str, _stack: Any) -> np.ndarray:
+    from sam2web import display
+
+    settings = display.DisplaySettings.from_dict(json.loads(display_json))
+    return display.render(_stack, Location(*loc), settings)
+
+
+def render(ws: Workspace, stack: Any, loc: Location, settings: Any) -> np.ndarray:
+    """The frame as uint8 RGB, cached per (dataset, location, display settings): switching frames is instant."""
+    return _render_cached(dataset_key(ws), tuple(int(v) for v in loc),
+                          json.dumps(settings.to_dict(), sort_keys=True), stack)
+
+
+# -- location ----------------------------------------------------------------------------------
+def current_location(ws: Workspace, stack: Any) -> Location:
+    view = ws.view or {}
+    sizes = stack.sizes
+
+    def clamp(v: Any, n: int) -> int:
+        try:
+            return min(max(int(v), 0), max(n - 1, 0))
+        except (TypeError, ValueError):
+            return 0
+
+    return Location(clamp(view.get("xy", 0), sizes["XY"]), clamp(view.get("time", 0), sizes["T"]),
+                    clamp(view.get("z", 0), sizes["Z"]))
+
+
+def save_location(ws: Workspace, loc: Location) -> None:
+    view = dict(ws.view or {})
+    if (view.get("xy"), view.get("time"), view.get("z")) != tuple(loc):
+        view.update(xy=int(loc.xy), time=int(loc.time), z=int(loc.z))
+        store().update_workspace(ws.id, view=view)
+        ws.view = view
+
+
+def location_sliders(ws: Workspace, stack: Any, prefix: str) -> Location:
+    """XY / Time / Z sliders (only for axes longer than 1), 1-based on screen; saved to the workspace."""
+    loc = current_location(ws, stack)
+    sizes = stack.sizes
+    values = {"xy": loc.xy, "time": loc.time, "z": loc.z}
+    cols = st.columns(3)
+    for col, (axis, size_key, label) in zip(cols, (("xy", "XY", "XY"), ("time", "T", "Time"), ("z", "Z", "Z"))):
+        n = int(sizes[size_key])
+        if n > 1:
+            with col:
+                values[axis] = int(st.slider(label, 1, n, values[axis] + 1, key=f"{prefix}_{axis}")) - 1
+    new = Location(values["xy"], values["time"], values["z"])
+    save_location(ws, new)
+    return new
+
+
+# -- prompts -----------------------------------------------------------------------------------
+def load_prompts(ws: Workspace) -> list:
+    from sam2web import prompts as prompts_mod
+
+    return [prompts_mod.prompt_from_dict(d) for d in (ws.prompts or [])]
+
+
+def save_prompts(ws: Workspace, prompts: list) -> None:
+    from sam2web import prompts as prompts_mod
+
+    data = [prompts_mod.prompt_to_dict(p) for p in prompts]
+    store().update_workspace(ws.id, prompts=data)
+    ws.prompts = data
+
+
+def is_random_weights() -> bool:
+    return os.environ.get("SAM2WEB_RANDOM_WEIGHTS") == "1"

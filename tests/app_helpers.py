@@ -1,0 +1,48 @@
+"""Helpers for the AppTest suites: a fresh app per test on its own data folder, run waits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from sam2web import jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+def new_app(ws_id: str | None = None, timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if ws_id:
+        at.query_params["ws"] = ws_id
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    """No traceback on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def wait_runs(store, ws_id: str, timeout: float = 120) -> None:
+    """Block until every run of the workspace has left the job runner."""
+    runner = jobs.get_runner()
+    for run in store.list_runs(ws_id):
+        assert runner.wait(run.id, timeout), f"run {run.id} did not finish in {timeout}s"
+
+
+def submit_track(at: AppTest, **values) -> AppTest:
+    """Fill the Track form (only the fields given) and submit it."""
+    for key, value in values.items():
+        for kind in ("text_input", "radio", "selectbox", "number_input", "checkbox", "multiselect"):
+            found = [w for w in at.get(kind) if getattr(w, "key", None) == f"trk_{key}"]
+            if found:
+                found[0].set_value(value)
+                break
+        else:
+            raise KeyError(key)
+    at.get("form_submit_button")[0].click()
+    return at.run()
