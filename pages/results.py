@@ -36,7 +36,7 @@ def body() -> None:
             results_ui.area_chart(run, anns, visible)
         results_ui.downloads(run, anns, links)
         results_ui.correction(ws, stack, run, loc)
-        results_ui.qa_section(ws, stack, run, anns)
+        results_ui.qa_section(ws, stack, run, anns, loc.xy)
     still_live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)
     if still_live != live:
         st.rerun()  # start or stop the timer

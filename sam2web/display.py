@@ -20,6 +20,8 @@ temporary is ever made. Non-finite values (NaN, inf) never crash: NaN shows as b
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -193,20 +195,32 @@ def render_channel_gray(stack, loc: Location, channel: int,
     return to_uint8(frame, lo, hi)
 
 
+# Channels are converted in parallel: decompression (zlib, zstd, ...) and OpenCV release the GIL,
+# so a compressed multi-channel frame reads in roughly the time of its slowest channel.
+_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
+                           thread_name_prefix="sam2web-render")
+
+
 def render(stack, loc: Location, settings: DisplaySettings | None = None) -> np.ndarray:
     """The composite (Y, X, 3) uint8 of the visible channels: each coloured, maximum per pixel."""
     settings = settings or DisplaySettings.default(stack)
     h, w = stack.sizes["Y"], stack.sizes["X"]
-    planes = [np.zeros((h, w), np.uint8) for _ in range(3)]
+    shown = []
     for cd in settings.visible():
         cd.validate()
         if not 0 <= cd.index < stack.sizes["C"]:
             raise UserError(f"Channel {cd.index + 1} does not exist in {stack.name}: choose a "
                             f"channel from 1 to {stack.sizes['C']}.")
         rgb = parse_color(cd.color)
-        if not any(rgb):
-            continue
-        gray = render_channel_gray(stack, loc, cd.index, cd)
+        if any(rgb):
+            shown.append((cd, rgb))
+    if len(shown) > 1:
+        grays = list(_POOL.map(lambda item: render_channel_gray(stack, loc, item[0].index,
+                                                                item[0]), shown))
+    else:
+        grays = [render_channel_gray(stack, loc, cd.index, cd) for cd, _ in shown]
+    planes = [np.zeros((h, w), np.uint8) for _ in range(3)]
+    for (cd, rgb), gray in zip(shown, grays):
         for k, comp in enumerate(rgb):
             if comp == 0:
                 continue

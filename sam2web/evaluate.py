@@ -21,8 +21,9 @@ Definitions (all per predicted object; a "frame" is an index along the tracking 
 - Followed object: at each frame where the object has a polygon, the true object it overlaps with
   IoU >= 0.5, if any. id_switches: how many times the followed object changes from one followed
   frame to the next (starting from the assigned one), not counting a change to a daughter of the
-  previous one (a division in the lineage file is the same track, not a switch). wrong_id_frames:
-  frames whose followed object is neither the assigned one nor one of its descendants.
+  previous one (a division in the lineage file is the same track, not a switch), counted walking
+  from the prompt frame forward and from it backward. wrong_id_frames: frames whose followed object
+  is neither the assigned one nor one of its ancestors or descendants.
 - Overall: the same over all object-frames pooled (mean_iou, tracked_fraction), sums of
   lost_frames and id_switches, and the mean of the per-object mean IoUs.
 """
@@ -137,19 +138,22 @@ def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int]
                 if truth.has(f, assigned):
                     ious[f] = truth.ious(f, *crops[(obj, f)]).get(assigned, 0.0) if (obj, f) in crops else 0.0
         switches = wrong = 0
-        followed_prev = assigned
-        for f in frames:
-            if f not in gt_frames:
-                continue
-            overl = truth.ious(f, *crops[(obj, f)])
-            best = max(overl, key=overl.get) if overl else None
-            if best is None or overl[best] < IOU_OK:
-                continue
-            if best not in ok_ids:
-                wrong += 1
-            if followed_prev is not None and best != followed_prev and best not in desc.get(followed_prev, set()):
-                switches += 1
-            followed_prev = best
+        # Walk away from the prompt frame both ways, so a backward track is judged like a forward one.
+        for walk in ([f for f in frames if f >= pf], [f for f in reversed(frames) if f < pf]):
+            followed_prev = assigned
+            for f in walk:
+                if f not in gt_frames:
+                    continue
+                overl = truth.ious(f, *crops[(obj, f)])
+                best = max(overl, key=overl.get) if overl else None
+                if best is None or overl[best] < IOU_OK:
+                    continue
+                if best not in ok_ids and not (assigned in desc.get(best, set())):
+                    wrong += 1
+                if followed_prev is not None and best != followed_prev \
+                        and best not in desc.get(followed_prev, set()) and followed_prev not in desc.get(best, set()):
+                    switches += 1
+                followed_prev = best
         n = len(ious)
         good = sum(1 for v in ious.values() if v >= IOU_OK)
         results.append(ObjectScore(

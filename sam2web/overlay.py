@@ -66,24 +66,31 @@ def _thickness(shape: Sequence[int]) -> int:
 
 
 def draw_geometries(image: np.ndarray, items: Iterable[tuple[object, str]], fill_alpha: float = 0.25,
-                    thickness: int | None = None) -> np.ndarray:
+                    thickness: int | None = None, scale: float = 1.0) -> np.ndarray:
     """Draw each (geometry, colour) as a filled translucent shape with a solid outline.
 
     Coordinates are pixel corners (a mask pixel (r, c) spans x in [c, c+1]); OpenCV draws at
     pixel centres, so we shift by -0.5 and use sub-pixel precision for an exact outline.
+    ``scale`` resizes the frame first (nearest pixel when enlarging) and draws the outlines at
+    that size, so small frames shown large keep crisp outlines.
     """
     out = _as_rgb(image)
+    if scale != 1.0:
+        h, w = out.shape[:2]
+        size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+        out = cv2.resize(out, size, interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA)
     items = list(items)
     if not items:
         return out
     thick = thickness or _thickness(out.shape)
     shift = 4
-    scale = 1 << shift
+    fixed = 1 << shift
     fill = out.copy()
     outlines = []
     for geometry, color in items:
         rgb = hex_to_rgb(color)
-        pts = [np.round((ring - 0.5) * scale).astype(np.int32).reshape(-1, 1, 2) for ring in _rings(geometry)]
+        pts = [np.round((ring * scale - 0.5) * fixed).astype(np.int32).reshape(-1, 1, 2)
+               for ring in _rings(geometry)]
         if not pts:
             continue
         cv2.fillPoly(fill, pts, rgb, lineType=cv2.LINE_AA, shift=shift)

@@ -7,6 +7,9 @@ OWNER: stack helper. Contract:
     sample_lineage(n_frames=24, height=240, width=320, seed=0) -> list[(label, begin, end, parent)]
     write_sample(path, ...) -> Path        ImageJ hyperstack TIFF (axes TCYX, 0.65 µm pixels)
     sample_path(data_dir) -> Path          writes it once (atomically) and returns it
+    write_sample_ground_truth(folder, ...) -> Path   CTC "TRA" layout: man_track000.tif ... +
+                                           man_track.txt (label begin end parent), for QA demos
+    sample_ground_truth_path(data_dir) -> Path        that folder, written once
 
 Why synthetic: a first-time user (or a browser demo, or a test) needs something to track without
 finding a file. The images are non-square on purpose (the original worker swapped width and
@@ -189,3 +192,33 @@ def sample_path(data_dir: str | os.PathLike) -> Path:
     if not path.exists():
         write_sample(path)
     return path
+
+
+def write_sample_ground_truth(folder: str | os.PathLike, n_frames: int = 24, height: int = 240,
+                              width: int = 320, seed: int = 0) -> Path:
+    """The sample's true tracks in the Cell Tracking Challenge TRA layout (for `evaluate`)."""
+    import tifffile
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = sample_labels(n_frames, height, width, seed)
+    digits = max(3, len(str(n_frames - 1)))
+    for t, frame in enumerate(labels):
+        target = folder / f"man_track{t:0{digits}d}.tif"
+        tmp = target.with_name("." + target.name + ".tmp")
+        tifffile.imwrite(tmp, frame, photometric="minisblack")
+        os.replace(tmp, target)
+    rows = sample_lineage(n_frames, height, width, seed)
+    text = "".join(f"{label} {begin} {end} {parent}\n" for label, begin, end, parent in rows)
+    tmp = folder / ".man_track.txt.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, folder / "man_track.txt")
+    return folder
+
+
+def sample_ground_truth_path(data_dir: str | os.PathLike) -> Path:
+    """The folder of the sample's true labels under ``data_dir/sample/TRA``, written once."""
+    folder = Path(data_dir) / "sample" / "TRA"
+    if not (folder / "man_track.txt").exists():
+        write_sample_ground_truth(folder)
+    return folder

@@ -100,7 +100,7 @@ class Stack:
         letters = []
         for i, a in enumerate(axes):
             if a == "S":
-                letters.append("C" if i > min(ypos, xpos) else "P")
+                letters.append("C" if i > max(ypos, xpos) else "P")
             else:
                 letters.append(a)
         mapping = _map_axes(letters, array.shape, pages_as, what=f"The array ({name})")
@@ -113,7 +113,8 @@ class Stack:
             return array[xy, t, z, c]
 
         n_c = array.shape[3]
-        names = list(channel_names) if channel_names else _default_channel_names(n_c, rgb=False)
+        rgb = n_c == 3 and any(a == "S" and i > max(ypos, xpos) for i, a in enumerate(axes))
+        names = list(channel_names) if channel_names else _default_channel_names(n_c, rgb=rgb)
         return cls(sizes=dict(zip(AXES, (int(s) for s in array.shape))), dtype=array.dtype,
                    name=name, reader=read, channel_names=_fit_names(names, n_c),
                    pixel_size=pixel_size, source={"kind": "array"})
@@ -170,7 +171,8 @@ class Stack:
             parts.append(f"{s[key]} {label}")
         parts.append(str(self.dtype))
         if self.pixel_size:
-            parts.append(f"pixel {self.pixel_size[0]:g} x {self.pixel_size[1]:g} {self.pixel_size[2]}")
+            px, py, unit = self.pixel_size
+            parts.append(f"pixel {px:g} x {py:g} {unit}")
         return ", ".join(parts)
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from sam2web.errors import UserError
 
 AXES = ("XY", "T", "Z", "C", "Y", "X")
 MIN_SIDE = 8                      # smaller frames cannot be tracked meaningfully
-MAX_FRAME_PIXELS = 2**31 - 1      # per frame and channel; refused from the header, before allocating
+MAX_FRAME_PIXELS = 2**31 - 1      # per frame; refused from the header, before allocating
 MAX_FRAME_BYTES = 1 << 30         # one decoded page (all its samples) may not exceed 1 GiB
 IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 # One frame cache for the whole process, so memory stays bounded however many stacks are open

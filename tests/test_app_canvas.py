@@ -18,12 +18,12 @@ def test_fit_keeps_aspect_and_bounds(w, h):
 
 
 def test_large_image_box_maps_back_exactly():
-    # The bacteria frames: 1305 x 1009 shown at 760 wide.
+    # The bacteria frames: 1305 x 1009, shown scaled down.
     fit = fit_canvas(1305, 1009)
-    assert fit.canvas_w == 760
+    assert fit.canvas_w < 1305 and fit.canvas_h <= 560
     x0, y0, x1, y1 = canvas_box_to_image(76.0, 50.0, 152.0, 100.0, fit)
-    assert x0 == pytest.approx(76 * 1305 / 760) and y0 == pytest.approx(50 * 1009 / fit.canvas_h)
-    assert x1 == pytest.approx(228 * 1305 / 760) and y1 == pytest.approx(150 * 1009 / fit.canvas_h)
+    assert x0 == pytest.approx(76 * 1305 / fit.canvas_w) and y0 == pytest.approx(50 * 1009 / fit.canvas_h)
+    assert x1 == pytest.approx(228 * 1305 / fit.canvas_w) and y1 == pytest.approx(150 * 1009 / fit.canvas_h)
 
 
 def test_negative_width_boxes_and_clipping():
@@ -89,3 +89,14 @@ def test_colours_are_stable_and_distinct():
     colours = [color_for(i) for i in range(40)]
     assert colours == [color_for(i) for i in range(40)]
     assert len(set(colours[:16])) == 16
+
+
+def test_overlay_scaled_keeps_outline_positions():
+    from shapely.geometry import box as sbox
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    out = draw_geometries(img, [(sbox(10, 5, 30, 25), "#ff0000")], fill_alpha=0.0, thickness=1, scale=2.0)
+    assert out.shape == (80, 120, 3)
+    assert out[30, 40].sum() == 0          # inside, no fill
+    assert out[10:12, 40, 0].max() > 100   # top edge at y = 5 * 2
+    assert out[30, 19:22, 0].max() > 100   # left edge at x = 10 * 2

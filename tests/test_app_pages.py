@@ -351,3 +351,45 @@ def test_sidebar_new_reopen_delete(data):
     at.text_input(key="sb_rename").set_value("Renamed")
     at.button(key="sb_rename_btn").click().run()
     assert data.get_workspace(first.id).name == "Renamed"
+
+
+def test_results_correction_and_qa(data):
+    import tifffile
+
+    from sam2web import sample
+
+    at = _sample(new_app())
+    ws = _track_sample(at, data, time="1-6")
+    wait_runs(data, ws.id)
+    (run,) = data.list_runs(ws.id)
+    at.switch_page("pages/results.py").run()
+    at.slider(key=f"res_frame_{run.id}").set_value(3).run()
+    # Correction: a new box for object 0 at Time 3, re-tracked from there; the rest is kept.
+    _draw(at, {"kind": "box", "box": [150, 100, 200, 150]})
+    assert_clean(at)
+    at.button(key="res_corr_go").click().run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    wait_runs(data, ws.id)
+    newest = data.list_runs(ws.id)[0]
+    assert newest.id != run.id and newest.status == "done", newest.error
+    assert newest.settings["correction"]["loc"] == [0, 2, 0]
+    res = data.load_result(newest.id)
+    bbox_t2 = res.masks[(0, (0, 2, 0))].bbox  # (r0, c0, r1, c1): the corrected box's place
+    assert bbox_t2[1] >= 145 and bbox_t2[0] >= 95
+    assert (0, (0, 0, 0)) in res.masks  # frames before the correction are kept
+    # QA against the sample's own true labels, and against uploaded label images.
+    at.run()
+    at.selectbox(key="res_run").set_value(run.id).run()
+    at.button(key="res_score_sample").click().run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    assert any(m.label == "mean_iou" for m in at.metric)
+    labels = sample.sample_labels(24, 240, 320)
+    buf = __import__("io").BytesIO()
+    tifffile.imwrite(buf, labels[:6])
+    at.file_uploader(key="res_gt").set_value([("gt_labels.tif", buf.getvalue(), "image/tiff")]).run()
+    at.button(key="res_score").click().run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    assert any(m.label == "mean_iou" for m in at.metric)

@@ -31,8 +31,8 @@ def test_default_colours():
     assert [c.color for c in two.channels] == ["#00ff00", "#ff00ff"]
     three = DisplaySettings.default(_stack(ramp((3, 20, 30))))
     assert [c.color for c in three.channels] == ["#00ff00", "#ff00ff", "#00ffff"]
-    rgb = Stack.from_array(ramp((20, 30, 3)).astype(np.uint8), "YXS",
-                           channel_names=["Red", "Green", "Blue"])
+    rgb = Stack.from_array(ramp((20, 30, 3)).astype(np.uint8), "YXS")
+    assert rgb.channel_names == ["Red", "Green", "Blue"]
     rgb_settings = DisplaySettings.default(rgb)
     assert [c.color for c in rgb_settings.channels] == ["#ff0000", "#00ff00", "#0000ff"]
     assert all(c.mode == "absolute" and (c.low, c.high) == (0, 255) for c in rgb_settings.channels)

@@ -85,6 +85,9 @@ def test_outline_is_pixel_exact_and_rasterises_back(m):
     assert g.is_valid
     assert g.area == pytest.approx(m.sum())
     assert np.array_equal(rasterize_full(g, m.shape), m)
+    # smoothing under EXACT_SMOOTHING is skipped: it must equal what simplify would have given
+    light = mask_to_geometry(m, smoothing=0.34, keep="all")
+    assert light.is_valid and light.equals(shapely.simplify(g, 0.34, preserve_topology=True))
 
 
 def test_padding_matches_the_buffer_rasterised():

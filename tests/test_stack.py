@@ -376,3 +376,13 @@ def test_shared_cache_keeps_stacks_apart():
     assert a.cache is b.cache  # one process-wide budget
     assert a.frame(L(0, 1, 0)).max() == 0
     assert b.frame(L(0, 1, 0)).min() == 1
+
+
+def test_sample_ground_truth_in_ctc_layout(tmp_path):
+    folder = sample.sample_ground_truth_path(tmp_path)
+    assert (folder / "man_track.txt").read_text().splitlines()[0] == "1 0 11 0"
+    files = sorted(folder.glob("man_track*.tif"))
+    assert len(files) == 24
+    s = open_stack(folder)  # the stack reader takes the CTC folder too (the .txt is ignored)
+    assert s.sizes["T"] == 24 and (s.height, s.width) == (240, 320)
+    np.testing.assert_array_equal(s.frame(L(0, 20, 0)), sample.sample_labels()[20])

@@ -157,4 +157,4 @@ def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
     rgb = state.render(ws, stack, loc, settings)
     sizes = stack.sizes
     st.image(rgb, caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · "
-                          f"Z {loc.z + 1}/{sizes['Z']}", width="content" if rgb.shape[1] <= 900 else "stretch")
+                          f"Z {loc.z + 1}/{sizes['Z']}", width=state.image_width(rgb))

@@ -27,6 +27,11 @@ def pick_run(ws: Workspace) -> Run | None:
     labels = {r.id: f"Run {r.id} · {r.status} · {r.settings.get('model', '')} · "
                     f"{r.settings.get('across', '')}/{r.settings.get('direction', '')}" for r in runs}
     ids = list(labels)
+    pending = st.session_state.pop("res_run_next", None)
+    if pending in ids:
+        st.session_state["res_run"] = pending
+    elif st.session_state.get("res_run") not in ids:
+        st.session_state.pop("res_run", None)
     run_id = st.selectbox("Run", ids, format_func=labels.get, key="res_run")
     return next(r for r in runs if r.id == run_id)
 
@@ -118,7 +123,7 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     playing = st.session_state.get("res_playing", False)
     if playing and key in st.session_state:
         st.session_state[key] = (st.session_state[key] % len(frames)) + 1
-    c1, c2 = st.columns([1, 6])
+    c1, c2 = st.columns([1.3, 5])
     if c1.button("Pause" if playing else "Play", key="res_play", icon=":material/pause:" if playing else
                  ":material/play_arrow:"):
         st.session_state["res_playing"] = not playing
@@ -131,9 +136,10 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     settings = state.display_settings(ws, stack)
     rgb = state.render(ws, stack, loc, settings)
     here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
-    img = draw_geometries(rgb, here)
+    width = min(state.image_width(rgb), 900)
+    img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
     st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)",
-             width="content" if img.shape[1] <= 900 else "stretch")
+             width="stretch")
     return loc
 
 
@@ -196,7 +202,7 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     from sam2web.jobs import get_runner
 
     get_runner().submit(s, new_id, device, job)
-    st.session_state["res_run"] = new_id
+    st.session_state["res_run_next"] = new_id  # selected on the next rerun (the widget exists already)
     return new_id
 
 
@@ -214,34 +220,73 @@ def downloads(run: Run, anns: list, links_: list) -> None:
                              mime="application/zip", key="res_dl_zip", icon=":material/folder_zip:")
 
 
-def qa_section(ws: Workspace, stack: Any, run: Run, anns: list) -> None:
+def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:
     """Score the run against ground-truth labels the user uploads (sam2web.evaluate)."""
     with st.expander("QA: score against ground truth"):
-        st.caption("Upload per-frame label images (Cell Tracking Challenge TRA/SEG `man_track*.tif`), or one label "
-                   "stack, in the order of the time points (or Z slices) of this dataset.")
-        files = st.file_uploader("Ground-truth labels", type=["tif", "tiff", "png"], accept_multiple_files=True,
-                                 key="res_gt")
-        if st.button("Score", key="res_score"):
+        st.caption("Upload per-frame label images (Cell Tracking Challenge TRA/SEG `man_track*.tif`, plus "
+                   "`man_track.txt` for divisions), or one label stack, in the order of the time points "
+                   "(or Z slices) of this dataset.")
+        files = st.file_uploader("Ground-truth labels", type=["tif", "tiff", "png", "txt"],
+                                 accept_multiple_files=True, key="res_gt")
+        c1, c2 = st.columns(2)
+        if c1.button("Score", key="res_score"):
             with state.guard():
                 if not files:
                     raise UserError("Upload ground-truth label images first.")
-                scores = score(ws, run, anns, files)
-                st.session_state[f"res_scores_{run.id}"] = scores
+                st.session_state[f"res_scores_{run.id}"] = score_uploads(ws, run, anns, files, xy)
+        if (ws.dataset or {}).get("kind") == "sample" and c2.button("Score against the sample's true labels",
+                                                                    key="res_score_sample"):
+            with state.guard():
+                st.session_state[f"res_scores_{run.id}"] = score_sample(run, anns, stack, xy)
         scores = st.session_state.get(f"res_scores_{run.id}")
         if scores:
             show_scores(scores)
 
 
-def score(ws: Workspace, run: Run, anns: list, files: list) -> dict:
+def _predictions(run: Run, anns: list, xy: int) -> tuple[dict, dict]:
+    """{(obj, frame): geometry} along the tracking axis at one XY, and each object's prompt frame."""
+    across = run.settings.get("across", "time")
+    axis = "Time" if across == "time" else "Z"
+    preds = {(a.obj_id, a.loc.time if across == "time" else a.loc.z): a.geometry for a in anns if a.loc.xy == xy}
+    prompt_frames: dict[int, int] = {}
+    for p in run.settings.get("prompts", []):
+        loc = p.get("loc", {})
+        if int(loc.get("XY", 0)) == xy:
+            f = int(loc.get(axis, 0))
+            prompt_frames[int(p["obj_id"])] = min(f, prompt_frames.get(int(p["obj_id"]), f))
+    return preds, prompt_frames
+
+
+def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> dict:
     from sam2web import evaluate
 
     s = state.store()
     s.discard_staging(ws.id)
-    paths = [s.save_upload(ws.id, f.name, f.getvalue(), staging=True) for f in files]
     try:
-        return evaluate.score_annotations(anns, paths, across=run.settings.get("across", "time"))
+        paths = [s.save_upload(ws.id, f.name, f.getvalue(), staging=True) for f in files]
+        images = [p for p in paths if not p.name.endswith(".txt")]
+        if not images:
+            raise UserError("Upload the label images too, not only the lineage file.")
+        frames, lineage = evaluate.read_truth([str(p) for p in images] if len(images) > 1 else str(images[0]),
+                                              run.settings.get("across", "time"), 0)
+        preds, prompt_frames = _predictions(run, anns, xy)
+        return evaluate.evaluate(frames, preds, prompt_frames, lineage).to_dict()
     finally:
         s.discard_staging(ws.id)
+
+
+def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
+    """The built-in sample knows its true labels: a one-click QA demo."""
+    from sam2web import evaluate, sample
+
+    if run.settings.get("across", "time") != "time":
+        raise UserError("The sample's true labels are per time point; score a run tracked across Time.")
+    labels = sample.sample_labels(int(stack.sizes["T"]), int(stack.sizes["Y"]), int(stack.sizes["X"]))
+    lineage = {lab: parent for lab, _b, _e, parent in sample.sample_lineage(
+        int(stack.sizes["T"]), int(stack.sizes["Y"]), int(stack.sizes["X"])) if parent}
+    preds, prompt_frames = _predictions(run, anns, xy)
+    return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames,
+                             lineage).to_dict()
 
 
 def show_scores(scores: dict) -> None:
@@ -250,8 +295,8 @@ def show_scores(scores: dict) -> None:
         cols = st.columns(len(overall))
         for col, (k, v) in zip(cols, overall.items()):
             col.metric(k, f"{v:.3f}" if isinstance(v, float) else v)
-    per = scores.get("objects") or scores.get("per_object")
+    per = scores.get("objects") or []
     if per:
-        st.dataframe(pd.DataFrame(per), hide_index=True)
+        st.dataframe(pd.DataFrame([{k: v for k, v in o.items() if k != "ious"} for o in per]), hide_index=True)
     with st.expander("JSON"):
         st.code(json.dumps(scores, indent=1, default=str), language="json")

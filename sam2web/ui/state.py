@@ -189,12 +189,14 @@ def location_sliders(ws: Workspace, stack: Any, prefix: str) -> Location:
     loc = current_location(ws, stack)
     sizes = stack.sizes
     values = {"xy": loc.xy, "time": loc.time, "z": loc.z}
-    cols = st.columns(3)
-    for col, (axis, size_key, label) in zip(cols, (("xy", "XY", "XY"), ("time", "T", "Time"), ("z", "Z", "Z"))):
-        n = int(sizes[size_key])
-        if n > 1:
+    axes = [(a, k, lab) for a, k, lab in (("xy", "XY", "XY"), ("time", "T", "Time"), ("z", "Z", "Z"))
+            if int(sizes[k]) > 1]
+    if axes:
+        cols = st.columns(max(2, len(axes)))
+        for col, (axis, size_key, label) in zip(cols, axes):
             with col:
-                values[axis] = int(st.slider(label, 1, n, values[axis] + 1, key=f"{prefix}_{axis}")) - 1
+                values[axis] = int(st.slider(label, 1, int(sizes[size_key]), values[axis] + 1,
+                                             key=f"{prefix}_{axis}")) - 1
     new = Location(values["xy"], values["time"], values["z"])
     save_location(ws, new)
     return new
@@ -213,6 +215,11 @@ def save_prompts(ws: Workspace, prompts: list) -> None:
     data = [prompts_mod.prompt_to_dict(p) for p in prompts]
     store().update_workspace(ws.id, prompts=data)
     ws.prompts = data
+
+
+def image_width(rgb: np.ndarray) -> int:
+    """Screen width for a frame: small frames are enlarged (to 640 px) so cells are visible, large ones fit."""
+    return int(min(max(rgb.shape[1], 640), 1000))
 
 
 def is_random_weights() -> bool:

@@ -23,7 +23,9 @@ DIRECTIONS = {"forward": "Forward", "backward": "Backward", "both": "Both"}
 MODEL_LABELS = {"tiny": "SAM2.1 hiera tiny", "small": "SAM2.1 hiera small",
                 "base_plus": "SAM2.1 hiera base_plus", "large": "SAM2.1 hiera large"}
 IMAGE_SIZES = [0, 1024, 768, 512, 256]
-STATUS_ICONS = {"queued": "⏳", "running": "▶️", "done": "✅", "cancelled": "⏹️", "interrupted": "⚠️", "failed": "❌"}
+STATUS_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/play_circle:",
+                "done": ":material/check_circle:", "cancelled": ":material/stop_circle:",
+                "interrupted": ":material/warning:", "failed": ":material/error:"}
 
 FORM_DEFAULTS: dict[str, Any] = {
     "xy": "", "z": "", "time": "all", "across": "time", "direction": "forward", "model": "small",
