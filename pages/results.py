@@ -32,8 +32,8 @@ def body() -> None:
         with left:
             loc = results_ui.playback(ws, stack, run, anns, frames, visible)
         with right:
-            st.dataframe(results_ui.object_table(run, anns, result), hide_index=True)
             results_ui.area_chart(run, anns, visible)
+        st.dataframe(results_ui.object_table(run, anns, result), hide_index=True)
         results_ui.downloads(run, anns, links)
         results_ui.correction(ws, stack, run, loc)
         results_ui.qa_section(ws, stack, run, anns, loc.xy)

@@ -9,7 +9,7 @@ annotations.csv, connections.csv and nimbus.json in DIR, written completely or n
 
 examples:
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --out gt_export/
-  python -m sam2web convert nuclei_label.tif --across z --smoothing 0 --out nuclei_export/
+  python -m sam2web convert nuclei_label.tif --across z --keep all --out nuclei_export/
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """

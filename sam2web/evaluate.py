@@ -5,6 +5,8 @@ OWNER: geometry helper. Public functions:
     evaluate(gt_frames, predictions, prompt_frames=None, lineage=None) -> Scores
     evaluate_paths(gt, pred, across="time", xy=0, prompt_frames=None) -> Scores
     read_predictions(pred, shape, across="time", xy=0) -> dict[(obj_id, frame), geometry]
+    predictions_from_annotations(annotations, across="time", xy=0) -> the same, from memory (the app)
+    read_truth(gt, across="time", xy=0) -> ({frame: labels}, lineage)
     scores_table(scores) -> str;  Scores.to_dict() -> JSON-safe dict
     sweep_table(rows: list[(settings dict, scores dict)]) -> str   compare settings in one table
 
@@ -70,8 +72,19 @@ class _Truth:
     """Per-frame GT labels with each label's area, for IoU against every label in one bincount."""
 
     def __init__(self, frames: dict[int, np.ndarray]) -> None:
+        self.back: np.ndarray | None = None
+        if frames and max(int(a.max()) for a in frames.values()) > 1_000_000:
+            # Sparse huge label values (hashes, random ids): number them 1..n first, so the
+            # per-label counts stay small arrays.
+            values = np.unique(np.concatenate([np.unique(a) for a in frames.values()] + [np.zeros(1, np.int64)]))
+            frames = {f: np.searchsorted(values, a).astype(np.int64) for f, a in frames.items()}
+            self.back = values
         self.frames = frames
         self.areas: dict[int, np.ndarray] = {f: np.bincount(a.ravel().astype(np.int64)) for f, a in frames.items()}
+
+    def label(self, index: int) -> int:
+        """The label as the user's files have it."""
+        return int(self.back[index]) if self.back is not None else int(index)
 
     def has(self, frame: int, label: int) -> bool:
         areas = self.areas.get(frame)
@@ -96,7 +109,7 @@ def _descendants(lineage: dict[int, int]) -> dict[int, set[int]]:
         if parent:
             children.setdefault(parent, []).append(child)
     out: dict[int, set[int]] = {}
-    for label in lineage:
+    for label in set(lineage) | set(children):
         seen: set[int] = set()
         todo = list(children.get(label, []))
         while todo:
@@ -115,7 +128,11 @@ def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int]
         raise UserError("The ground truth has no frames; give label images.")
     shape = next(iter(gt_frames.values())).shape
     truth = _Truth(gt_frames)
-    desc = _descendants(lineage or {})
+    lineage = lineage or {}
+    if truth.back is not None:  # lineage in the compacted label numbering
+        present = {int(v): i for i, v in enumerate(truth.back)}
+        lineage = {present[c]: present.get(p, 0) for c, p in lineage.items() if c in present}
+    desc = _descendants(lineage)
     crops = {}
     for key, geom in predictions.items():
         crops[key] = rasterize(geom, shape)
@@ -131,6 +148,7 @@ def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int]
         pf = (prompt_frames or {}).get(obj, frames[0])
         match = truth.ious(pf, *crops[(obj, pf)]) if (obj, pf) in crops else {}
         assigned = max(match, key=match.get) if match else None
+        assigned_label = truth.label(assigned) if assigned is not None else None
         ok_ids = ({assigned} | desc.get(assigned, set())) if assigned is not None else set()
         ious: dict[int, float] = {}
         if assigned is not None:
@@ -157,7 +175,7 @@ def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int]
         n = len(ious)
         good = sum(1 for v in ious.values() if v >= IOU_OK)
         results.append(ObjectScore(
-            obj_id=int(obj), true_label=assigned, prompt_frame=int(pf), scored_frames=n,
+            obj_id=int(obj), true_label=assigned_label, prompt_frame=int(pf), scored_frames=n,
             mean_iou=float(np.mean(list(ious.values()))) if n else 0.0,
             tracked_fraction=good / n if n else 0.0, lost_frames=n - good, id_switches=switches,
             wrong_id_frames=wrong, ious=ious,
@@ -214,6 +232,17 @@ def read_predictions(pred: str | Path, shape: tuple[int, int], across: str = "ti
             out[(obj, frame)] = out[(obj, frame)].union(geom)
         else:
             out[(obj, frame)] = geom
+    return out
+
+
+def predictions_from_annotations(annotations, across: str = "time", xy: int = 0) -> dict[tuple[int, int], object]:
+    """In-memory Annotations (e.g. the Results page's current polygons) as evaluate()'s predictions."""
+    out: dict[tuple[int, int], object] = {}
+    for a in annotations:
+        if a.loc.xy != xy or a.geometry is None or a.geometry.is_empty:
+            continue
+        key = (int(a.obj_id), int(a.loc.time if across == "time" else a.loc.z))
+        out[key] = out[key].union(a.geometry) if key in out else a.geometry
     return out
 
 

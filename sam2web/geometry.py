@@ -21,7 +21,9 @@ dropping the real cell whenever a speck came first (SPEC.md defects).
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from functools import lru_cache
 from typing import NamedTuple
 
 import cv2
@@ -34,10 +36,14 @@ from sam2web.types import Annotation, CompactMask, Location, TrackResult
 KEEP_CHOICES = ("largest", "all")
 EXACT_SMOOTHING = 0.35  # smoothing below 1/(2*sqrt(2)) px leaves a pixel-edge outline unchanged
 
-# id(CompactMask) -> (the mask object itself, {(keep, holes): geometry or None}).
-# Holding the object makes an id reused after garbage collection impossible to confuse.
+# id(CompactMask) -> (the mask object itself, {(keep, holes, padding): (geometry or None, pinched)}).
+# Holding the object makes an id reused after garbage collection impossible to confuse. Bounded:
+# at most _RAW_CACHE_MAX masks (oldest dropped first) and _SETTINGS_PER_MASK settings each, so a
+# server's memory stays bounded (~100 MB at worst) however long users scrub the padding slider.
 _RAW_CACHE: OrderedDict[int, tuple[CompactMask, dict]] = OrderedDict()
-_RAW_CACHE_MAX = 50_000
+_RAW_CACHE_MAX = 20_000
+_SETTINGS_PER_MASK = 4
+_CACHE_LOCK = threading.Lock()  # app sessions run in threads and share this module
 
 
 def annotation_id(obj_id: int, loc: Location) -> str:
@@ -46,15 +52,16 @@ def annotation_id(obj_id: int, loc: Location) -> str:
 
 
 def _as_crop(mask: np.ndarray | CompactMask) -> tuple[np.ndarray | None, int, int, tuple[int, int]]:
-    """(bool crop, row offset, col offset, full shape); crop None when the mask is empty.
+    """(uint8 0/1 crop, row offset, col offset, full shape); crop None when the mask is empty.
 
     Works on the bbox crop only: tracing a 60-pixel cell must not cost a 1024x1024 pass.
     """
     if isinstance(mask, CompactMask):
         if mask.empty:
             return None, 0, 0, tuple(mask.shape)
-        r0, c0, _, _ = mask.bbox
-        return mask.crop(), r0, c0, tuple(mask.shape)
+        r0, c0, r1, c1 = mask.bbox
+        flat = np.unpackbits(np.frombuffer(mask.bits, dtype=np.uint8), count=(r1 - r0) * (c1 - c0))
+        return flat.reshape(r1 - r0, c1 - c0), r0, c0, tuple(mask.shape)
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ValueError(f"a mask must be 2D, got shape {arr.shape}")
@@ -64,7 +71,7 @@ def _as_crop(mask: np.ndarray | CompactMask) -> tuple[np.ndarray | None, int, in
         return None, 0, 0, arr.shape
     cols = np.flatnonzero(binary.any(axis=0))
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return binary[r0:r1, c0:c1], r0, c0, arr.shape
+    return np.ascontiguousarray(binary[r0:r1, c0:c1]).view(np.uint8), r0, c0, arr.shape
 
 
 def _ring(contour: np.ndarray, r0: int, c0: int) -> np.ndarray:
@@ -82,6 +89,7 @@ def _ring(contour: np.ndarray, r0: int, c0: int) -> np.ndarray:
     return (xy + (c0, r0)).astype(np.float64)
 
 
+@lru_cache(maxsize=64)
 def _kernel(padding: float) -> np.ndarray:
     """Pixels whose centre lies within |padding| of a pixel's square (the rasterised buffer disk).
 
@@ -92,15 +100,17 @@ def _kernel(padding: float) -> np.ndarray:
     off = np.maximum(np.abs(np.arange(-k, k + 1)) - 0.5, 0.0)
     dist2 = off[:, None] ** 2 + off[None, :] ** 2
     inside = dist2 <= d * d if padding > 0 else dist2 < d * d
-    return inside.astype(np.uint8)
+    kernel = inside.astype(np.uint8)
+    kernel.setflags(write=False)  # shared by every call through the cache
+    return kernel
 
 
 def _largest_component(crop: np.ndarray) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
     if n <= 2:
         return crop
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == best
+    return (labels == best).view(np.uint8)
 
 
 def _pad_raster(crop: np.ndarray, r0: int, c0: int, shape: tuple[int, int], padding: float):
@@ -120,16 +130,17 @@ def _pad_raster(crop: np.ndarray, r0: int, c0: int, shape: tuple[int, int], padd
     rs, cs = max(0, -top), max(0, -left)
     re_ = big.shape[0] - max(0, top + big.shape[0] - shape[0])
     ce = big.shape[1] - max(0, left + big.shape[1] - shape[1])
-    return big[rs:re_, cs:ce].view(bool), top + rs, left + cs
+    return big[rs:re_, cs:ce], top + rs, left + cs
 
 
 def _trace_rings(crop: np.ndarray, r0: int, c0: int, keep: str, holes: bool):
-    """Exact pixel-edge rings of a bool crop: list of (shell, [holes]); largest first if keep."""
-    h, w = crop.shape
-    up = np.zeros((2 * h + 2, 2 * w + 2), dtype=np.uint8)
-    up[1:-1, 1:-1] = cv2.resize(crop.view(np.uint8), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+    """Exact pixel-edge rings of a uint8 0/1 crop: one _Simple contour, or a list of (shell, [holes]).
+
+    (cv2.findContours treats outside the image as background, so no border is needed.)
+    """
+    up = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
     mode = cv2.RETR_CCOMP if holes else cv2.RETR_EXTERNAL
-    contours, hierarchy = cv2.findContours(up, mode, cv2.CHAIN_APPROX_SIMPLE, offset=(-1, -1))
+    contours, hierarchy = cv2.findContours(up, mode, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return []
     if len(contours) == 1:
@@ -176,12 +187,12 @@ class _Simple(NamedTuple):
     c0: int
 
 
-def _build(parts_list: list) -> list:
+def _build(parts_list: list, pinched: list) -> list:
     """Shapely geometries from traced rings.
 
     The common one-contour case is mapped and built for all masks in a handful of numpy/GEOS
     calls, which is what keeps re-drawing thousands of polygons interactive. Validity is checked
-    later, once, after smoothing (``_finish``).
+    later, once, after smoothing (``_finish``). ``pinched[i]`` is set for single-ring masks.
     """
     out: list = [None] * len(parts_list)
     simple = [i for i, parts in enumerate(parts_list) if isinstance(parts, _Simple)]
@@ -194,9 +205,14 @@ def _build(parts_list: list) -> list:
         xy += offsets[ring]
         keep = np.ones(len(xy), dtype=bool)
         keep[1:] = (xy[1:] != xy[:-1]).any(axis=1) | (ring[1:] != ring[:-1])
-        polys = shapely.polygons(shapely.linearrings(xy[keep].astype(np.float64), indices=ring[keep]))
-        for i, p in zip(simple, polys):
+        xy, ring = xy[keep], ring[keep]
+        polys = shapely.polygons(shapely.linearrings(xy.astype(np.float64), indices=ring))
+        # A ring that passes through one corner twice touches itself (pixels meeting diagonally).
+        keys = np.sort((ring.astype(np.int64) << 42) | (xy[:, 1].astype(np.int64) << 21) | xy[:, 0])
+        pinched_rings = set((keys[1:][keys[1:] == keys[:-1]] >> 42).tolist())
+        for j, (i, p) in enumerate(zip(simple, polys)):
             out[i] = p
+            pinched[i] = j in pinched_rings
     for i, parts in enumerate(parts_list):
         if out[i] is not None or not parts:
             continue
@@ -229,18 +245,36 @@ def _pinched(crop: np.ndarray) -> bool:
     return bool(((a == b) & (x == y) & (a != x)).any())
 
 
-def _parts(mask, keep: str, holes: bool, padding: float) -> tuple[list, bool]:
+def _parts(mask, keep: str, holes: bool, padding: float, one_part: bool = False) -> tuple[list, bool]:
+    """Traced rings of one mask and whether it may be pinched (None: decided in _build).
+
+    ``one_part`` says the mask is known (from an earlier trace) to be a single component.
+    """
     crop, r0, c0, shape = _as_crop(mask)
     if crop is None:
         return [], False
     if padding and abs(padding) >= 0.5:
-        if keep == "largest":
-            crop = _largest_component(crop)
+        if keep == "largest" and not one_part:
+            outer, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            if len(outer) > 1:  # labelling costs 5x a contour pass: only when there are several parts
+                crop = _largest_component(crop)
         crop, r0, c0 = _pad_raster(crop, r0, c0, shape, padding)
-        if not crop.any():
+        if padding < 0 and cv2.countNonZero(crop) == 0:
             return [], False
         keep = "all"  # shrinking may split the kept component; its parts all stay
-    return _trace_rings(crop, r0, c0, keep, holes), _pinched(crop)
+    parts = _trace_rings(crop, r0, c0, keep, holes)
+    # A single ring's pinches are found in _build, all rings at once; others are checked here.
+    return parts, (None if isinstance(parts, _Simple) else _pinched(crop))
+
+
+def _cached(mask, key: tuple):
+    """The cached (geometry, pinched) of a CompactMask for these settings, or None."""
+    if not isinstance(mask, CompactMask):
+        return None
+    entry = _RAW_CACHE.get(id(mask))
+    if entry is None or entry[0] is not mask:
+        return None
+    return entry[1].get(key)
 
 
 def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> list[tuple[object, bool]]:
@@ -251,25 +285,38 @@ def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> l
     out: list = [None] * len(masks)
     todo: list[int] = []
     for i, m in enumerate(masks):
-        entry = _RAW_CACHE.get(id(m)) if isinstance(m, CompactMask) else None
-        if entry is not None and entry[0] is m and key in entry[1]:
-            out[i] = entry[1][key]
+        hit = _cached(m, key)
+        if hit is not None:
+            out[i] = hit
         else:
             todo.append(i)
     if todo:
-        traced = [_parts(masks[i], keep, holes, key[2]) for i in todo]
-        built = _build([parts for parts, _ in traced])
-        for i, g, (_, pinched) in zip(todo, built, traced):
-            out[i] = (g, pinched)
-            m = masks[i]
-            if isinstance(m, CompactMask):
-                entry = _RAW_CACHE.get(id(m))
-                if entry is None or entry[0] is not m:
-                    entry = (m, {})
-                    _RAW_CACHE[id(m)] = entry
-                    if len(_RAW_CACHE) > _RAW_CACHE_MAX:
-                        _RAW_CACHE.popitem(last=False)
-                entry[1][key] = (g, pinched)
+        plain = (keep, bool(holes), 0.0)
+        hints = [False] * len(todo)
+        if key[2] and keep == "largest":  # an unpadded trace of one simple ring: a single component
+            for j, i in enumerate(todo):
+                hit = _cached(masks[i], plain)
+                if hit is not None:
+                    g, pinched = hit
+                    hints[j] = isinstance(g, Polygon) and not g.interiors and pinched is False
+        traced = [_parts(masks[i], keep, holes, key[2], hint) for i, hint in zip(todo, hints)]
+        pinches = [p for _, p in traced]
+        built = _build([parts for parts, _ in traced], pinches)
+        with _CACHE_LOCK:
+            for i, g, pinched in zip(todo, built, pinches):
+                out[i] = (g, pinched)
+                m = masks[i]
+                if isinstance(m, CompactMask):
+                    entry = _RAW_CACHE.get(id(m))
+                    if entry is None or entry[0] is not m:
+                        entry = (m, {})
+                        _RAW_CACHE[id(m)] = entry
+                        while len(_RAW_CACHE) > _RAW_CACHE_MAX:
+                            _RAW_CACHE.popitem(last=False)
+                    settings = entry[1]
+                    if len(settings) >= _SETTINGS_PER_MASK:
+                        settings.pop(next(iter(settings)))
+                    settings[key] = (g, pinched)
     return out
 
 

@@ -328,6 +328,16 @@ class TrackJob:
         from sam2web import track as track_mod
 
         stack = self.open_stack()
+        try:
+            self._track(ctx, stack)
+        finally:
+            close = getattr(stack, "close", None)
+            if callable(close):
+                close()
+
+    def _track(self, ctx: JobContext, stack: Any) -> None:
+        from sam2web import track as track_mod
+
         todo = [(i, s) for i, s in enumerate(self.sequences) if i not in self.skip_sequences]
         ctx.set_total(sum(len(s.frames) for _, s in todo))
         predictor = get_predictor(self.model, self.checkpoint, self.device, self.image_size, self.precision)

@@ -46,7 +46,7 @@ def make_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int
     vals = []
     for v in (x0, y0, x1, y1):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(v)):
+                or not _finite(v):
             raise UserError(f"{what} has a corner that is not a finite number ({x0}, {y0}, {x1}, {y1}); "
                             "give four numbers x0, y0, x1, y1 in pixels.")
         vals.append(float(v))
@@ -84,16 +84,23 @@ def _parse_json(data: bytes | str | dict | list, what: str) -> Any:
             from None
 
 
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (OverflowError, ValueError, TypeError):  # e.g. a 400-digit integer from JSON
+        return False
+
+
 def _number(v: Any, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
         raise UserError(f"{what} is not a finite number ({str(v)[:40]}); fix the file.")
     return float(v)
 
 
 def _index(v: Any, what: str) -> int:
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit() and len(v.strip()) < 12:
         v = int(v.strip())
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) \
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) \
             or float(v) != int(v) or int(v) < 0:
         raise UserError(f"{what} must be a whole number 0 or more (0-based); got {str(v)[:40]}.")
     return int(v)
@@ -171,14 +178,13 @@ class _Collector:
 
     def __init__(self) -> None:
         self.prompts: dict[tuple[Any, Location], Prompt] = {}
-        self.order: list[Any] = []
+        self.order: dict[Any, int] = {}
 
     def get(self, key: Any, loc: Location, tags: list[str], name: str) -> Prompt:
-        if key not in self.order:
-            self.order.append(key)
+        obj_id = self.order.setdefault(key, len(self.order))
         p = self.prompts.get((key, loc))
         if p is None:
-            p = Prompt(obj_id=self.order.index(key), loc=loc, tags=list(tags), name=name)
+            p = Prompt(obj_id=obj_id, loc=loc, tags=list(tags), name=name)
             self.prompts[(key, loc)] = p
         else:
             p.tags = sorted(set(p.tags) | set(tags))
@@ -234,7 +240,8 @@ def from_geojson(data: bytes | str | dict, width: int, height: int, tags=None,
     col = _Collector()
     for i, feat, props in _filter_tags(items, tags, "GeoJSON feature"):
         what = f"GeoJSON feature {i + 1}"
-        loc = _location(props, default_loc, what)
+        loc = _location(props.get("location") if isinstance(props.get("location"), dict) else props,
+                        default_loc, what)
         key = ("object_id", _hashable(props["object_id"])) if props.get("object_id") is not None \
             else ("feature", i)
         name = str(props.get("name") or (f"object {props['object_id']}" if props.get("object_id") is not None
@@ -277,7 +284,7 @@ def from_geojson(data: bytes | str | dict, width: int, height: int, tags=None,
 
 
 def _hashable(v: Any) -> Any:
-    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    return repr(v) if isinstance(v, (dict, list)) else v
 
 
 # --------------------------------------------------------------------------------- platform JSON
@@ -305,7 +312,7 @@ def from_platform_json(data: bytes | str | dict | list, width: int, height: int,
         what = f"Annotation {i + 1}"
         if "location" not in rec:
             raise UserError(f"{what} has no location; each platform annotation needs "
-                            "\"location\": {{\"XY\": .., \"Z\": .., \"Time\": ..}}.")
+                            "\"location\": {\"XY\": .., \"Z\": .., \"Time\": ..}.")
         loc = _location(rec.get("location"), None, what)
         shape = str(rec.get("shape", "polygon")).lower()
         name = str(rec.get("name") or rec.get("id") or rec.get("_id") or f"annotation {i + 1}")[:80]

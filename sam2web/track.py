@@ -16,8 +16,9 @@ OWNER: engine helper. Contract:
 Directions. Sequences come from ``selection.build_sequences`` already in tracking order
 (backward ones reversed), so "forward" and "backward" both propagate toward the end of the
 sequence, and an object gets masks from its first prompt frame onward. "both" propagates
-forward from the earliest prompt and then in reverse from it, so every frame is visited once
-and every object gets masks on every frame.
+forward from the earliest prompt and then in reverse from the latest first-prompt, in one run:
+every object gets masks on every frame, each frame coming from the pass that moves away from
+that object's own prompt.
 
 Memory. Frames are rendered only when SAM2 asks for them (one at a time, never all), and
 per-frame outputs that fall out of SAM2's memory window (``num_maskmem`` frames for masks,
@@ -132,21 +133,21 @@ class FeatureCache:
 
     def __init__(self, budget_mb: float = 64.0):
         self.budget = int(budget_mb * 1024 * 1024)
-        self.entries: OrderedDict[int, tuple[Any, dict, int]] = OrderedDict()
+        self.entries: OrderedDict[Any, tuple[Any, dict, int]] = OrderedDict()
         self.used = 0
         self._pos_enc: list | None = None
         self.hits = 0
 
-    def get(self, frame_idx: int):
-        entry = self.entries.get(frame_idx)
+    def get(self, key):
+        entry = self.entries.get(key)
         if entry is None:
             return None
-        self.entries.move_to_end(frame_idx)
+        self.entries.move_to_end(key)
         self.hits += 1
         return entry[0], entry[1]
 
-    def put(self, frame_idx: int, image, backbone_out: dict) -> None:
-        if frame_idx in self.entries or self.budget <= 0:
+    def put(self, key, image, backbone_out: dict) -> None:
+        if key in self.entries or self.budget <= 0:
             return
         pos = backbone_out["vision_pos_enc"]
         if self._pos_enc is None or [p.shape for p in self._pos_enc] != [p.shape for p in pos]:
@@ -156,7 +157,7 @@ class FeatureCache:
         slim["backbone_fpn"] = list(backbone_out["backbone_fpn"])
         size = sum(t.numel() * t.element_size() for t in slim["backbone_fpn"])
         placeholder = image.new_zeros((1, image.shape[1], 0, 0))
-        self.entries[frame_idx] = (placeholder, slim, size)
+        self.entries[key] = (placeholder, slim, size)
         self.used += size
         while self.used > self.budget and self.entries:
             _, (_, _, old) = self.entries.popitem(last=False)
@@ -276,7 +277,6 @@ class _SeqRun:
     state: dict | None = None
     pending: list[Prompt] = field(default_factory=list)
     prompted: dict[int, set[int]] = field(default_factory=dict)  # obj_id -> frame indices
-    earliest: int | None = None  # earliest prompt frame of the first run ("both" anchor)
     runs: int = 0
 
 
@@ -338,8 +338,7 @@ class TrackSession:
         self.seqs = [_SeqRun(i, s, LazyFrames(self.render, s.frames, image_size, self.height,
                                               self.width, device))
                      for i, s in enumerate(sequences)]
-        self.features = [FeatureCache(feature_cache_mb / max(1, len(sequences)))
-                         for _ in sequences]
+        self.features = FeatureCache(feature_cache_mb)  # one budget, keyed (sequence, frame)
         self.trim_memory = trim_memory
         if result is None:
             result = TrackResult()
@@ -358,25 +357,30 @@ class TrackSession:
 
     # -- prompts ---------------------------------------------------------------------------
     def add_prompts(self, prompts: Iterable[Prompt]) -> None:
-        """Queue prompts (first ones or corrections) for the next ``run``."""
+        """Queue prompts (first ones or corrections) for the next ``run``.
+
+        All prompts are checked before any is queued, so a bad one leaves the session as it
+        was. Prompts on frames of no sequence are ignored, unless that is all of them.
+        """
         prompts = list(prompts)
-        placed = 0
         for p in prompts:
             self._check_prompt(p)
-            for run in self.seqs:
-                if run.sequence.index_of(p.loc) is not None:
-                    run.pending.append(p)
-                    placed += 1
+        placed = [(p, [run for run in self.seqs if run.sequence.index_of(p.loc) is not None])
+                  for p in prompts]
+        placed = [(p, runs) for p, runs in placed if runs]
+        if prompts and not placed:
+            raise UserError("There are no prompts on the selected frames; draw a box on one of "
+                            "the selected frames, or widen the XY/Time/Z ranges to include the "
+                            "prompts.")
+        for p, runs in placed:
+            for run in runs:
+                run.pending.append(p)
             info = self.result.objects.get(p.obj_id)
             if info is None:
                 self.result.objects[p.obj_id] = ObjectInfo(p.obj_id, p.name, list(p.tags))
             else:
                 info.tags = info.tags + [t for t in p.tags if t not in info.tags]
                 info.name = info.name or p.name
-        if prompts and not placed:
-            raise UserError("There are no prompts on the selected frames; draw a box on one of "
-                            "the selected frames, or widen the XY/Time/Z ranges to include the "
-                            "prompts.")
 
     def _check_prompt(self, p: Prompt) -> None:
         if p.box is None and not p.points and p.mask is None:
@@ -425,13 +429,18 @@ class TrackSession:
                 run.state = _new_sam2_state(self.predictor, run.frames)
         return run.state
 
-    def _add(self, run: _SeqRun) -> dict[int, list[int]]:
-        """Give the queued prompts to the predictor; returns obj_id -> new prompt frames."""
+    def _add(self, run: _SeqRun) -> tuple[dict[int, list[int]], dict[int, float]]:
+        """Give the queued prompts to the predictor.
+
+        Returns obj_id -> its new prompt frames, and obj_id -> its first prompt frame before
+        these (infinity for a new object): what the pass planning needs.
+        """
         state = self._ensure_state(run)
         grouped: dict[tuple[int, int], list[Prompt]] = {}
         for p in run.pending:
             grouped.setdefault((p.obj_id, run.sequence.index_of(p.loc)), []).append(p)
         run.pending = []
+        before = {o: float(min(fs)) for o, fs in run.prompted.items()}
         new: dict[int, list[int]] = {}
         for (obj_id, f), group in sorted(grouped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             masks = [p.mask for p in group if p.mask is not None]
@@ -451,43 +460,36 @@ class TrackSession:
             self._capture(run, state)
             new.setdefault(obj_id, []).append(f)
             run.prompted.setdefault(obj_id, set()).add(f)
-        return new
+        return new, {o: before.get(o, float("inf")) for o in new}
 
-    def _passes(self, run: _SeqRun, new: dict[int, list[int]],
-                first: bool) -> list[tuple[int, bool]]:
-        frames = [f for fs in new.values() for f in fs]
-        if first:
-            run.earliest = min(frames)
-        if self.direction != "both":
-            return [(min(frames), False)]
-        if first:
-            return [(run.earliest, False), (run.earliest, True)]
-        anchor = run.earliest if run.earliest is not None else min(frames)
-        fresh = [f for o, fs in new.items() if run.prompted.get(o, set()) == set(fs) for f in fs]
-        fwd = [f for f in frames if f >= anchor] + fresh
-        rev = [f for f in frames if f <= anchor] + fresh
-        passes = []
-        if fwd:
-            passes.append((min(fwd), False))
-        if rev:
-            passes.append((max(rev), True))
+    def _passes(self, new: dict[int, list[int]],
+                before: dict[int, float]) -> list[tuple[int, bool, dict[int, int]]]:
+        """Plan the propagations: (start frame, reverse, {obj_id: write bound}).
+
+        Each object is tracked away from its prompts: a forward pass writes an object from its
+        (new) prompt frame on; a reverse pass writes it only up to its first prompt frame, so
+        frames between two objects' prompts come from the pass that starts at that object's
+        own prompt. "both" = forward from the earliest prompt, then reverse from the latest
+        first-prompt. A correction re-runs forward from its frame, and also in reverse when it
+        is the object's new first prompt ("both" only).
+        """
+        fwd = {o: min(fs) for o, fs in new.items()}
+        passes = [(min(fwd.values()), False, fwd)]
+        if self.direction == "both":
+            rev = {o: min(fs) for o, fs in new.items() if min(fs) <= before[o]}
+            if rev:
+                passes.append((max(rev.values()), True, rev))
         return passes
 
     def _run_sequence(self, run: _SeqRun, seq_i: int, n_seq: int, progress, cancel,
                       on_frame) -> bool:
-        first = run.runs == 0
-        new = self._add(run)
+        new, before = self._add(run)
         run.runs += 1
-        passes = self._passes(run, new, first)
+        passes = [p for p in self._passes(new, before) if not (p[1] and p[0] == 0)]
         n = len(run.frames)
-        total = sum((n - s) if not rev else (s + 1 if s > 0 else 0) for s, rev in passes)
-        # Which objects this run may write, and from which frame on (per pass direction).
-        write_from = {o: (min(fs), max(fs)) for o, fs in new.items()}
-        first_prompt = {o: min(fs) for o, fs in run.prompted.items()}
+        total = sum((s + 1) if rev else (n - s) for s, rev, _ in passes)
         done = 0
-        for start, reverse in passes:
-            if reverse and start == 0:
-                continue
+        for start, reverse, bounds in passes:
             order = range(start, -1, -1) if reverse else range(start, n)
             gen = self.predictor.propagate_in_video(run.state, start_frame_idx=start,
                                                     reverse=reverse)
@@ -499,8 +501,7 @@ class TrackSession:
                     except StopIteration:
                         break
                     self._capture(run, run.state)
-                    self._store(run, t, obj_ids, logits, reverse, write_from, first_prompt,
-                                first, on_frame)
+                    self._store(run, t, obj_ids, logits, reverse, bounds, on_frame)
                     if self.trim_memory:
                         self._trim(run.state, t, reverse)
                     done += 1
@@ -508,23 +509,28 @@ class TrackSession:
                         progress(seq_i, n_seq, done, total)
                     if cancel is not None and cancel():
                         return False
+            except MemoryError:
+                raise UserError(self._oom_message()) from None
+            except RuntimeError as err:
+                if "out of memory" in str(err).lower():
+                    raise UserError(self._oom_message()) from None
+                raise
             finally:
                 gen.close()
         return True
 
-    def _store(self, run, t, obj_ids, logits, reverse, write_from, first_prompt, first,
-               on_frame) -> None:
+    def _oom_message(self) -> str:
+        return (f"Tracking ran out of memory on {self.info.get('device', 'this device')}; use a "
+                f"smaller model or image size, fewer objects, or shorter sequences, and run again.")
+
+    def _store(self, run, t, obj_ids, logits, reverse, bounds, on_frame) -> None:
         loc = run.sequence.frames[t]
         arr = _to_numpy(logits)
         finished: dict[int, CompactMask] = {}
         for row, obj_id in enumerate(obj_ids):
-            if obj_id not in write_from:
-                continue  # not re-tracked in this run: keep what it had
-            lo, hi = write_from[obj_id]
-            if not first and ((not reverse and t < lo) or (reverse and t > hi)):
-                continue  # a correction only rewrites from its frame on
-            if self.direction != "both" and t < first_prompt[obj_id]:
-                continue  # forward/backward: nothing before the object's first prompt
+            bound = bounds.get(obj_id)
+            if bound is None or (t > bound if reverse else t < bound):
+                continue  # not this pass's to write: keep what the object had
             cm = CompactMask.from_mask(arr[row, 0] > 0)
             self.result.masks[(obj_id, loc)] = cm
             finished[obj_id] = cm
@@ -535,7 +541,7 @@ class TrackSession:
     def _inject(self, run: _SeqRun, state: dict, frame_idx: int) -> None:
         if "cached_features" not in state:
             return
-        hit = self.features[run.index].get(frame_idx)
+        hit = self.features.get((run.index, frame_idx))
         if hit is not None:
             state["cached_features"] = {frame_idx: hit}
 
@@ -543,7 +549,7 @@ class TrackSession:
         cached = state.get("cached_features")
         if cached:
             for frame_idx, (image, backbone_out) in cached.items():
-                self.features[run.index].put(frame_idx, image, backbone_out)
+                self.features.put((run.index, frame_idx), image, backbone_out)
 
     def _trim(self, state: dict, t: int, reverse: bool) -> None:
         """Drop non-conditioning outputs SAM2 will not read again in this pass.

@@ -5,8 +5,11 @@ a 1024x1024 time-lapse, as CompactMasks: the size the repolygonize goal (issue 5
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import pytest
 
 from sam2web.types import CompactMask, Location, ObjectInfo, TrackResult
 
@@ -37,8 +40,6 @@ def synthetic_result(n_frames: int = 100, n_objects: int = 20, shape: tuple[int,
 
 
 # Real data with ground truth (see ../shared/data/README.md); tests skip with a reason without it.
-import pytest  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRA = SHARED_DATA / "bacteria_ctc" / "TRA"

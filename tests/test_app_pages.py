@@ -108,6 +108,16 @@ def test_upload_several_frames_with_unsafe_names(data):
     ws = _ws(at, data)
     names = sorted(p.name for p in data.files_dir(ws.id).iterdir())
     assert names == ["t000.png", "t001.png", "t002.png"]
+    # Frames of different sizes: one sentence, and the good dataset stays.
+    odd = io.BytesIO()
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(odd, format="PNG")
+    at.file_uploader(key="ds_upload").set_value([("a.png", _png(1), "image/png"),
+                                                 ("b.png", odd.getvalue(), "image/png")]).run()
+    at.button(key="ds_open_upload").click().run()
+    assert_clean(at)
+    assert len(errors(at)) == 1
+    assert sorted(p.name for p in data.files_dir(ws.id).iterdir()) == names
+    assert {m.label: m.value for m in at.metric}["Time points"] == "3"
 
 
 def test_annotate_draw_rename_retag_delete(data):
@@ -265,6 +275,12 @@ def test_cancel_and_resume_keep_finished_frames(data, monkeypatch):
     at.run()
     assert at.button(key=f"trk_cancel_{run.id}")
     assert any(p.value is not None for p in at.get("progress"))
+    # A refresh mid-run (a new session on the same URL) finds the run going, with its Cancel button.
+    refreshed = new_app(ws.id)
+    refreshed.switch_page("pages/track.py").run()
+    assert_clean(refreshed)
+    assert refreshed.button(key=f"trk_cancel_{run.id}")
+    assert any("running" in m.value for m in refreshed.markdown)
     at.button(key=f"trk_cancel_{run.id}").click().run()
     gate.set()
     wait_runs(data, ws.id)
@@ -393,3 +409,47 @@ def test_results_correction_and_qa(data):
     assert_clean(at)
     assert not errors(at), errors(at)
     assert any(m.label == "mean_iou" for m in at.metric)
+
+
+def test_import_label_image_and_wrong_shape(data):
+    at = _sample(new_app())
+    at.switch_page("pages/annotate.py").run()
+    labels = np.zeros((240, 320), np.uint8)
+    labels[20:40, 30:60] = 1
+    labels[100:130, 200:240] = 2
+    buf = io.BytesIO()
+    Image.fromarray(labels).save(buf, format="PNG")
+    at.file_uploader(key="ann_import_file").set_value(("labels.png", buf.getvalue(), "image/png")).run()
+    at.button(key="ann_import_btn").click().run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    prompts = _ws(at, data).prompts
+    assert [p["obj_id"] for p in prompts] == [0, 1]
+    wrong = io.BytesIO()
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(wrong, format="PNG")
+    at.file_uploader(key="ann_import_file").set_value(("small.png", wrong.getvalue(), "image/png")).run()
+    at.button(key="ann_import_btn").click().run()
+    assert_clean(at)
+    assert errors(at)
+    assert len(_ws(at, data).prompts) == 2
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "bacteria_ctc" / "img").is_dir(), reason="../shared/data/bacteria_ctc is absent")
+def test_real_bacteria_frames_upload_and_annotate(data):
+    files = sorted((SHARED / "bacteria_ctc" / "img").glob("t*.tif"))[:3]
+    at = new_app()
+    at.file_uploader(key="ds_upload").set_value([(f.name, f.read_bytes(), "image/tiff") for f in files]).run()
+    at.button(key="ds_open_upload").click().run()
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    # The files are 1305 rows x 1009 columns (numpy shape (1305, 1009)): height 1305, width 1009.
+    assert (metrics["Width"], metrics["Height"], metrics["Time points"]) == ("1009", "1305", "3")
+    at.switch_page("pages/annotate.py").run()
+    assert_clean(at)
+    assert any("1009 × 1305 px shown at" in c.value for c in at.caption)
+    _draw(at, {"kind": "box", "box": [900.0, 1200.0, 1100.0, 1400.0]})  # past the corner: clipped
+    (p,) = _ws(at, data).prompts
+    assert tuple(p["box"]) == (900.0, 1200.0, 1009.0, 1305.0)

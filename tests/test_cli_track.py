@@ -1,6 +1,6 @@
 """`python -m sam2web track` end to end on a small non-square stack, and its error paths.
 
-Runs the real SAM2 (tiny, random weights, image size 256) in-process through ``cli.main``; one
+Runs the real SAM2 (tiny, random weights, image size 128) in-process through ``cli.main``; one
 subprocess run checks what a shell user sees on an error (exit 2, one line, no traceback).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sam2web.types import Location
 
 tifffile = pytest.importorskip("tifffile")
 REPO = Path(__file__).resolve().parents[1]
-FAST = ["--model", "tiny", "--image-size", "256", "--device", "cpu"]
+FAST = ["--model", "tiny", "--image-size", "128", "--device", "cpu"]
 
 
 @pytest.fixture()

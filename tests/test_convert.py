@@ -5,7 +5,6 @@ import json
 from collections import Counter
 
 import numpy as np
-import pytest
 import tifffile
 from shapely.geometry import shape
 

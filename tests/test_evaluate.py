@@ -12,9 +12,10 @@ from geom_synthetic import TRA, needs_tra
 from sam2web.cli import main
 from sam2web.ctc import labels_to_result, read_ctc, read_lineage, write_ctc, write_ctc_annotations
 from sam2web.errors import UserError
-from sam2web.evaluate import evaluate, evaluate_paths, read_predictions, scores_table, sweep_table
+from sam2web.evaluate import (evaluate, evaluate_paths, predictions_from_annotations, read_predictions,
+                              scores_table, sweep_table)
 from sam2web.geometry import annotations_from_result, mask_to_geometry
-from sam2web.types import CompactMask, Location, TrackResult
+from sam2web.types import Annotation, CompactMask, Location, TrackResult
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,8 @@ def test_prompt_frame_lost_frames_and_unmatched_objects():
     preds = {(0, 0): cell2, (0, 1): cell1, (0, 3): cell1,  # prompted at frame 1 on cell 1; frame 2 missing
              (1, 0): empty_spot, (1, 1): cell2}
     scores = evaluate(frames, preds, prompt_frames={0: 1})
+    in_memory = [Annotation(f"{o}-0-{t}-0", o, Location(0, t, 0), g) for (o, t), g in preds.items()]
+    assert predictions_from_annotations(in_memory) == preds
     s0, s1 = scores.objects
     assert s0.true_label == 1 and s0.prompt_frame == 1
     assert s0.ious == {0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0} and s0.lost_frames == 2 and s0.tracked_fraction == 0.5
@@ -191,3 +194,16 @@ def test_evaluate_cli_errors_exit_2(tmp_path, capsys):
     assert "not a GeoJSON" in capsys.readouterr().err
     assert main(["evaluate", "--gt", str(tmp_path / "nope"), "--pred", str(tmp_path / "pred")]) == 2
     assert main(["evaluate", "--gt", str(lab), "--pred", str(tmp_path / "pred"), "--prompt-frame", "x"]) == 2
+
+
+def test_huge_label_values_are_scored_like_small_ones():
+    lab = np.zeros((20, 30), np.uint32)
+    lab[2:8, 2:8] = 4_000_000_000
+    lab[10:16, 10:20] = 7
+    frames = {0: lab, 1: lab}
+    cell = mask_to_geometry(lab == 4_000_000_000, smoothing=0)
+    other = mask_to_geometry(lab == 7, smoothing=0)
+    scores = evaluate(frames, {(0, 0): cell, (0, 1): other}, lineage={7: 4_000_000_000})
+    s = scores.objects[0]
+    assert s.true_label == 4_000_000_000 and s.ious == {0: 1.0, 1: 0.0}
+    assert s.id_switches == 0  # 7 is a daughter of the huge label in this lineage

@@ -19,7 +19,7 @@ from sam2web import export
 from sam2web.export import EXPORT_FILES, export_bytes, write_exports, zip_bytes
 from sam2web.geometry import annotations_from_result
 from sam2web.links import connect
-from sam2web.types import Annotation, Connection, Location
+from sam2web.types import Annotation, Location
 
 
 @pytest.fixture()
@@ -111,13 +111,19 @@ def test_write_is_atomic_old_file_survives_a_failed_write(sample, tmp_path, monk
     write_exports(tmp_path, anns, links)
     before = (tmp_path / "annotations.geojson").read_bytes()
 
-    def boom(src, dst):
-        raise OSError("disk full")
+    real_temp = export._temp_copy
+    written = []
 
-    monkeypatch.setattr(export.os, "replace", boom)
+    def disk_full_at_the_third_file(path, data):
+        if len(written) == 2:
+            raise OSError("disk full")
+        written.append(path)
+        return real_temp(path, data)
+
+    monkeypatch.setattr(export, "_temp_copy", disk_full_at_the_third_file)
     with pytest.raises(OSError):
         write_exports(tmp_path, anns[:1], [])
-    assert (tmp_path / "annotations.geojson").read_bytes() == before
+    assert (tmp_path / "annotations.geojson").read_bytes() == before  # all or nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXPORT_FILES)  # no temp files left
     assert oct(os.stat(tmp_path / "nimbus.json").st_mode & 0o777) == oct(0o644)
 

@@ -250,7 +250,7 @@ def test_bad_image_sizes(size, monkeypatch):
 def test_inference_context_autocasts_only_for_bf16(monkeypatch):
     from tests.engine_helpers import tiny_predictor
 
-    fp32 = tiny_predictor(256)
+    fp32 = tiny_predictor(128)
     with model.inference_context(fp32):
         assert not torch.is_autocast_enabled("cpu")
     bf16 = tiny_predictor(128, "bf16")
@@ -265,14 +265,14 @@ def test_memory_attention_patch_fixes_the_bf16_float_mismatch():
 
     from tests.engine_helpers import tiny_predictor
 
-    att = tiny_predictor(256).memory_attention
-    curr = [torch.randn(16 * 16, 1, 256)]
-    pos = [torch.randn(16 * 16, 1, 256)]
-    memory = torch.randn(16 * 16, 1, 64).to(torch.bfloat16)  # as SAM2 stores memories
-    memory_pos = torch.randn(16 * 16, 1, 64)
+    att = tiny_predictor(128).memory_attention
+    curr = [torch.randn(8 * 8, 1, 256)]
+    pos = [torch.randn(8 * 8, 1, 256)]
+    memory = torch.randn(8 * 8, 1, 64).to(torch.bfloat16)  # as SAM2 stores memories
+    memory_pos = torch.randn(8 * 8, 1, 64)
     with torch.inference_mode():
         out = att(curr=curr, curr_pos=pos, memory=memory, memory_pos=memory_pos)
-        assert out.dtype == torch.float32 and out.shape == (256, 1, 256)
+        assert out.dtype == torch.float32 and out.shape == (64, 1, 256)
         original = MemoryAttention.forward._sam2web_original
         with pytest.raises(RuntimeError, match="dtype"):
             original(att, curr=curr, curr_pos=pos, memory=memory, memory_pos=memory_pos)

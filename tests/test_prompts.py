@@ -278,7 +278,13 @@ feature_like = st.fixed_dictionaries({
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(json_values, st.builds(lambda fs: {"type": "FeatureCollection", "features": fs},
                                           st.lists(feature_like, max_size=4))))
-def test_importers_raise_only_user_errors_on_junk(doc):
+def test_importers_raise_only_user_errors_on_junk(tmp_path_factory, doc):
+    path = tmp_path_factory.mktemp("junk") / "prompts.json"
+    path.write_text(json.dumps(doc))
+    try:
+        load_prompts(path, W, H, loc=Location(0, 1, 0))
+    except UserError as err:
+        assert str(err).strip()
     for fn in (from_geojson, from_platform_json):
         for data in (doc, json.dumps(doc)):
             try:
@@ -298,3 +304,16 @@ def test_load_prompts_raises_only_user_errors_on_junk_bytes(tmp_path_factory, ra
         load_prompts(path, W, H)
     except UserError:
         pass
+
+
+def test_huge_numbers_and_nested_locations():
+    big = "1" + "0" * 400
+    with pytest.raises(UserError, match="finite number"):
+        from_geojson('{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"Time":0},'
+                     '"geometry":{"type":"Point","coordinates":[' + big + ',1]}}]}', W, H)
+    with pytest.raises(UserError, match="whole number"):
+        from_platform_json('[{"shape":"polygon","coordinates":[{"x":1,"y":1}],"location":{"Time":' + big + '}}]', W, H)
+    with pytest.raises(UserError, match="finite number"):
+        make_box(0, 0, 10 ** 400, 5, W, H)
+    feat = poly_feature(1, 2, 11, 12, location={"XY": 0, "Time": 6, "Z": 2})
+    assert from_geojson(fc(feat), W, H)[0].loc == Location(0, 6, 2)

@@ -51,9 +51,12 @@ def test_both_covers_every_frame_for_every_object_and_visits_each_once(stack):
                    on_frame=lambda loc, masks: seen.append(loc.time))
     assert frames_of(result, 0) == list(range(N_FRAMES))
     assert frames_of(result, 1) == list(range(N_FRAMES))
-    # forward from the earliest prompt, then reverse from it: frame 2 twice (a prompt frame)
-    assert tracker.calls == [(2, False), (2, True)]
-    assert sorted(seen) == [0, 1, 2, 2, 3, 4, 5]
+    # forward from the earliest prompt, then reverse from the latest first-prompt
+    assert tracker.calls == [(2, False), (4, True)]
+    assert sorted(seen) == [0, 1, 2, 2, 3, 3, 4, 4, 5]
+    # frame 3 of object 1 (prompted at 4) comes from the reverse pass, of object 0 from forward
+    assert result.masks[(1, Location(0, 3, 0))].bbox[1] == box_prompt(1, 4, stack).box[0] - 2
+    assert result.masks[(0, Location(0, 3, 0))].bbox[1] == box_prompt(0, 2, stack).box[0] + 2
 
 
 def test_forward_two_objects_on_different_frames_start_at_their_own_prompt(stack):
@@ -178,8 +181,8 @@ def test_both_correction_before_the_first_prompt_reruns_in_reverse(stack):
     session.add_prompts([Prompt(obj_id=0, loc=Location(0, 1, 0), box=(50, 30, 60, 40))])
     rewritten: list[int] = []
     session.run(on_frame=lambda loc, masks: rewritten.append(loc.time))
-    assert tracker.calls[-1] == (1, True)
-    assert rewritten == [1, 0]
+    assert tracker.calls[-2:] == [(1, False), (1, True)]
+    assert rewritten == [1, 2, 3, 4, 5, 1, 0]
 
 
 def test_prompts_outside_the_selection_are_a_user_error(stack):

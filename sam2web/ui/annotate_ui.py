@@ -118,8 +118,6 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     stroke = canvas.NEGATIVE_COLOR if mode == "neg" else canvas.POSITIVE_COLOR if mode == "pos" else \
         color_for(selected if (mode == "box_obj" and selected is not None) else next_obj_id(prompts))
     key = f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{st.session_state.get('ann_version', 0)}"
-    st.caption(f"Frame {width} × {height} px shown at {fit.canvas_w} × {fit.canvas_h}; "
-               "coordinates are mapped back to image pixels.")
     shapes = canvas.draw_on_frame(rgb, fit, "box" if mode.startswith("box") else "point", initial, key,
                                   stroke_color=stroke)
     if shapes:
@@ -130,8 +128,8 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
             st.session_state["ann_selected"] = new_sel
             _bump()
             st.rerun()
-    n_here = len(here)
-    st.caption(f"{n_here} prompt(s) on this frame · {len(objects)} object(s) in all.")
+    st.caption(f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px "
+               f"shown at {fit.canvas_w} × {fit.canvas_h}; coordinates are mapped back to image pixels.")
 
 
 def object_list(ws: Workspace) -> None:

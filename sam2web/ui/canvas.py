@@ -43,7 +43,7 @@ class CanvasFit:
         return self.canvas_h / self.image_h
 
 
-def fit_canvas(image_w: int, image_h: int, max_w: int = 760, max_h: int = 560, max_upscale: float = 8.0) -> CanvasFit:
+def fit_canvas(image_w: int, image_h: int, max_w: int = 760, max_h: int = 600, max_upscale: float = 8.0) -> CanvasFit:
     """Canvas size keeping the aspect ratio: large images shrink, tiny ones grow (up to max_upscale)."""
     if image_w <= 0 or image_h <= 0:
         raise ValueError("image size must be positive")

@@ -36,7 +36,9 @@ def pick_run(ws: Workspace) -> Run | None:
     return next(r for r in runs if r.id == run_id)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+# cache_resource, not cache_data: no pickling copy, so the same CompactMask objects come back and
+# sam2web.geometry's per-mask outline cache makes padding/smoothing changes near-instant.
+@st.cache_resource(max_entries=8, show_spinner=False)
 def _result_cached(db: str, run_id: int, n_masks: int, updated: float) -> Any:
     return state.store().load_result(run_id)
 
@@ -46,7 +48,7 @@ def load_result(run: Run) -> Any:
     return _result_cached(str(s.db_path), run.id, s.count_masks(run.id), run.updated)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _annotations_cached(db: str, run_id: int, n_masks: int, updated: float, padding: float, smoothing: float,
                         keep: str, connect: bool, _result: Any) -> tuple[list, list]:
     from sam2web import geometry, links
@@ -121,15 +123,19 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         return state.current_location(ws, stack)
     key = f"res_frame_{run.id}"
     playing = st.session_state.get("res_playing", False)
-    if playing and key in st.session_state:
-        st.session_state[key] = (st.session_state[key] % len(frames)) + 1
+    current = st.session_state.get(key, 1)
+    if not isinstance(current, int) or not 1 <= current <= len(frames):
+        current = 1
+    if playing:
+        current = (current % len(frames)) + 1
+    st.session_state[key] = current  # the slider reads its value from here (no value= argument)
     c1, c2 = st.columns([1.3, 5])
     if c1.button("Pause" if playing else "Play", key="res_play", icon=":material/pause:" if playing else
                  ":material/play_arrow:"):
         st.session_state["res_playing"] = not playing
         st.rerun()
     if len(frames) > 1:
-        idx = c2.slider("Frame", 1, len(frames), 1, key=key) - 1
+        idx = c2.slider("Frame", 1, len(frames), key=key) - 1
     else:
         idx = 0
     loc = frames[idx]
@@ -290,7 +296,8 @@ def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
 
 
 def show_scores(scores: dict) -> None:
-    overall = scores.get("overall", {})
+    overall = {k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and
+               not isinstance(v, bool)}
     if overall:
         cols = st.columns(len(overall))
         for col, (k, v) in zip(cols, overall.items()):

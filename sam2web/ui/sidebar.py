@@ -13,12 +13,45 @@ from sam2web.store import Workspace
 from sam2web.ui import state
 
 
+def _delete(ws_id: str) -> None:
+    """Stop the workspace's queued/running runs first, then delete everything of it."""
+    from sam2web.jobs import get_runner
+
+    s = state.store()
+    for run in s.list_runs(ws_id):
+        if run.status in ("queued", "running"):
+            get_runner().cancel(run.id)
+    s.delete_workspace(ws_id)
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
+def _leave_pages_directory_mode() -> None:
+    """Make Streamlit run app.py (st.navigation) even when a page file was started directly.
+
+    Why: Streamlit starts in its old "pages/ directory" mode whenever a pages/ folder exists, until
+    some run calls st.navigation. A deep link (``/results``) as the first request after a server
+    restart would then run the page without app.py: no page config, a wrong menu (listing app.py).
+    Leaving that mode and rerunning hands the request to app.py's navigation. (Private flag,
+    hence the guard.)
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - a future Streamlit without the flag
+        return
+    first_run = not st.session_state.get("_nav_checked")
+    st.session_state["_nav_checked"] = True
+    # Only on a session's first run: a rerun there loses no widget event (there is none yet).
+    if first_run and PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page(title: str) -> Workspace:
     """Start a page: the shared sidebar, the title; returns the current workspace."""
+    _leave_pages_directory_mode()
     render()
     st.title(title)
     return state.current_workspace()
@@ -48,12 +81,12 @@ def render() -> None:
                     state.open_workspace(other.id)
                     st.rerun()
                 if c2.button("✕", key=f"sb_del_{other.id}", help=f"Delete {other.name}"):
-                    s.delete_workspace(other.id)
+                    _delete(other.id)
                     st.rerun()
         with st.expander("Delete this workspace"):
             st.caption("Deletes its prompts, runs, masks and uploaded files. This cannot be undone.")
             if st.button("Delete this workspace", key="sb_del_current", type="primary"):
-                s.delete_workspace(ws.id)
+                _delete(ws.id)
                 state.new_workspace()
                 st.rerun()
         st.caption(f"Data folder: `{s.root}`")

@@ -119,7 +119,10 @@ def check_checkpoint(values: dict) -> None:
         return
     if model.find_checkpoint(values["model"], values["checkpoint"] or None) is None:
         st.session_state["trk_missing_ckpt"] = values["model"]
-        raise UserError(model.missing_checkpoint_message(values["model"]))
+        size = values["model"]
+        where = f"the file {values['checkpoint']}" if values["checkpoint"] else f"{model.MODELS[size][1]}"
+        raise UserError(f"The SAM2.1 {size} checkpoint ({where}) was not found; download it with the button "
+                        f"below, put it in {model.download_dir()}, or type its path in Checkpoint file.")
 
 
 def resolve(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt]) -> tuple[list, list[Prompt], dict]:
@@ -265,7 +268,9 @@ def download_checkpoint_ui(size: str) -> None:
     """Offer the official checkpoint download, with a progress bar."""
     from sam2web import model
 
-    st.warning(model.missing_checkpoint_message(size))
+    st.warning(f"No SAM2.1 {size} checkpoint was found. Download it below (about 150-900 MB, from "
+               f"{model.DOWNLOAD_BASE}), or put `{model.MODELS[size][1]}` in {model.download_dir()}, or type "
+               "its path in **Checkpoint file** under *Device, precision, image size, checkpoint*.")
     if st.button(f"Download the {size} checkpoint", key="trk_download", icon=":material/download:"):
         bar = st.progress(0.0, text="Downloading…")
 

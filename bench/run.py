@@ -1,0 +1,275 @@
+"""``python -m bench.run [--quick] [--json-only]``: every figure of issue 5 (and issue 3) in one run.
+
+Prints a table and, as its LAST line, one JSON object (keys: overhead_ratio, vs_plain_recipe,
+peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, s_per_frame, and details).
+
+How it measures (why this way):
+- Model timings run in subprocesses (``bench.worker``): the plain SAM2 recipe must not see
+  sam2web's patches, and memory peaks need fresh processes. Processes of the different recipes
+  are interleaved in rounds and each does an untimed 2-frame warm-up, because the machine is
+  shared and noisy; figures are medians, ratios come from the same run.
+- sam2web and the pure model share one process per round and alternate (same predictor, same
+  frames), so the overhead ratio compares like with like.
+- Tiny model, CPU, random weights (SAM2WEB_RANDOM_WEIGHTS=1), 512 x 512 frames, model
+  image_size 512 (SAM2 resizes every frame to image_size x image_size; 512 keeps it 1:1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOALS = {"overhead_ratio": 1.05, "vs_plain_recipe": 0.9, "rss_growth": 1.2,
+         "repolygonize_ms": 200.0, "frame_view_ms": 50.0}
+
+MODES = {
+    # quick: < 10 min on the shared 2-core CPU
+    "quick": {"overhead_frames": 8, "rounds": 2, "mem_lengths": (16, 64, 256),
+              "mem_image_size": 128, "plain_mem_lengths": (16, 64, 256),
+              "spf_long": 64, "post_repeats": 5},
+    "full": {"overhead_frames": 8, "rounds": 3, "mem_lengths": (16, 64, 256),
+             "mem_image_size": 512, "plain_mem_lengths": (16, 64, 256),
+             "spf_long": 64, "post_repeats": 7},
+}
+
+
+def log(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def worker(kind: str, tiff: Path, frames: int, objects: int = 1, image_size: int = 512,
+           warmup: bool = True, extra: list[str] | None = None) -> dict:
+    """Run one ``bench.worker`` process; its last stdout line is its JSON."""
+    cmd = [sys.executable, "-m", "bench.worker", kind, "--tiff", str(tiff), "--frames",
+           str(frames), "--objects", str(objects), "--image-size", str(image_size)]
+    if warmup:
+        cmd.append("--warmup")
+    cmd += extra or []
+    env = dict(os.environ, SAM2WEB_RANDOM_WEIGHTS="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.worker {kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def spf(runs: list[dict], frames: int) -> float:
+    return statistics.median(r["seconds"] / frames for r in runs)
+
+
+# ----------------------------------------------------------------------------- model figures
+
+def overhead_and_plain(tiff: Path, cfg: dict, quiet: bool) -> dict:
+    """Rounds of (pair 1 obj, plain 1 obj, pair 5 obj, plain 5 obj), interleaved."""
+    n = cfg["overhead_frames"]
+    pairs: dict[int, list] = {1: [], 5: []}
+    plains: dict[int, list] = {1: [], 5: []}
+    for r in range(cfg["rounds"]):
+        for k in (1, 5):
+            log(f"  round {r + 1}/{cfg['rounds']}: sam2web + pure model, {k} object(s)", quiet)
+            pairs[k].append(worker("pair", tiff, n, k)["runs"])
+            log(f"  round {r + 1}/{cfg['rounds']}: plain recipe, {k} object(s)", quiet)
+            plains[k] += worker("plain", tiff, n, k)["runs"]["plain"]
+    out: dict = {"frames": n, "by_objects": {}}
+    for k in (1, 5):
+        sam = [run for p in pairs[k] for run in p["sam2web"]]
+        pure = [run for p in pairs[k] for run in p["pure"]]
+        ratios = [s["seconds"] / q["seconds"] for p in pairs[k]
+                  for s, q in zip(p["sam2web"], p["pure"])]
+        out["by_objects"][k] = {
+            "sam2web_s_per_frame": spf(sam, n), "pure_s_per_frame": spf(pure, n),
+            "plain_s_per_frame": spf(plains[k], n),
+            "overhead_ratio": statistics.median(ratios),
+            "post_seconds": statistics.median(s["post_seconds"] for s in sam),
+        }
+        row = out["by_objects"][k]
+        row["vs_plain_recipe"] = row["sam2web_s_per_frame"] / row["plain_s_per_frame"]
+    return out
+
+
+def memory(tiff: Path, cfg: dict, quiet: bool) -> dict:
+    """One fresh process per (recipe, length): peak RSS and seconds per frame."""
+    size = cfg["mem_image_size"]
+    out: dict = {"image_size": size, "sam2web": {}, "plain": {}}
+    jobs = [("sam2web", n) for n in cfg["mem_lengths"]] + \
+           [("plain", n) for n in cfg["plain_mem_lengths"]]
+    jobs.sort(key=lambda j: (j[1], j[0]))  # interleave recipes, shortest first
+    for kind, n in jobs:
+        log(f"  memory: {kind}, {n} frames, image_size {size}", quiet)
+        res = worker(kind, tiff, n, 1, size, warmup=False)
+        out[kind][n] = {"peak_rss_mb": res["peak_rss_mb"], "rss_before_mb": res["rss_before_mb"],
+                        "s_per_frame": spf(res["runs"][kind], n)}
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+def measure(mode: str, quiet: bool = False, skip_model: bool = False,
+            post_only_small: bool = False) -> dict:
+    """Every figure; ``skip_model``/``post_only_small`` exist for the fast smoke test."""
+    cfg = MODES[mode]
+    from bench import data, post
+    from bench.gpu import gpu_rows
+
+    notes: list[str] = []
+    res: dict = {"mode": mode}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        if not skip_model:
+            longest = max(cfg["mem_lengths"] + cfg["plain_mem_lengths"]
+                          + (cfg["overhead_frames"],))
+            tiff = data.write_tiff(Path(tmp) / "frames.tif", data.make_frames(longest, 5))
+            log("overhead and plain recipe (512 x 512, image_size 512)", quiet)
+            res["overhead"] = overhead_and_plain(tiff, cfg, quiet)
+            log("memory", quiet)
+            res["memory"] = memory(tiff, cfg, quiet)
+        log("re-polygonize and frame view", quiet)
+        if post_only_small:
+            res["repolygonize"] = post.repolygonize(5, 4, repeats=1)
+            res["frame_view"] = post.frame_view(side=256, repeats=1)
+        else:
+            res["repolygonize"] = post.repolygonize(100, 20, repeats=cfg["post_repeats"])
+            res["frame_view"] = post.frame_view(side=2048, repeats=cfg["post_repeats"])
+    res["gpu"] = gpu_rows() if not skip_model else {"note": "skipped"}
+    if mode == "quick" and cfg["mem_image_size"] != 512:
+        notes.append(f"--quick: memory runs (16/64/256 frames) and the 64-frame seconds per "
+                     f"frame use model image_size {cfg['mem_image_size']} (input still 512x512) "
+                     f"to fit in 10 minutes; the full mode uses 512.")
+    res["notes"] = notes
+    return res
+
+
+def summary(res: dict) -> dict:
+    """The JSON line: the goal keys first, then the details they come from."""
+    out: dict = {}
+    ov = res.get("overhead")
+    mem = res.get("memory")
+    if ov:
+        rows = ov["by_objects"]
+        out["overhead_ratio"] = round(max(r["overhead_ratio"] for r in rows.values()), 3)
+        out["vs_plain_recipe"] = round(max(r["vs_plain_recipe"] for r in rows.values()), 3)
+    else:
+        out["overhead_ratio"] = out["vs_plain_recipe"] = None
+    if mem:
+        out["peak_rss_mb"] = {str(n): round(v["peak_rss_mb"], 1)
+                              for n, v in mem["sam2web"].items()}
+        out["plain_peak_rss_mb"] = {str(n): round(v["peak_rss_mb"], 1)
+                                    for n, v in mem["plain"].items()}
+    else:
+        out["peak_rss_mb"] = out["plain_peak_rss_mb"] = None
+    out["repolygonize_ms"] = round(res["repolygonize"]["padding_change_ms"], 1)
+    out["frame_view_ms"] = round(res["frame_view"]["uncached_ms"], 1)
+    spf_out: dict = {}
+    if ov:
+        r1 = ov["by_objects"][1]
+        spf_out[str(ov["frames"])] = {"sam2web": round(r1["sam2web_s_per_frame"], 3),
+                                      "plain": round(r1["plain_s_per_frame"], 3),
+                                      "image_size": 512}
+    if mem:
+        n_long = max(n for n in mem["sam2web"] if n <= 64)
+        spf_out[str(n_long)] = {"sam2web": round(mem["sam2web"][n_long]["s_per_frame"], 3),
+                                "plain": round(mem["plain"][n_long]["s_per_frame"], 3),
+                                "image_size": mem["image_size"],
+                                "peak_rss_mb": {"sam2web": round(mem["sam2web"][n_long]["peak_rss_mb"], 1),
+                                                "plain": round(mem["plain"][n_long]["peak_rss_mb"], 1)}}
+    out["s_per_frame"] = spf_out
+    if ov:
+        out["overhead_by_objects"] = {str(k): round(v["overhead_ratio"], 3)
+                                      for k, v in ov["by_objects"].items()}
+        out["vs_plain_by_objects"] = {str(k): round(v["vs_plain_recipe"], 3)
+                                      for k, v in ov["by_objects"].items()}
+    if mem:
+        small, big = min(mem["sam2web"]), max(mem["sam2web"])
+        out["rss_growth_sam2web"] = round(mem["sam2web"][big]["peak_rss_mb"]
+                                          / mem["sam2web"][small]["peak_rss_mb"], 3)
+        if mem["plain"]:
+            ps, pb = min(mem["plain"]), max(mem["plain"])
+            out["rss_growth_plain"] = round(mem["plain"][pb]["peak_rss_mb"]
+                                            / mem["plain"][ps]["peak_rss_mb"], 3)
+        out["memory_image_size"] = mem["image_size"]
+    out["repolygonize_smoothing_only_ms"] = round(res["repolygonize"]["smoothing_change_ms"], 1)
+    out["frame_view_cached_ms"] = round(res["frame_view"]["cached_ms"], 1)
+    out["gpu"] = res.get("gpu")
+    out["mode"] = res["mode"]
+    out["notes"] = res.get("notes", [])
+    return out
+
+
+def table(res: dict, s: dict) -> str:
+    lines = [f"sam2web benchmark ({res['mode']}; tiny, CPU, random weights; 512x512 frames at "
+             f"model image_size 512 unless noted)",
+             f"{'figure':<46} {'value':>14} {'goal':>10}"]
+
+    def row(name, value, goal=""):
+        lines.append(f"{name:<46} {value:>14} {goal:>10}")
+
+    ov = res.get("overhead")
+    if ov:
+        for k, r in ov["by_objects"].items():
+            row(f"s/frame {ov['frames']} fr, {k} obj: sam2web", f"{r['sam2web_s_per_frame']:.3f}")
+            row(f"s/frame {ov['frames']} fr, {k} obj: pure model", f"{r['pure_s_per_frame']:.3f}")
+            row(f"s/frame {ov['frames']} fr, {k} obj: plain recipe", f"{r['plain_s_per_frame']:.3f}")
+            row(f"  post-processing (polygons+links+export) s", f"{r['post_seconds']:.3f}")
+            row(f"  overhead ratio, {k} obj", f"{r['overhead_ratio']:.3f}", "<= 1.05")
+            row(f"  vs plain recipe, {k} obj", f"{r['vs_plain_recipe']:.3f}", "<= 0.9")
+    mem = res.get("memory")
+    if mem:
+        for kind in ("sam2web", "plain"):
+            for n, v in mem[kind].items():
+                row(f"peak RSS MB {kind}, {n} fr (img {mem['image_size']})",
+                    f"{v['peak_rss_mb']:.0f}")
+                row(f"  s/frame {kind}, {n} fr (img {mem['image_size']})",
+                    f"{v['s_per_frame']:.3f}")
+        if "rss_growth_sam2web" in s:
+            row("sam2web peak RSS 256 fr / 16 fr", f"{s['rss_growth_sam2web']:.3f}", "<= 1.2")
+        if "rss_growth_plain" in s:
+            row("plain peak RSS 256 fr / 16 fr", f"{s['rss_growth_plain']:.3f}")
+    rp = res["repolygonize"]
+    row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}",
+        "<= 200")
+    row("re-polygonize: padding+smoothing change ms", f"{rp['padding_change_ms']:.0f}", "<= 200")
+    for part, v in rp["padding_change_parts_ms"].items():
+        row(f"  of which {part} ms", f"{v:.0f}")
+    row("re-polygonize: cold (never traced) ms", f"{rp['cold_ms']:.0f}")
+    fv = res["frame_view"]
+    row(f"frame view {fv['shape'][0]}^2 x3 uint16: first ms", f"{fv['uncached_ms']:.1f}", "<= 50")
+    row("frame view: cached ms", f"{fv['cached_ms']:.1f}")
+    gpu = res.get("gpu") or {}
+    if "note" in gpu:
+        lines.append(f"GPU: {gpu['note']}")
+    else:
+        for size, r in gpu.items():
+            if isinstance(r, dict):
+                row(f"GPU {size} FPS bf16 / vos (A100 pub {r['published_a100']})",
+                    f"{r.get('fps_bf16')} / {r.get('fps_bf16_vos')}")
+    for note in res.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer frames/repeats (< 10 min)")
+    ap.add_argument("--json-only", action="store_true", help="print only the JSON line")
+    ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    mode = "quick" if args.quick else "full"
+    res = measure(mode, quiet=args.json_only, skip_model=args.smoke, post_only_small=args.smoke)
+    s = summary(res)
+    s["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if not args.json_only:
+        print(table(res, s))
+    print(json.dumps(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""One model measurement in its own process: ``python -m bench.worker KIND [options]``.
+
+Why a process per measurement: peak resident memory (``ru_maxrss``) only ever grows, so each
+memory figure needs a fresh process; and the plain SAM2 recipe must run *without* sam2web's
+patches (hole filling on CPU, dtype fix), exactly as a user of upstream SAM2 would get it.
+
+Kinds
+- ``sam2web``: open the TIFF as a Stack, ``sam2web.track.track`` (lazy frames), then masks ->
+  polygons -> links -> export bytes. Model build excluded from the timing.
+- ``pure``: the same predictor object, frames already in memory as normalised tensors (made
+  before the clock starts), ``add_new_points_or_box`` + ``propagate_in_video``, no post-processing.
+- ``pair``: ``pure`` and ``sam2web`` alternated in one process (same predictor, same frames), for
+  the overhead ratio with the least noise.
+- ``plain``: the upstream recipe: read frames, write JPEGs to a folder, ``init_state(folder)``,
+  add boxes, ``propagate_in_video``, threshold at 0. Model build excluded.
+The last stdout line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+
+
+def rss_mb() -> float:
+    """Current resident memory (VmRSS) in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ----------------------------------------------------------------------------- sam2web
+
+def sam2web_predictor(image_size: int, precision: str = "fp32"):
+    os.environ["SAM2WEB_RANDOM_WEIGHTS"] = "1"
+    from sam2web import model
+
+    return model.load_predictor("tiny", device="cpu", image_size=image_size,
+                                precision=precision)
+
+
+def run_sam2web(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: list,
+                masks_out: dict | None = None) -> dict:
+    """End to end, from the file on disk to the four export files (bytes)."""
+    from sam2web.display import DisplaySettings
+    from sam2web.export import export_bytes
+    from sam2web.geometry import annotations_from_result
+    from sam2web.links import connect
+    from sam2web.selection import build_sequences
+    from sam2web.stack import open_stack
+    from sam2web.track import track
+    from sam2web.types import Location, Prompt
+
+    t0 = time.perf_counter()
+    stack = open_stack(tiff, pages_as="time", cache_bytes=0)
+    display = DisplaySettings.default(stack)
+    seqs = build_sequences([0], range(n_frames), [0], "time", "forward")
+    prompts = [Prompt(obj_id=i, loc=Location(0, 0, 0), box=tuple(b), tags=["cell"])
+               for i, b in enumerate(boxes[:n_objects])]
+    t_model0 = time.perf_counter()
+    result = track(stack, seqs, prompts, predictor, display)
+    t_model1 = time.perf_counter()
+    anns = annotations_from_result(result, padding=0.0, smoothing=0.3)
+    links = connect(anns)
+    files = export_bytes(anns, links, random_weights=result.random_weights)
+    t1 = time.perf_counter()
+    stack.close()
+    if masks_out is not None:
+        for (obj, loc), cm in result.masks.items():
+            masks_out[f"{obj}_{loc.time}"] = cm.to_mask()
+    return {"seconds": t1 - t0, "track_seconds": t_model1 - t_model0,
+            "post_seconds": t1 - t_model1, "n_masks": len(result.masks),
+            "n_polygons": len(anns), "export_bytes": sum(len(b) for b in files.values())}
+
+
+# ----------------------------------------------------------------------------- pure model
+
+class _Tensors:
+    """A stack of preprocessed frames with the attributes a SAM2 state needs."""
+
+    def __init__(self, tensors, height: int, width: int):
+        self.t = tensors
+        self.height, self.width = height, width
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    def __getitem__(self, i):
+        return self.t[i]
+
+
+def preprocess(frames: np.ndarray, image_size: int):
+    """uint8 (T, H, W) -> float tensor (T, 3, S, S), exactly sam2web's model input."""
+    import torch
+
+    from sam2web.track import to_model_input
+
+    return torch.stack([to_model_input(np.repeat(f[:, :, None], 3, axis=2), image_size)
+                        for f in frames])
+
+
+def _state(predictor, frames: _Tensors) -> dict:
+    """SAM2 1.1.0's init_state fields, images already in memory (no loader, no warm-up)."""
+    dev = predictor.device
+    return {"images": frames, "num_frames": len(frames), "offload_video_to_cpu": False,
+            "offload_state_to_cpu": False, "video_height": frames.height,
+            "video_width": frames.width, "device": dev, "storage_device": dev,
+            "point_inputs_per_obj": {}, "mask_inputs_per_obj": {}, "cached_features": {},
+            "constants": {}, "obj_id_to_idx": OrderedDict(), "obj_idx_to_id": OrderedDict(),
+            "obj_ids": [], "output_dict_per_obj": {}, "temp_output_dict_per_obj": {},
+            "frames_tracked_per_obj": {}}
+
+
+def run_pure(predictor, tensors: _Tensors, n_objects: int, boxes: list,
+             autocast: bool = False) -> dict:
+    """Only the model: prompts + propagate over in-memory tensors; outputs are not even read."""
+    import contextlib
+
+    import torch
+
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    t0 = time.perf_counter()
+    with ctx:
+        state = _state(predictor, tensors)
+        for i, b in enumerate(boxes[:n_objects]):
+            predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i,
+                                            box=np.asarray(b, np.float32))
+        n = 0
+        for _ in predictor.propagate_in_video(state):
+            n += 1
+    return {"seconds": time.perf_counter() - t0, "frames": n}
+
+
+# ----------------------------------------------------------------------------- plain recipe
+
+def plain_predictor(image_size: int):
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    torch.manual_seed(0)
+    return build_sam2_video_predictor(CONFIG, ckpt_path=None, device="cpu",
+                                      hydra_overrides_extra=[f"++model.image_size={image_size}"])
+
+
+def run_plain(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: list) -> dict:
+    """The recipe of SAM2's README/notebook, with frames coming from the same TIFF file."""
+    import tifffile
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-jpeg-") as folder:
+        with tifffile.TiffFile(tiff) as tf:
+            for i in range(n_frames):
+                gray = tf.pages[i].asarray()
+                Image.fromarray(gray).convert("RGB").save(Path(folder) / f"{i:05d}.jpg",
+                                                          quality=95)
+        state = predictor.init_state(folder)
+        for i, b in enumerate(boxes[:n_objects]):
+            predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i,
+                                            box=np.asarray(b, np.float32))
+        masks = {}
+        for f, obj_ids, logits in predictor.propagate_in_video(state):
+            masks[f] = (logits > 0.0).cpu().numpy()
+    return {"seconds": time.perf_counter() - t0, "frames": len(masks)}
+
+
+# ----------------------------------------------------------------------------- main
+
+def _write_profile(profiler, path: Path, top: int = 30) -> None:
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(top)
+    path.write_text(buf.getvalue())
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=["sam2web", "pure", "pair", "plain"])
+    ap.add_argument("--tiff", type=Path, required=True)
+    ap.add_argument("--frames", type=int, required=True)
+    ap.add_argument("--objects", type=int, default=1)
+    ap.add_argument("--image-size", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--dump", type=Path, help="save sam2web's masks (npz) for IoU comparisons")
+    ap.add_argument("--warmup", action="store_true",
+                    help="one untimed 2-frame run first (first-call allocations, kernel choice)")
+    ap.add_argument("--profile", type=Path, help="cProfile the first sam2web run; top lines here")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from bench.data import boxes as make_boxes
+
+    import tifffile
+
+    with tifffile.TiffFile(args.tiff) as tf:
+        side = tf.pages[0].shape[0]
+    boxes = make_boxes(args.objects, side)
+    out: dict = {"kind": args.kind, "frames": args.frames, "objects": args.objects,
+                 "image_size": args.image_size, "precision": args.precision,
+                 "threads": torch.get_num_threads()}
+    t_build = time.perf_counter()
+    if args.kind == "plain":
+        predictor = plain_predictor(args.image_size)
+    else:
+        predictor = sam2web_predictor(args.image_size, args.precision)
+    out["build_seconds"] = time.perf_counter() - t_build
+    tensors = None
+    if args.kind in ("pure", "pair"):
+        frames = tifffile.imread(args.tiff, key=range(args.frames))
+        tensors = _Tensors(preprocess(frames, args.image_size), side, side)
+        del frames
+    out["rss_before_mb"] = rss_mb()
+    if args.warmup:
+        if args.kind in ("pure", "pair"):
+            run_pure(predictor, _Tensors(tensors.t[:2], side, side), args.objects, boxes,
+                     autocast=args.precision == "bf16")
+        if args.kind in ("sam2web", "pair"):
+            run_sam2web(predictor, args.tiff, 2, args.objects, boxes)
+        if args.kind == "plain":
+            run_plain(predictor, args.tiff, 2, args.objects, boxes)
+    runs: dict[str, list] = {}
+    masks: dict = {}
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    for r in range(args.repeats):
+        if args.kind in ("pure", "pair"):
+            runs.setdefault("pure", []).append(run_pure(predictor, tensors, args.objects, boxes,
+                                                        autocast=args.precision == "bf16"))
+        if args.kind in ("sam2web", "pair"):
+            if profiler is not None and r == 0:
+                profiler.enable()
+            runs.setdefault("sam2web", []).append(run_sam2web(
+                predictor, args.tiff, args.frames, args.objects, boxes,
+                masks if (args.dump and r == 0) else None))
+            if profiler is not None and r == 0:
+                profiler.disable()
+                _write_profile(profiler, args.profile)
+        if args.kind == "plain":
+            runs.setdefault("plain", []).append(run_plain(predictor, args.tiff, args.frames,
+                                                          args.objects, boxes))
+    if args.dump and masks:
+        np.savez_compressed(args.dump, **masks)
+    out["runs"] = runs
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
