@@ -18,6 +18,13 @@ outer corner of its original pixel, which yields the exact pixel-edge outline (a
 
 Why the *largest* component: the original worker kept the first contour cv2 returned, silently
 dropping the real cell whenever a speck came first (SPEC.md defects).
+
+Padding is the worker's ``buffer(padding)`` done on the pixel grid: a pixel joins the mask when
+its centre lies within ``padding`` of the mask's outline (shrinking: leaves when within |padding|
+of the background), i.e. the buffered polygon rasterised exactly; GEOS's buffer of a staircase
+outline was about 25x slower, too slow for interactive re-drawing. Smoothing is ``simplify(smoothing,
+preserve_topology=True)`` (skipped below 0.35 px, where it provably changes nothing). Outlines
+are cached per CompactMask, so a settings change only redoes what it must.
 """
 from __future__ import annotations
 

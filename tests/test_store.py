@@ -153,3 +153,16 @@ def test_data_root_from_environment(tmp_path, monkeypatch):
     assert store_mod.data_root() == (tmp_path / "d").resolve()
     s = store_mod.get_store()
     assert s.root == (tmp_path / "d").resolve() and (tmp_path / "d" / "sam2web.db").exists()
+
+
+from hypothesis import given, settings, strategies as hst  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(hst.text(max_size=300))
+def test_any_upload_name_lands_inside_the_files_folder(tmp_path_factory, name):
+    clean = sanitize_filename(name)
+    assert clean and "/" not in clean and "\\" not in clean and not clean.startswith(".")
+    assert len(clean) <= 120
+    root = tmp_path_factory.getbasetemp()
+    assert root in safe_join(root, clean).parents

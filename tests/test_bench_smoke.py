@@ -1,0 +1,77 @@
+"""Smoke test of the benchmark harness: it runs, and its last line is the promised JSON.
+
+No timing is asserted (timings on a shared CI machine mean nothing); what is asserted is that the
+cheapest measurements run end to end on tiny inputs and that every key other tools read is there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"overhead_ratio", "vs_plain_recipe", "peak_rss_mb", "plain_peak_rss_mb",
+        "repolygonize_ms", "frame_view_ms", "s_per_frame"}
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SAM2WEB_RANDOM_WEIGHTS="1")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_run_prints_table_and_json_last_line():
+    proc = _run(["-m", "bench.run", "--quick", "--smoke"])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert KEYS <= set(summary)
+    assert summary["repolygonize_ms"] > 0 and summary["frame_view_ms"] > 0
+    assert any("frame view" in line for line in lines[:-1])  # the table came first
+
+
+def test_post_measurements_on_tiny_inputs():
+    from bench import post
+
+    rp = post.repolygonize(3, 4, repeats=1)
+    # 3 frames x 4 cells: every mask gives a polygon, each cell a chain of 2 links
+    assert rp["masks"] == 12 and rp["polygons"] == 12 and rp["links"] == 8
+    assert rp["export_bytes"] > 0
+    fv = post.frame_view(side=128, repeats=1)
+    assert fv["shape"] == [128, 128, 3]
+
+
+def test_synthetic_masks_have_the_bacteria_frame_shape():
+    from bench.post import synthetic_result
+
+    result = synthetic_result(2, 3)
+    masks = list(result.masks.values())
+    assert len(masks) == 6
+    assert {m.shape for m in masks} == {(1305, 1009)}  # rows x columns of bacteria_ctc
+    assert all(m.crop().sum() > 100 for m in masks)
+
+
+@pytest.mark.parametrize("kind", ["pair", "plain"])
+def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind):
+    from bench import data
+
+    tiff = data.write_tiff(tmp_path / "f.tif", data.make_frames(3, 2, side=128))
+    proc = _run(["-m", "bench.worker", kind, "--tiff", str(tiff), "--frames", "3",
+                 "--objects", "2", "--image-size", "128"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["peak_rss_mb"] > out["rss_before_mb"] * 0.5 > 0
+    recipes = ["pure", "sam2web"] if kind == "pair" else ["plain"]
+    assert sorted(out["runs"]) == recipes
+    if kind == "pair":
+        run = out["runs"]["sam2web"][0]
+        assert run["n_masks"] == 6  # 2 objects x 3 frames
+        assert run["export_bytes"] > 0
+    else:
+        assert out["runs"]["plain"][0]["frames"] == 3
+    assert np.isfinite([r["seconds"] for rs in out["runs"].values() for r in rs]).all()
