@@ -105,11 +105,11 @@ def find_checkpoint(size: str, explicit: str | Path | None = None) -> Path | Non
 
 
 def missing_checkpoint_message(size: str, reason: str = "") -> str:
+    """One sentence: which file to put where (used by the CLI, the app and failed downloads)."""
     _, file_name = MODELS[size]
-    why = f" ({reason})" if reason else ""
-    return (f"The SAM2.1 {size} checkpoint is missing and could not be downloaded{why}: download "
-            f"{DOWNLOAD_BASE}{file_name} and put it at {download_dir() / file_name} "
-            f"(or pass --checkpoint PATH).")
+    state = f"could not be downloaded ({reason})" if reason else "is not on this machine"
+    return (f"The SAM2.1 {size} checkpoint {state}: download {DOWNLOAD_BASE}{file_name} and put "
+            f"it at {download_dir() / file_name} (or pass --checkpoint PATH).")
 
 
 def _open_url(url: str, timeout: float = 30.0):
@@ -380,13 +380,13 @@ def load_predictor(size: str = DEFAULT_MODEL, checkpoint: str | Path | None = No
     dev = pick_device(device)
     prec = pick_precision(dev, precision)
     image_size = check_image_size(image_size) if image_size is not None else default_image_size()
-    random_weights = False
-    path = find_checkpoint(size, checkpoint)
-    if path is None and checkpoint in (None, "") and random_weights_requested():
-        random_weights = True
-    elif path is None:
+    # SAM2WEB_RANDOM_WEIGHTS=1 means "plumbing only": it wins over any cached checkpoint (so
+    # tests never depend on what a machine has downloaded), but not over an explicit one.
+    random_weights = checkpoint in (None, "") and random_weights_requested()
+    path = None if random_weights else find_checkpoint(size, checkpoint)
+    if path is None and not random_weights:
         if not download:
-            raise UserError(missing_checkpoint_message(size, "not downloaded yet"))
+            raise UserError(missing_checkpoint_message(size))
         path = download_checkpoint(size, progress=progress)
 
     state = None if random_weights else _load_state_dict(path)

@@ -105,7 +105,12 @@ def test_missing_checkpoint_without_download_points_at_env_folder(tmp_path, monk
         model.load_predictor("small", device="cpu")
 
 
-def test_random_weights_only_when_the_environment_says_so(monkeypatch):
+def test_random_weights_only_when_the_environment_says_so(monkeypatch, tmp_path):
+    with pytest.raises(UserError, match="is not on this machine"):
+        model.load_predictor("tiny", device="cpu", image_size=256)
+    cached = tmp_path / "cache" / "sam2web" / "checkpoints" / "sam2.1_hiera_tiny.pt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not even read: the environment asks for random weights")
     monkeypatch.setenv(model.ENV_RANDOM, "1")
     monkeypatch.setenv(model.ENV_IMAGE_SIZE, "256")
     predictor = model.load_predictor("tiny", device="cpu")

@@ -145,3 +145,38 @@ def test_cpu_bf16_reverse_does_not_crash(stack):
                    stack.render, direction="backward")
     assert frames_of(result, 0) == [0, 1, 2]
     assert frames_of(result, 1) == [0, 1]
+
+
+def test_same_masks_as_plain_sam2_and_trimming_is_lossless(predictor, monkeypatch):
+    """Our state builder, lazy frames, feature cache and memory trimming change nothing.
+
+    Reference: SAM2's own ``init_state`` + ``propagate_in_video`` with the same in-memory
+    frames (``load_video_frames`` swapped for them, so no JPEG loss muddies the comparison).
+    The object-pointer window is narrowed to 4 frames (for both runs) so that trimming really
+    drops outputs within a short, fast sequence.
+    """
+    import sam2.sam2_video_predictor as svp
+    import torch
+
+    from sam2web.track import LazyFrames
+
+    monkeypatch.setattr(predictor, "max_obj_ptrs_in_encoder", 4)
+    n = 16
+    stack = SyntheticStack(n_frames=n)
+    seq = time_sequence(n)
+    prompt = box_prompt(0, 0, stack)
+    session = TrackSession(stack, [seq], predictor, stack.render, "forward")
+    session.add_prompts([prompt])
+    ours = session.run()
+    kept = session.seqs[0].state["output_dict_per_obj"][0]["non_cond_frame_outputs"]
+    assert len(kept) <= 2 * 8  # trimmed as it went: the window behind + around the prompt
+
+    frames = LazyFrames(stack.render, seq.frames, predictor.image_size, H, W)
+    monkeypatch.setattr(svp, "load_video_frames", lambda **kw: (frames, H, W))
+    with torch.inference_mode():
+        state = predictor.init_state("in-memory")
+        predictor.add_new_points_or_box(state, 0, 0, box=np.asarray(prompt.box, np.float32))
+        plain = {t: (m[0, 0] > 0).numpy() for t, _, m in predictor.propagate_in_video(state)}
+    assert len(plain) == n
+    for t in range(n):
+        assert np.array_equal(ours.masks[(0, seq.frames[t])].to_mask(), plain[t]), t
