@@ -32,10 +32,10 @@ GOALS = {"overhead_ratio": 1.05, "vs_plain_recipe": 0.9, "rss_growth": 1.2,
 
 MODES = {
     # quick: < 10 min on the shared 2-core CPU
-    "quick": {"overhead_frames": 8, "rounds": 2, "mem_lengths": (16, 64, 256),
+    "quick": {"overhead_frames": 8, "rounds": 1, "repeats": 2, "mem_lengths": (16, 64, 256),
               "mem_image_size": 128, "plain_mem_lengths": (16, 64, 256),
               "spf_long": 64, "post_repeats": 5},
-    "full": {"overhead_frames": 8, "rounds": 3, "mem_lengths": (16, 64, 256),
+    "full": {"overhead_frames": 8, "rounds": 3, "repeats": 1, "mem_lengths": (16, 64, 256),
              "mem_image_size": 512, "plain_mem_lengths": (16, 64, 256),
              "spf_long": 64, "post_repeats": 7},
 }
@@ -46,6 +46,9 @@ def log(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+THREADS = 1  # torch threads per worker; set by main()
+
+
 def worker(kind: str, tiff: Path, frames: int, objects: int = 1, image_size: int = 512,
            warmup: bool = True, extra: list[str] | None = None) -> dict:
     """Run one ``bench.worker`` process; its last stdout line is its JSON."""
@@ -53,16 +56,27 @@ def worker(kind: str, tiff: Path, frames: int, objects: int = 1, image_size: int
            str(frames), "--objects", str(objects), "--image-size", str(image_size)]
     if warmup:
         cmd.append("--warmup")
-    cmd += extra or []
+    extra = list(extra or [])
+    if "--threads" not in extra:
+        extra += ["--threads", str(THREADS)]
+    cmd += extra
     env = dict(os.environ, SAM2WEB_RANDOM_WEIGHTS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"bench.worker {kind} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if os.environ.get("BENCH_LOG"):
+        with open(os.environ["BENCH_LOG"], "a") as fh:
+            fh.write(json.dumps(out) + "\n")
+    return out
 
 
-def spf(runs: list[dict], frames: int) -> float:
-    return statistics.median(r["seconds"] / frames for r in runs)
+CLOCK = "cpu_seconds"  # set by main(): "cpu_seconds" with one torch thread, else "seconds"
+
+
+def spf(runs: list[dict], frames: int, clock: str | None = None) -> float:
+    """Median seconds per frame by ``clock`` (default: the run's ratio clock)."""
+    return statistics.median(r[clock or CLOCK] / frames for r in runs)
 
 
 # ----------------------------------------------------------------------------- model figures
@@ -75,20 +89,23 @@ def overhead_and_plain(tiff: Path, cfg: dict, quiet: bool) -> dict:
     for r in range(cfg["rounds"]):
         for k in (1, 5):
             log(f"  round {r + 1}/{cfg['rounds']}: sam2web + pure model, {k} object(s)", quiet)
-            pairs[k].append(worker("pair", tiff, n, k)["runs"])
+            reps = ["--repeats", str(cfg["repeats"])]
+            pairs[k].append(worker("pair", tiff, n, k, extra=reps)["runs"])
             log(f"  round {r + 1}/{cfg['rounds']}: plain recipe, {k} object(s)", quiet)
-            plains[k] += worker("plain", tiff, n, k)["runs"]["plain"]
+            plains[k] += worker("plain", tiff, n, k, extra=reps)["runs"]["plain"]
     out: dict = {"frames": n, "by_objects": {}}
     for k in (1, 5):
         sam = [run for p in pairs[k] for run in p["sam2web"]]
         pure = [run for p in pairs[k] for run in p["pure"]]
-        ratios = [s["seconds"] / q["seconds"] for p in pairs[k]
+        ratios = [s[CLOCK] / q[CLOCK] for p in pairs[k]
                   for s, q in zip(p["sam2web"], p["pure"])]
         out["by_objects"][k] = {
             "sam2web_s_per_frame": spf(sam, n), "pure_s_per_frame": spf(pure, n),
             "plain_s_per_frame": spf(plains[k], n),
             "overhead_ratio": statistics.median(ratios),
             "post_seconds": statistics.median(s["post_seconds"] for s in sam),
+            "wall": {"sam2web": spf(sam, n, "seconds"), "pure": spf(pure, n, "seconds"),
+                     "plain": spf(plains[k], n, "seconds")},
         }
         row = out["by_objects"][k]
         row["vs_plain_recipe"] = row["sam2web_s_per_frame"] / row["plain_s_per_frame"]
@@ -142,6 +159,8 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False,
         notes.append(f"--quick: memory runs (16/64/256 frames) and the 64-frame seconds per "
                      f"frame use model image_size {cfg['mem_image_size']} (input still 512x512) "
                      f"to fit in 10 minutes; the full mode uses 512.")
+    res["threads"] = THREADS
+    res["clock"] = CLOCK
     res["notes"] = notes
     return res
 
@@ -198,6 +217,8 @@ def summary(res: dict) -> dict:
     out["frame_view_cached_ms"] = round(res["frame_view"]["cached_ms"], 1)
     out["gpu"] = res.get("gpu")
     out["mode"] = res["mode"]
+    out["torch_threads"] = res.get("threads")
+    out["clock"] = res.get("clock")
     out["notes"] = res.get("notes", [])
     return out
 
@@ -205,6 +226,9 @@ def summary(res: dict) -> dict:
 def table(res: dict, s: dict) -> str:
     lines = [f"sam2web benchmark ({res['mode']}; tiny, CPU, random weights; 512x512 frames at "
              f"model image_size 512 unless noted)",
+             f"torch threads per recipe: {res.get('threads') or 'default'}; seconds are "
+             f"{'process CPU' if res.get('clock') == 'cpu_seconds' else 'wall'} seconds "
+             f"(medians); model build excluded",
              f"{'figure':<46} {'value':>14} {'goal':>10}"]
 
     def row(name, value, goal=""):
@@ -216,6 +240,8 @@ def table(res: dict, s: dict) -> str:
             row(f"s/frame {ov['frames']} fr, {k} obj: sam2web", f"{r['sam2web_s_per_frame']:.3f}")
             row(f"s/frame {ov['frames']} fr, {k} obj: pure model", f"{r['pure_s_per_frame']:.3f}")
             row(f"s/frame {ov['frames']} fr, {k} obj: plain recipe", f"{r['plain_s_per_frame']:.3f}")
+            row(f"  wall s/frame sam2web / pure / plain",
+                f"{r['wall']['sam2web']:.2f}/{r['wall']['pure']:.2f}/{r['wall']['plain']:.2f}")
             row(f"  post-processing (polygons+links+export) s", f"{r['post_seconds']:.3f}")
             row(f"  overhead ratio, {k} obj", f"{r['overhead_ratio']:.3f}", "<= 1.05")
             row(f"  vs plain recipe, {k} obj", f"{r['vs_plain_recipe']:.3f}", "<= 0.9")
@@ -258,8 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer frames/repeats (< 10 min)")
     ap.add_argument("--json-only", action="store_true", help="print only the JSON line")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per recipe (default 1: on a shared machine one thread "
+                         "is faster and its CPU time is a stable clock; 0 = torch's default, "
+                         "then ratios use wall time)")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global THREADS, CLOCK
+    THREADS = args.threads
+    CLOCK = "cpu_seconds" if args.threads == 1 else "seconds"
     t0 = time.perf_counter()
     mode = "quick" if args.quick else "full"
     res = measure(mode, quiet=args.json_only, skip_model=args.smoke, post_only_small=args.smoke)

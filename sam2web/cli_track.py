@@ -219,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
     if not prompts:
         raise UserError(f"{prompt_path} holds no prompts" + (" with the tags " + ", ".join(tags)
                         if tags else "") + "; check the file and --tags.")
+    track.check_prompts_placed(sequences, prompts)  # fail before loading the model
+    with_prompts = [s for s in sequences if any(s.index_of(p.loc) is not None for p in prompts)]
     tmp = _prepare_out(out)
     try:
         download_bar = None
@@ -243,7 +245,6 @@ def run(args: argparse.Namespace) -> int:
         info = model.describe(predictor)
         if info["random_weights"]:
             print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
-        with_prompts = [s for s in sequences if any(s.index_of(p.loc) is not None for p in prompts)]
         bar = _Bar([len(s.frames) for s in with_prompts], args.quiet)
         try:
             result = track.track(stack, sequences, prompts, predictor, display,

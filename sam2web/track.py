@@ -7,6 +7,7 @@ OWNER: engine helper. Contract:
         on_frame(loc, {obj_id: CompactMask}) after each finished frame (the app persists it).
         result=previous: re-track only the objects prompted now, from their prompt frame on,
         and keep everything else of ``previous`` (a correction that survives an app restart).
+    check_prompts_placed(sequences, prompts): the "no prompts on the selected frames" UserError.
     TrackSession: the same run, kept alive so corrections reuse SAM2's memory and features:
         s = TrackSession(stack, sequences, predictor, display, direction); s.add_prompts(p);
         s.run(...); s.add_prompts([correction]); s.run(...)  -> s.result
@@ -267,6 +268,16 @@ class StandInTracker:
 
 # ----------------------------------------------------------------------------- the run
 
+NO_PROMPTS_ON_FRAMES = ("There are no prompts on the selected frames; draw a box on one of the "
+                        "selected frames, or widen the XY/Time/Z ranges to include the prompts.")
+
+
+def check_prompts_placed(sequences: list[Sequence], prompts: list[Prompt]) -> None:
+    """UserError unless some prompt lies on a frame of some sequence (cheap; before a model)."""
+    if not any(s.index_of(p.loc) is not None for s in sequences for p in prompts):
+        raise UserError(NO_PROMPTS_ON_FRAMES)
+
+
 @dataclass
 class _SeqRun:
     """Per-sequence state of a session: the inference state and what was prompted where."""
@@ -369,9 +380,7 @@ class TrackSession:
                   for p in prompts]
         placed = [(p, runs) for p, runs in placed if runs]
         if prompts and not placed:
-            raise UserError("There are no prompts on the selected frames; draw a box on one of "
-                            "the selected frames, or widen the XY/Time/Z ranges to include the "
-                            "prompts.")
+            raise UserError(NO_PROMPTS_ON_FRAMES)
         for p, runs in placed:
             for run in runs:
                 run.pending.append(p)

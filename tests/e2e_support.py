@@ -46,6 +46,15 @@ class Server:
     log_path: Path
     data_dir: Path
 
+    def crash(self) -> None:
+        """Kill the server at once (SIGKILL to its process group): a crash or power cut, no clean-up."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

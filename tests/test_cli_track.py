@@ -131,6 +131,7 @@ def test_label_image_prompt_across_a_selection(data, capsys):
     (["--prompt-loc", "a,b"], "XY,T,Z"),
     (["--image-size", "100"], "multiple of 32"),
     (["--tags", "nothing-has-this"], "nothing-has-this"),
+    (["--time", "5-6"], "no prompts on the selected frames"),
 ])
 def test_user_errors_exit_2_with_one_sentence_and_leave_out_untouched(data, capsys, extra, needle):
     rc, err = run_cli([data / "stack.tif", "--prompts", data / "prompts.geojson", "--out",

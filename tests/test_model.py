@@ -5,7 +5,6 @@ The network is never used: downloads go to an unreachable local URL or through a
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from importlib import resources
 from pathlib import Path
