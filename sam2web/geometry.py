@@ -381,11 +381,17 @@ def geometries_for(masks: list, padding: float = 0.0, smoothing: float = 0.3, ke
     traced = _cached_geometries(list(masks), keep, holes, padding)
     geoms = [g for g, _ in traced]
     if smoothing >= EXACT_SMOOTHING:
-        return smooth_geometries(geoms, smoothing)
-    suspects = [i for i, (g, pinched) in enumerate(traced) if pinched and g is not None]
-    if suspects:
-        for i, g in zip(suspects, _finish([geoms[i] for i in suspects])):
-            geoms[i] = g
+        geoms = smooth_geometries(geoms, smoothing)
+    else:
+        suspects = [i for i, (g, pinched) in enumerate(traced) if pinched and g is not None]
+        if suspects:
+            for i, g in zip(suspects, _finish([geoms[i] for i in suspects])):
+                geoms[i] = g
+    if keep == "largest":
+        # make_valid (pinched pixel outlines) or shrinking can split the one kept component:
+        # the default promises a single Polygon, so keep its largest part.
+        geoms = [max(g.geoms, key=lambda p: p.area) if isinstance(g, MultiPolygon) else g
+                 for g in geoms]
     return geoms
 
 

@@ -71,8 +71,21 @@ def test_compact_mask_and_array_agree():
 def test_corner_touching_pixels_give_a_valid_shape_of_exact_area():
     m = np.zeros((4, 4), dtype=bool)
     m[0, 0] = m[1, 1] = True
-    g = mask_to_geometry(m, smoothing=0)
+    g = mask_to_geometry(m, smoothing=0, keep="all")
     assert g.is_valid and g.area == 2.0
+    # The default promises one Polygon (GeoJSON Polygon, the platform's "polygon"): its largest part.
+    g = mask_to_geometry(m, smoothing=0)
+    assert g.geom_type == "Polygon" and g.is_valid and g.area == 1.0
+
+
+def test_default_is_one_polygon_even_when_the_outline_is_pinched():
+    m = np.ones((12, 12), bool)
+    m[3:9, 3:9] = False
+    m[4:6, 4:6] = True  # an island in the hole, touching the body at one corner
+    m[3, 3] = True
+    g = mask_to_geometry(m, padding=0, smoothing=0.0)
+    assert g.geom_type == "Polygon" and g.is_valid
+    assert mask_to_geometry(m, padding=0, smoothing=0.0, keep="all").area > g.area
 
 
 @settings(max_examples=60, deadline=None)
