@@ -59,7 +59,7 @@ def sam2web_predictor(image_size: int, precision: str = "fp32"):
 
 
 def run_sam2web(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: list,
-                masks_out: dict | None = None) -> dict:
+                masks_out: dict | None = None, feature_cache_mb: float | None = None) -> dict:
     """End to end, from the file on disk to the four export files (bytes)."""
     from sam2web.display import DisplaySettings
     from sam2web.export import export_bytes
@@ -67,7 +67,7 @@ def run_sam2web(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: lis
     from sam2web.links import connect
     from sam2web.selection import build_sequences
     from sam2web.stack import open_stack
-    from sam2web.track import track
+    from sam2web.track import TrackSession, track
     from sam2web.types import Location, Prompt
 
     c0, t0 = time.process_time(), time.perf_counter()
@@ -77,7 +77,11 @@ def run_sam2web(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: lis
     prompts = [Prompt(obj_id=i, loc=Location(0, 0, 0), box=tuple(b), tags=["cell"])
                for i, b in enumerate(boxes[:n_objects])]
     t_model0 = time.perf_counter()
-    result = track(stack, seqs, prompts, predictor, display)
+    session = None
+    if feature_cache_mb is not None:  # the engine's default LRU budget unless asked otherwise
+        session = TrackSession(stack, seqs, predictor, display, "forward",
+                               feature_cache_mb=feature_cache_mb)
+    result = track(stack, seqs, prompts, predictor, display, session=session)
     t_model1 = time.perf_counter()
     anns = annotations_from_result(result, padding=0.0, smoothing=0.3)
     links = connect(anns)
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dump", type=Path, help="save sam2web's masks (npz) for IoU comparisons")
     ap.add_argument("--warmup", action="store_true",
                     help="one untimed 2-frame run first (first-call allocations, kernel choice)")
+    ap.add_argument("--feature-cache-mb", type=float, default=None,
+                    help="sam2web's backbone-feature LRU budget (default: the engine's)")
     ap.add_argument("--profile", type=Path, help="cProfile the first sam2web run; top lines here")
     args = ap.parse_args(argv)
 
@@ -262,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiler.enable()
             runs.setdefault("sam2web", []).append(run_sam2web(
                 predictor, args.tiff, args.frames, args.objects, boxes,
-                masks if (args.dump and r == 0) else None))
+                masks if (args.dump and r == 0) else None, args.feature_cache_mb))
             if profiler is not None and r == 0:
                 profiler.disable()
                 _write_profile(profiler, args.profile)

@@ -19,6 +19,7 @@ def body() -> None:
         if run is None:
             return
         track_ui.run_card(ws, run, stack, key_prefix="res")
+        results_ui.correction_note(run)
         if run.random_weights:
             st.warning("This run used RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1): the masks are meaningless.")
         result = results_ui.load_result(run)

@@ -181,7 +181,10 @@ class JobRunner:
         with self._lock:
             prog = self._progress.get(int(run_id))
         if prog is not None:
-            done, total, started, last = prog
+            done, mem_total, started, last = prog
+            # The job may not have called set_total yet: the stored total (known when the run was
+            # created) is the truth until it does, so a just-started run never shows "0 of 0".
+            total = mem_total or total
             if started is not None and done > 0 and total > done:
                 eta = (last - started) / done * (total - done)
         return JobStatus(run.id, run.status, done, total, eta, position, run.error)
@@ -225,9 +228,11 @@ class JobRunner:
 
     def _execute(self, job: _Job) -> None:
         store = job.store
-        ctx = JobContext(job.run_id, store, job.cancel_event, self)
+        run = store.get_run(job.run_id)
+        total = run.total_frames if run else 0  # seed with the stored total: never "Frame 0 of 0"
+        ctx = JobContext(job.run_id, store, job.cancel_event, self, total=total)
         with self._lock:
-            self._progress[job.run_id] = (0, 0, time.monotonic(), time.monotonic())
+            self._progress[job.run_id] = (0, total, time.monotonic(), time.monotonic())
         if job.cancel_event.is_set():
             store.update_run(job.run_id, status="cancelled", error="Cancelled before it started.")
             return

@@ -265,6 +265,21 @@ class Store:
             raise UserError("A workspace name cannot be empty; type a name.")
         self.update_workspace(ws_id, name=name[:200])
 
+    def unique_name(self, base: str, exclude_id: str | None = None) -> str:
+        """``base``, or ``base 2``, ``base 3``… : the first name no other workspace has.
+
+        Why: two users who both open the sample (or files with the same name) must be able to
+        tell their workspaces apart in the sidebar.
+        """
+        base = (base or "").strip()[:190] or "Workspace"
+        taken = {r["name"] for r in self._query("SELECT id, name FROM workspaces") if r["id"] != exclude_id}
+        if base not in taken:
+            return base
+        n = 2
+        while f"{base} {n}" in taken:
+            n += 1
+        return f"{base} {n}"
+
     def delete_workspace(self, ws_id: str) -> None:
         """Remove the workspace, its runs, masks and its files folder."""
         with self._tx() as c:

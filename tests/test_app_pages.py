@@ -360,8 +360,16 @@ def test_sidebar_new_reopen_delete(data):
     at = new_app(second.id)
     at.button(key=f"sb_open_{first.id}").click().run()
     assert _ws(at, data).id == first.id
+    # ✕ asks first: Keep leaves it, Delete removes it.
     at = new_app(first.id)
     at.button(key=f"sb_del_{second.id}").click().run()
+    assert data.get_workspace(second.id) is not None
+    assert any("cannot be undone" in w.value for w in at.warning)
+    at.button(key="sb_del_no").click().run()
+    assert data.get_workspace(second.id) is not None and not at.warning
+    at.button(key=f"sb_del_{second.id}").click().run()
+    at.button(key="sb_del_yes").click().run()
+    assert_clean(at)
     assert data.get_workspace(second.id) is None
     at = new_app(first.id)
     at.text_input(key="sb_rename").set_value("Renamed")

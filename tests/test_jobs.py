@@ -192,3 +192,27 @@ def test_track_job_with_standin_persists_each_frame(store, monkeypatch):
     assert r.info["done_sequences"] == [0]
     assert isinstance(jobs.get_predictor("tiny", None, "auto", None, "auto"), track.StandInTracker)
     jobs.clear_predictors()
+
+
+def test_just_started_run_shows_its_stored_total(store):
+    """A run that has started but not yet called set_total shows the total known at creation."""
+    gate, started = threading.Event(), threading.Event()
+
+    def work(ctx):
+        started.set()
+        assert gate.wait(10)
+        ctx.set_total(4)
+        for t in range(4):
+            ctx.save_frames([(0, Location(0, t, 0), _mask())])
+
+    ws = store.create_workspace("w")
+    run_id = store.create_run(ws.id, {}, total_frames=4)
+    runner = JobRunner()
+    runner.submit(store, run_id, "cpu", work)
+    assert started.wait(10)
+    status = runner.status(store, run_id)
+    assert (status.status, status.done, status.total) == ("running", 0, 4)
+    gate.set()
+    assert runner.wait(run_id, 10)
+    status = runner.status(store, run_id)
+    assert (status.status, status.done, status.total) == ("done", 4, 4)

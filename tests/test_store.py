@@ -166,3 +166,14 @@ def test_any_upload_name_lands_inside_the_files_folder(tmp_path_factory, name):
     assert len(clean) <= 120
     root = tmp_path_factory.getbasetemp()
     assert root in safe_join(root, clean).parents
+
+
+def test_unique_names_for_workspaces(tmp_path):
+    s = Store(tmp_path)
+    a = s.create_workspace(s.unique_name("Sample time-lapse"))
+    b = s.create_workspace(s.unique_name("Sample time-lapse"))
+    c = s.create_workspace(s.unique_name("Sample time-lapse"))
+    assert [a.name, b.name, c.name] == ["Sample time-lapse", "Sample time-lapse 2", "Sample time-lapse 3"]
+    assert s.unique_name("Sample time-lapse 2", exclude_id=b.id) == "Sample time-lapse 2"  # its own name is free
+    assert s.unique_name("  ") == "Workspace"
+    s.close()

@@ -29,7 +29,7 @@ def _has_work(ws: Workspace) -> bool:
 def _target_workspace(ws: Workspace) -> Workspace:
     """Where a new dataset goes: this workspace if it holds no work yet, else a fresh one (nothing lost)."""
     if ws.dataset and _has_work(ws):
-        new = state.new_workspace(f"{ws.name} (new dataset)")
+        new = state.new_workspace(state.store().unique_name(f"{ws.name} (new dataset)"))
         st.toast("Opened in a new workspace so the prompts and runs of the previous one stay intact.")
         return new
     return ws
@@ -41,7 +41,7 @@ def open_sample(ws: Workspace) -> None:
     s.update_workspace(target.id, dataset={"kind": "sample", "pages_as": "time"}, display={}, prompts=[],
                        view={})
     if target.name.startswith("Workspace "):
-        s.rename_workspace(target.id, "Sample time-lapse")
+        s.rename_workspace(target.id, s.unique_name("Sample time-lapse", exclude_id=target.id))
 
 
 def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
@@ -71,7 +71,8 @@ def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
     s.update_workspace(target.id, dataset={"kind": "files", "files": names, "pages_as": pages_as},
                        display={}, prompts=[], view={})
     if target.name.startswith("Workspace "):
-        s.rename_workspace(target.id, names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1})")
+        s.rename_workspace(target.id, s.unique_name(names[0] if len(names) == 1 else
+                                                    f"{names[0]} (+{len(names) - 1})", exclude_id=target.id))
 
 
 def open_controls(ws: Workspace) -> None:

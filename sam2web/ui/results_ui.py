@@ -171,33 +171,100 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
         box = st.session_state.get("res_corr_box")
         if box:
             st.caption(f"Correction box: ({box[0]:.0f}, {box[1]:.0f}) – ({box[2]:.0f}, {box[3]:.0f}) px")
+        st.caption(f"Re-tracks object #{obj} from {_axis_label(run)} {_step(run, loc) + 1} "
+                   f"{_away_word(correction_direction(run, obj, loc))} in a new run; the frames on the other "
+                   f"side and the other objects are copied from run {run.id} unchanged.")
         if st.button("Re-track this object from here", key="res_corr_go", disabled=not box):
             with state.guard():
                 run_id = submit_correction(ws, stack, run, obj, loc, box)
                 st.session_state.pop("res_corr_box", None)
                 st.session_state["res_corr_ver"] = ver + 1
-                st.success(f"Correction queued as run {run_id}; it re-tracks object #{obj} and keeps the rest.")
+                st.success(f"Correction queued as run {run_id}: {correction_summary(state.store().get_run(run_id))}")
+
+
+def _axis_label(run: Run) -> str:
+    return "Time" if run.settings.get("across", "time") == "time" else "Z"
+
+
+def _step(run: Run, loc: Location) -> int:
+    """The position of ``loc`` along the run's tracking axis (0-based)."""
+    return int(loc.time if run.settings.get("across", "time") == "time" else loc.z)
+
+
+def _away_word(direction: str) -> str:
+    return "onward" if direction == "forward" else "back to the start"
+
+
+def correction_direction(run: Run, obj_id: int, loc: Location) -> str:
+    """Which way a correction at ``loc`` re-tracks: the run's way; for "both", away from the object's prompt.
+
+    Why: "re-run from there" must leave the frames the user judged right alone. Forward and
+    backward runs already propagate one way. A "both" run tracked the object both ways from its
+    first prompt, so a correction after that prompt re-tracks forward to the end, and one before
+    it re-tracks backward to the start (a fresh engine session given only the correction would
+    otherwise re-track BOTH ways from it, overwriting the good frames before it too).
+    """
+    direction = run.settings.get("direction", "forward")
+    if direction != "both":
+        return direction
+    across = run.settings.get("across", "time")
+    axis, other = ("Time", "Z") if across == "time" else ("Z", "Time")
+    mine = [p.get("loc", {}) for p in run.settings.get("prompts", []) if int(p.get("obj_id", -1)) == obj_id
+            and int(p.get("loc", {}).get("XY", 0)) == loc.xy
+            and int(p.get("loc", {}).get(other, 0)) == (loc.z if across == "time" else loc.time)]
+    firsts = [int(p.get(axis, 0)) for p in mine]
+    if not firsts:
+        return "forward"
+    return "forward" if _step(run, loc) >= min(firsts) else "backward"
+
+
+def correction_summary(run: Run | None) -> str:
+    """One sentence saying what a correction run did (Results page and the success message)."""
+    corr = (run.settings.get("correction") if run else None) or {}
+    if not corr:
+        return ""
+    loc = Location(*corr.get("loc", [0, 0, 0]))
+    obj = int(corr.get("obj_id", 0))
+    name = run.objects.get(str(obj), {}).get("name", "")
+    direction = corr.get("direction", run.settings.get("direction", "forward"))
+    return (f"object #{obj} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
+            f"{_away_word(direction)}; its other frames and the other objects are copied from run "
+            f"{corr.get('from_run')}.")
+
+
+def correction_note(run: Run) -> None:
+    """Say plainly that this run is a correction of another, and what it changed."""
+    summary = correction_summary(run)
+    if summary:
+        st.info(f"Run {run.id} is a correction: {summary}", icon=":material/edit:")
 
 
 def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Location, box: list) -> int:
-    """A new run: the old run's masks, with ``obj_id`` re-tracked from a new box at ``loc``."""
+    """A new run: the old run's masks, with ``obj_id`` re-tracked from a new box at ``loc`` on.
+
+    The engine's ``result=previous`` keeps every mask of the old run and re-tracks only the
+    object prompted now, from the prompt frame on in the direction of the run (see
+    ``correction_direction`` for "both").
+    """
     from sam2web import model, prompts as prompts_mod
 
     bx = prompts_mod.make_box(*box, int(stack.sizes["X"]), int(stack.sizes["Y"]))
     info = run.objects.get(str(obj_id), {})
     prompt = Prompt(obj_id=obj_id, loc=loc, box=bx, tags=list(info.get("tags", [])), name=info.get("name", ""))
-    # The correction also becomes part of the workspace's prompts (so a later full re-run keeps it).
-    prompts = [p for p in state.load_prompts(ws) if not (p.obj_id == obj_id and tuple(p.loc) == tuple(loc))]
-    state.save_prompts(ws, prompts + [prompt])
+    direction = correction_direction(run, obj_id, loc)
     values = {k: run.settings.get(k, v) for k, v in track_ui.FORM_DEFAULTS.items()}
     for axis, indices in (run.settings.get("resolved") or {}).items():
         values[axis] = ", ".join(str(i + 1) for i in indices)
+    values["direction"] = direction
     track_ui.check_checkpoint(values)
     sequences, _, _ = track_ui.resolve(ws, stack, values, [prompt])
+    # The correction also becomes part of the workspace's prompts (so a later full re-run keeps it).
+    prompts = [p for p in state.load_prompts(ws) if not (p.obj_id == obj_id and tuple(p.loc) == tuple(loc))]
+    state.save_prompts(ws, prompts + [prompt])
     s = state.store()
     previous = s.load_result(run.id)
     settings = {**run.settings, "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx),
-                                               "from_run": run.id},
+                                               "from_run": run.id, "direction": direction},
                 "prompts": list(run.settings.get("prompts", [])) + [prompts_mod.prompt_to_dict(prompt)]}
     new_id = s.create_run(ws.id, settings, objects=run.objects, random_weights=run.random_weights,
                           total_frames=sum(len(q.frames) for q in sequences), info={"corrected_from": run.id})

@@ -9,23 +9,78 @@ import time
 
 import streamlit as st
 
+from sam2web.errors import UserError
 from sam2web.store import Workspace
 from sam2web.ui import state
 
 
-def _delete(ws_id: str) -> None:
-    """Stop the workspace's queued/running runs first, then delete everything of it."""
+DEL_PENDING = "sb_del_pending"  # the workspace whose ✕ was pressed, awaiting confirmation
+STOP_WAIT_S = 10.0  # how long a delete waits for a cancelled run to stop (it stops within a frame)
+
+
+def delete_workspace(ws_id: str, wait_s: float = STOP_WAIT_S) -> None:
+    """Delete a workspace safely, or raise UserError saying why not (nothing is deleted then).
+
+    Why: on a shared server the sidebar lists everyone's workspaces. A workspace another live
+    browser session has open is refused; queued/running runs are cancelled and waited for first,
+    so no worker thread writes into a deleted run and the app keeps serving.
+    """
     from sam2web.jobs import get_runner
+    from sam2web.store import ACTIVE_STATUSES
 
     s = state.store()
-    for run in s.list_runs(ws_id):
-        if run.status in ("queued", "running"):
-            get_runner().cancel(run.id)
+    ws = s.get_workspace(ws_id)
+    if ws is None:
+        return
+    if state.open_elsewhere(ws_id):
+        raise UserError(f"The workspace {ws.name!r} is open in another browser session; it can be deleted "
+                        f"once that session has closed it or moved to another workspace.")
+    runner = get_runner()
+    active = [r for r in s.list_runs(ws_id) if r.status in ACTIVE_STATUSES]
+    for run in active:
+        runner.cancel(run.id)
+    for run in active:
+        if not runner.wait(run.id, wait_s):
+            raise UserError(f"Run {run.id} of {ws.name!r} was cancelled but is still finishing its frame; "
+                            f"press Delete again in a moment.")
     s.delete_workspace(ws_id)
 
 
 def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    """Short and readable: the time for today's workspaces, else the day."""
+    now = time.localtime()
+    t = time.localtime(ts)
+    if (t.tm_year, t.tm_yday) == (now.tm_year, now.tm_yday):
+        return time.strftime("%H:%M", t)
+    return time.strftime("%d %b", t) if t.tm_year == now.tm_year else time.strftime("%Y-%m-%d", t)
+
+
+def _short(name: str, limit: int = 26) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _confirm_delete(ws: Workspace) -> None:
+    """The confirmation step of a ✕: what will be lost, active runs, Delete / Keep."""
+    from sam2web.store import ACTIVE_STATUSES
+
+    s = state.store()
+    active = [r.id for r in s.list_runs(ws.id) if r.status in ACTIVE_STATUSES]
+    text = (f"Delete the workspace **{ws.name}** ({_when(ws.updated)})? Its prompts, runs, masks and uploaded "
+            f"files are removed; this cannot be undone.")
+    if active:
+        text += f" Its run(s) {', '.join(map(str, active))} in progress will be cancelled first."
+    st.warning(text)
+    c1, c2 = st.columns(2)
+    if c1.button("Delete", key="sb_del_yes", type="primary", icon=":material/delete:"):
+        with state.guard():
+            with st.spinner("Deleting…"):
+                delete_workspace(ws.id)
+            st.session_state.pop(DEL_PENDING, None)
+            st.toast(f"Deleted the workspace {ws.name!r}.")
+            st.rerun()
+    if c2.button("Keep", key="sb_del_no"):
+        st.session_state.pop(DEL_PENDING, None)
+        st.rerun()
 
 
 def _leave_pages_directory_mode() -> None:
@@ -50,11 +105,19 @@ def _leave_pages_directory_mode() -> None:
 
 
 def page(title: str) -> Workspace:
-    """Start a page: the shared sidebar, the title; returns the current workspace."""
+    """Start a page: the shared sidebar, the title, how this session landed here; the current workspace."""
     _leave_pages_directory_mode()
     render()
     st.title(title)
-    return state.current_workspace()
+    ws = state.current_workspace()
+    note = state.landing_note(ws)
+    if note:
+        c1, c2 = st.columns([8, 1])
+        c1.info(note, icon=":material/info:")
+        if c2.button("Dismiss", key="sb_note_ok"):
+            st.session_state.pop(state.NOTE_KEY, None)
+            st.rerun()
+    return ws
 
 
 def render() -> None:
@@ -74,21 +137,29 @@ def render() -> None:
         others = [w for w in s.list_workspaces(20) if w.id != ws.id]
         if others:
             st.markdown("**Recent workspaces**")
+            pending = st.session_state.get(DEL_PENDING)
             for other in others[:10]:
-                c1, c2 = st.columns([4, 1])
-                label = f"{other.name} · {_when(other.updated)}"
-                if c1.button(label, key=f"sb_open_{other.id}", width="stretch"):
+                if other.id == pending:
+                    _confirm_delete(other)
+                    continue
+                c1, c2 = st.columns([5, 1])
+                label = f"{_when(other.updated)} · {_short(other.name)}"
+                if c1.button(label, key=f"sb_open_{other.id}", width="stretch",
+                             help=f"Open {other.name} (last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})"):
                     state.open_workspace(other.id)
                     st.rerun()
-                if c2.button("✕", key=f"sb_del_{other.id}", help=f"Delete {other.name}"):
-                    _delete(other.id)
+                if c2.button("✕", key=f"sb_del_{other.id}", help=f"Delete {other.name}…"):
+                    st.session_state[DEL_PENDING] = other.id  # confirmed on the next run
                     st.rerun()
         with st.expander("Delete this workspace"):
-            st.caption("Deletes its prompts, runs, masks and uploaded files. This cannot be undone.")
+            st.caption("Deletes its prompts, runs, masks and uploaded files. This cannot be undone; "
+                       "runs in progress are cancelled first.")
             if st.button("Delete this workspace", key="sb_del_current", type="primary"):
-                _delete(ws.id)
-                state.new_workspace()
-                st.rerun()
+                with state.guard():
+                    with st.spinner("Deleting…"):
+                        delete_workspace(ws.id)
+                    state.new_workspace()
+                    st.rerun()
         st.caption(f"Data folder: `{s.root}`")
         if state.is_random_weights():
             st.warning("SAM2WEB_RANDOM_WEIGHTS=1: the model has random weights; masks are meaningless.")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,7 +30,78 @@ def store() -> Store:
     return get_store(os.environ.get("SAM2WEB_DATA") or None)
 
 
+# -- which browser session has which workspace open (this server process) ---------------------
+# Why: "a closed tab reopened at the bare URL returns to the last workspace" (issue 4) must not
+# drop a second user into the first one's workspace (issue 6). The rule, the simplest that is
+# correct for both: a new session falls back to the server's last-opened workspace only when no
+# OTHER live (connected) browser session has it open; otherwise it gets a new workspace of its
+# own. Either way the page says what happened (``landing_note``), so a user who reopened
+# someone else's workspace (their tab was closed) knows to start a New workspace.
+TOKEN_KEY = "_sam2web_session"
+NOTE_KEY = "ws_landing_note"
+_OPEN: dict[str, tuple[str, str | None]] = {}  # session token -> (workspace id, Streamlit session id)
+_OPEN_LOCK = threading.Lock()
+
+
+def _session_token() -> str:
+    """A token per browser session (AppTest sessions all share one Streamlit session id)."""
+    token = st.session_state.get(TOKEN_KEY)
+    if not token:
+        token = uuid.uuid4().hex
+        st.session_state[TOKEN_KEY] = token
+    return token
+
+
+def _runtime_session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def session_alive(runtime_sid: str | None) -> bool:
+    """Is that browser session still connected? Streamlit's runtime knows; without one (AppTest), no."""
+    from streamlit import runtime
+
+    if not runtime_sid or not runtime.exists():
+        return False
+    try:
+        # ``is True``: AppTest installs a MagicMock runtime whose answer is a (truthy) mock.
+        return runtime.get_instance().is_active_session(runtime_sid) is True
+    except Exception:  # noqa: BLE001 - liveness is advisory; never break a page over it
+        return False
+
+
+def open_elsewhere(ws_id: str) -> bool:
+    """True when another live browser session has ``ws_id`` open (dead entries are forgotten)."""
+    me = st.session_state.get(TOKEN_KEY)
+    with _OPEN_LOCK:
+        entries = [(tok, sid) for tok, (w, sid) in _OPEN.items() if w == ws_id and tok != me]
+    for tok, sid in entries:
+        if session_alive(sid):
+            return True
+        with _OPEN_LOCK:
+            _OPEN.pop(tok, None)
+    return False
+
+
+def forget_session() -> None:
+    """This session no longer holds a workspace (tests; a session that ends)."""
+    with _OPEN_LOCK:
+        _OPEN.pop(st.session_state.get(TOKEN_KEY, ""), None)
+
+
+def landing_note(ws: Workspace) -> str | None:
+    """The sentence explaining how this session landed in ``ws`` (shown until dismissed or left)."""
+    note = st.session_state.get(NOTE_KEY)
+    if note and note[0] == ws.id:
+        return note[1]
+    return None
+
+
 def _remember(ws_id: str) -> None:
+    with _OPEN_LOCK:
+        _OPEN[_session_token()] = (ws_id, _runtime_session_id())
     st.session_state[WS_KEY] = ws_id
     if st.query_params.get("ws") != ws_id:
         st.query_params["ws"] = ws_id
@@ -41,16 +114,29 @@ def current_workspace() -> Workspace:
     """The workspace of this session, else the URL's ``ws`` (a refresh), else the last opened, else new.
 
     The session's choice wins over the URL so that switching workspaces takes effect at once even
-    before the browser's URL has caught up.
+    before the browser's URL has caught up. The last opened workspace is used only when no other
+    live browser session has it open (see the comment above ``TOKEN_KEY``).
     """
     s = store()
-    for candidate in (st.session_state.get(WS_KEY), st.query_params.get("ws"), s.last_opened()):
+    for candidate in (st.session_state.get(WS_KEY), st.query_params.get("ws")):
         ws = s.get_workspace(candidate) if candidate else None
         if ws is not None:
             _remember(ws.id)
             return ws
+    last = s.get_workspace(s.last_opened())
+    if last is not None and not open_elsewhere(last.id):
+        _remember(last.id)
+        st.session_state[NOTE_KEY] = (
+            last.id, f"Reopened {last.name!r}, the last workspace used on this server. If it is not "
+                     f"yours, start a New workspace in the sidebar.")
+        return last
     ws = s.create_workspace()
     _remember(ws.id)
+    if last is not None:
+        st.session_state[NOTE_KEY] = (
+            ws.id, f"The last workspace used on this server, {last.name!r}, is open in another browser "
+                   f"session, so this session got a new workspace of its own; to join it, open it "
+                   f"under Recent workspaces.")
     return ws
 
 

@@ -80,7 +80,7 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
                                      help="auto: bfloat16 autocast on CUDA, fp32 on CPU.")
             image_size = c3.selectbox("Model image size", IMAGE_SIZES, key="trk_image_size",
                                       index=IMAGE_SIZES.index(int(saved["image_size"])) if int(saved["image_size"]) in IMAGE_SIZES else 0,
-                                      format_func=lambda v: "model default (1024)" if v == 0 else f"{v} px",
+                                      format_func=_image_size_label,
                                       help="Smaller is much faster on a CPU, and coarser.")
             checkpoint = st.text_input("Checkpoint file (optional)", value=saved["checkpoint"], key="trk_checkpoint",
                                        help="A sam2.1_hiera_<size>.pt file; empty = look in $SAM2WEB_CHECKPOINTS "
@@ -99,6 +99,39 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
     return values
 
 
+def default_image_size() -> int:
+    """The side the model runs at when the form says "default": $SAM2WEB_IMAGE_SIZE, else SAM2's 1024.
+
+    Why: the server may be started with a smaller size (e.g. 256 on a CPU); the user must see the
+    size that will really be used, not the model's nominal one. An invalid variable falls back to
+    1024 here (the run itself reports it as a UserError).
+    """
+    from sam2web import model
+
+    try:
+        return int(model.default_image_size() or 1024)
+    except UserError:
+        return 1024
+
+
+def _image_size_label(value: int) -> str:
+    """The form's choice; "0" shows the default the run will really use, and where it comes from."""
+    from sam2web import model
+
+    if value:
+        return f"{value} px"
+    size = default_image_size()
+    if os.environ.get(model.ENV_IMAGE_SIZE, "").strip() and size != 1024:
+        return f"default: {size} px (${model.ENV_IMAGE_SIZE})"
+    return f"model default ({size} px)"
+
+
+def effective_image_size(values: dict | None = None) -> int:
+    """The model input side a run with these form values uses."""
+    chosen = int((values or FORM_DEFAULTS).get("image_size") or 0)
+    return chosen or default_image_size()
+
+
 def hardware_caption(values: dict | None = None) -> str:
     from sam2web import model
 
@@ -108,7 +141,8 @@ def hardware_caption(values: dict | None = None) -> str:
     except UserError as err:
         return str(err)
     precision = model.pick_precision(device, values["precision"])
-    return f"Device: **{device}** · precision: **{precision}**" + (" · stand-in tracker (tests)" if use_standin() else "")
+    return (f"Device: **{device}** · precision: **{precision}** · model image size: "
+            f"**{effective_image_size(values)} px**" + (" · stand-in tracker (tests)" if use_standin() else ""))
 
 
 def check_checkpoint(values: dict) -> None:
