@@ -223,7 +223,7 @@ class Store:
     def create_workspace(self, name: str = "") -> Workspace:
         now = time.time()
         ws_id = uuid.uuid4().hex[:12]
-        name = (name or "").strip() or time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now))
+        name = (name or "").strip() or self.unique_name(time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now)))
         with self._tx() as c:
             c.execute("INSERT INTO workspaces (id, name, created, updated) VALUES (?,?,?,?)",
                       (ws_id, name[:200], now, now))

@@ -158,9 +158,12 @@ def test_two_sample_workspaces_get_distinct_readable_names(data):
     _sample(b)
     names = {_ws(a, data).name, _ws(b, data).name}
     assert names == {"Sample time-lapse", "Sample time-lapse 2"}
+    empty = data.create_workspace()
+    assert data.create_workspace().name != empty.name  # two made in the same minute differ too
     c = new_app(_ws(b, data).id)
     labels = [btn.label for btn in c.sidebar.button if btn.key.startswith("sb_open_")]
     assert any(lab.endswith("· Sample time-lapse") for lab in labels), labels
+    assert sum(lab.endswith("· (empty workspace)") for lab in labels) == 2, labels
 
 
 # -- Track page ---------------------------------------------------------------------------------
@@ -245,3 +248,45 @@ def test_correction_retracks_that_object_from_its_frame_only(data, direction, pr
     at.run()
     notes = [i.value for i in at.info]
     assert any(f"Run {newest.id} is a correction" in n and f"Time {corr_frame}" in n for n in notes), notes
+
+
+# -- smaller findings ------------------------------------------------------------------------------
+def test_selected_object_survives_a_refresh(data):
+    at = _sample(new_app())
+    at.switch_page("pages/annotate.py").run()
+    _draw(at, {"kind": "box", "box": [60, 40, 110, 90]})
+    at.run()
+    sel = [s for s in at.selectbox if s.label == "Selected object"]
+    assert sel and sel[0].value == 0
+    again = new_app(_ws(at, data).id)
+    again.switch_page("pages/annotate.py").run()
+    assert_clean(again)
+    assert [s for s in again.selectbox if s.label == "Selected object"][0].value == 0
+
+
+def test_done_run_opens_in_results_and_resumed_run_offers_no_duplicate(data):
+    import sqlite3
+
+    at = _sample(new_app())
+    ws = _track_sample(at, data, time="1-4")
+    wait_runs(data, ws.id)
+    (run,) = data.list_runs(ws.id)
+    at.run()
+    at.button(key=f"trk_open_{run.id}").click().run()
+    assert_clean(at)
+    assert at.selectbox(key="res_run").value == run.id
+    vega = [e for e in at.get("vega_lite_chart")]
+    assert vega and '"point"' in vega[0].proto.spec and '"format": "d"' in vega[0].proto.spec
+    # An interrupted run, resumed once: no second Resume / Re-run on it (a duplicate run).
+    with sqlite3.connect(data.db_path) as c:
+        c.execute("UPDATE runs SET status='interrupted' WHERE id=?", (run.id,))
+    at.switch_page("pages/track.py").run()
+    at.button(key=f"trk_resume_{run.id}").click().run()
+    assert_clean(at)
+    wait_runs(data, ws.id)
+    at.run()
+    newest = data.list_runs(ws.id)[0]
+    assert newest.id != run.id
+    keys = [b.key for b in at.button]
+    assert f"trk_resume_{run.id}" not in keys and f"trk_rerun_{run.id}" not in keys, keys
+    assert any(f"as run {newest.id}" in c.value for c in at.caption)

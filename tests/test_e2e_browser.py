@@ -164,13 +164,22 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         assert ui.object_rows(page) == ["#0 · prompts at T1/Z1/XY1"]
         ui.no_traceback(page)
 
-        # 6. A closed tab: a new browser session without the URL lands in the same workspace.
+        assert not errors, f"JavaScript errors in the page: {errors}"
+
+        # 6. A closed tab: a new browser session at the bare URL lands in the same workspace, and
+        # says so (the app gives a NEW workspace instead only while another live session has it).
+        ctx.close()
         ctx2, page2 = _page(browser, errors)
         try:
             page2.goto(server.url + "/annotate")
             ui.wait_objects(page2, 1)
             assert ui.wait_ws_in_url(page2) == ws_id
+            page2.get_by_text("the last workspace used on this server").first.wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+            assert ui.object_rows(page2) == ["#0 · prompts at T1/Z1/XY1"]
             ui.snap(page2, "8_annotate_new_session")
+        except Exception:
+            _report_failure(server, {"failure_new_session": page2})
+            raise
         finally:
             ctx2.close()
         assert not errors, f"JavaScript errors in the page: {errors}"

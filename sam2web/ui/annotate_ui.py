@@ -103,12 +103,18 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     c1, c2, c3 = st.columns([2, 2, 2])
     mode = c1.radio("Draw", list(MODES), format_func=MODES.get, key="ann_mode", horizontal=False)
     ids = list(objects)
-    sel_default = st.session_state.get("ann_selected")
+    view = ws.view or {}
+    # The selection is part of the saved view, so a refresh keeps it (the session's choice wins).
+    sel_default = st.session_state["ann_selected"] if "ann_selected" in st.session_state else view.get("selected_obj")
     options = [None] + ids
     index = options.index(sel_default) if sel_default in options else 0
     selected = c2.selectbox("Selected object", options, index=index, key=f"ann_sel_{st.session_state.get('ann_version', 0)}",
                             format_func=lambda i: "— none —" if i is None else f"#{i} {objects[i]['name']}")
     st.session_state["ann_selected"] = selected
+    if view.get("selected_obj") != selected:
+        view = {**view, "selected_obj": selected}
+        state.store().update_workspace(ws.id, view=view)
+        ws.view = view
     tags_text = c3.text_input("Tags for new objects (comma-separated)", value="cell", key="ann_tags")
     fit = canvas.fit_canvas(width, height)
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]

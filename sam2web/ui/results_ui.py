@@ -105,15 +105,27 @@ def object_table(run: Run, anns: list, result: Any) -> pd.DataFrame:
 
 
 def area_chart(run: Run, anns: list, visible: set[int]) -> None:
+    """Area per object over the tracking axis: lines WITH points (one frame is still visible), whole-number ticks."""
+    import altair as alt
+
     across = run.settings.get("across", "time")
     axis = (lambda l: l.time) if across == "time" else (lambda l: l.z)
+    label = "Time" if across == "time" else "Z"
     data = [{"frame": axis(a.loc) + 1, "object": f"#{a.obj_id}", "area": a.area} for a in anns if a.obj_id in visible]
     if not data:
         return
-    df = pd.DataFrame(data).groupby(["frame", "object"])["area"].sum().unstack("object").sort_index()
-    st.markdown(f"**Area (px²) over {'Time' if across == 'time' else 'Z'}**")
-    st.line_chart(df, x_label="Time" if across == "time" else "Z", y_label="area (px²)",
-                  color=[color_for(int(c[1:])) for c in df.columns])
+    df = pd.DataFrame(data).groupby(["frame", "object"], as_index=False)["area"].sum()
+    objects = sorted(df["object"].unique(), key=lambda o: int(o[1:]))
+    frames = sorted(int(f) for f in df["frame"].unique())
+    st.markdown(f"**Area (px²) over {label}**")
+    chart = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=50)).encode(
+        x=alt.X("frame:Q", title=label, scale=alt.Scale(domain=[min(frames) - 0.5, max(frames) + 0.5]),
+                axis=alt.Axis(format="d", tickMinStep=1, values=frames if len(frames) <= 30 else alt.Undefined)),
+        y=alt.Y("area:Q", title="area (px²)"),
+        color=alt.Color("object:N", scale=alt.Scale(domain=objects, range=[color_for(int(o[1:])) for o in objects])),
+        tooltip=["object", "frame", "area"],
+    )
+    st.altair_chart(chart, width="stretch")
 
 
 def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Location], visible: set[int]) -> Location:

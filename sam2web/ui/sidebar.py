@@ -59,8 +59,15 @@ def _short(name: str, limit: int = 26) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+def _label(ws: Workspace) -> str:
+    """A workspace's name for the narrow recent list; an untouched one says so instead of its long default name."""
+    if not ws.dataset and not ws.prompts and ws.name.startswith("Workspace "):
+        return "(empty workspace)"
+    return _short(ws.name)
+
+
 def _confirm_delete(ws: Workspace) -> None:
-    """The confirmation step of a ✕: what will be lost, active runs, Delete / Keep."""
+    """The confirmation step of a delete: what will be lost, active runs, Delete / Keep."""
     from sam2web.store import ACTIVE_STATUSES
 
     s = state.store()
@@ -142,13 +149,14 @@ def render() -> None:
                 if other.id == pending:
                     _confirm_delete(other)
                     continue
-                c1, c2 = st.columns([5, 1])
-                label = f"{_when(other.updated)} · {_short(other.name)}"
+                c1, c2 = st.columns([6, 1], gap="small", vertical_alignment="center")
+                label = f"{_when(other.updated)} · {_label(other)}"
                 if c1.button(label, key=f"sb_open_{other.id}", width="stretch",
                              help=f"Open {other.name} (last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})"):
                     state.open_workspace(other.id)
                     st.rerun()
-                if c2.button("✕", key=f"sb_del_{other.id}", help=f"Delete {other.name}…"):
+                if c2.button(":material/delete:", key=f"sb_del_{other.id}", help=f"Delete {other.name}…",
+                             type="tertiary"):
                     st.session_state[DEL_PENDING] = other.id  # confirmed on the next run
                     st.rerun()
         with st.expander("Delete this workspace"):

@@ -184,7 +184,8 @@ def resolve(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt]) -> t
     return sequences, on_frames, objects
 
 
-def submit(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt], resume_from: Run | None = None) -> int:
+def submit(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt], resume_from: Run | None = None,
+           rerun_of: Run | None = None) -> int:
     """Queue a run on its device; returns the run id. Resume copies the finished sequences' masks."""
     from sam2web import model, prompts as prompts_mod
 
@@ -201,6 +202,8 @@ def submit(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt], resum
     if resume_from is not None:
         skip = set(resume_from.info.get("done_sequences", []))
         info = {"resumed_from": resume_from.id, "done_sequences": sorted(skip)}
+    elif rerun_of is not None:
+        info = {"rerun_of": rerun_of.id}
     s = state.store()
     run_id = s.create_run(ws.id, settings, objects=objects,
                           total_frames=sum(len(q.frames) for i, q in enumerate(sequences) if i not in skip),
@@ -237,7 +240,8 @@ def rerun(ws: Workspace, stack: Any, run: Run, resume: bool) -> int:
     values = {k: run.settings.get(k, v) for k, v in FORM_DEFAULTS.items()}
     for axis, indices in (run.settings.get("resolved") or {}).items():
         values[axis] = ", ".join(str(i + 1) for i in indices)  # the same frames, whatever is shown now
-    return submit(ws, stack, values, state.load_prompts(ws), resume_from=run if resume else None)
+    return submit(ws, stack, values, state.load_prompts(ws), resume_from=run if resume else None,
+                  rerun_of=None if resume else run)
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -272,17 +276,36 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
             st.caption(f"{status.done} of {status.total} frames done · {frames} object-frame masks saved.")
             if status.error:
                 (st.error if status.status == "failed" else st.warning)(status.error)
-            if status.status in ("cancelled", "interrupted", "failed") and stack is not None:
+            later = resumed_by(run)
+            if status.status in ("cancelled", "interrupted", "failed") and later is not None:
+                # Resume / Re-run once more would queue a duplicate of the run that carries it on.
+                st.caption(f"Resumed or re-run as run {later}; continue there.")
+            elif status.status in ("cancelled", "interrupted", "failed") and stack is not None:
                 c1, c2 = st.columns(2)
                 if c1.button("Resume", key=f"{key_prefix}_resume_{run.id}", icon=":material/resume:",
-                             help="Track the sequences that were not finished; keep the finished ones."):
+                             help="Keeps the sequences (videos) that were finished and tracks the others again; "
+                                  "a sequence stopped midway is re-tracked from its start."):
                     with state.guard():
                         rerun(ws, stack, run, resume=True)
                         st.rerun()
-                if c2.button("Re-run", key=f"{key_prefix}_rerun_{run.id}", icon=":material/replay:"):
+                if c2.button("Re-run", key=f"{key_prefix}_rerun_{run.id}", icon=":material/replay:",
+                             help="Tracks every sequence of this run again, with the current prompts."):
                     with state.guard():
                         rerun(ws, stack, run, resume=False)
                         st.rerun()
+            if key_prefix != "res" and frames and status.status != "failed":
+                if st.button("Open in Results", key=f"{key_prefix}_open_{run.id}", icon=":material/insights:"):
+                    st.session_state["res_run_next"] = run.id  # pick_run selects it on the Results page
+                    st.switch_page("pages/results.py")
+
+
+def resumed_by(run: Run) -> int | None:
+    """The id of the run that resumed or re-ran this one (newest first), if any."""
+    for other in state.store().list_runs(run.ws_id):
+        info = other.info or {}
+        if other.id > run.id and run.id in (info.get("resumed_from"), info.get("rerun_of")):
+            return other.id
+    return None
 
 
 def has_active_runs(ws: Workspace) -> bool:
