@@ -290,3 +290,15 @@ def test_done_run_opens_in_results_and_resumed_run_offers_no_duplicate(data):
     keys = [b.key for b in at.button]
     assert f"trk_resume_{run.id}" not in keys and f"trk_rerun_{run.id}" not in keys, keys
     assert any(f"as run {newest.id}" in c.value for c in at.caption)
+
+
+def test_new_workspace_drops_the_untouched_one_it_leaves(data):
+    at = new_app()
+    untouched = _ws(at, data)
+    at.button(key="sb_new").click().run()
+    assert _ws(at, data).id != untouched.id
+    assert data.get_workspace(untouched.id) is None  # nothing in it: not left in Recent workspaces
+    worked = _sample(new_app(_ws(at, data).id))
+    kept = _ws(worked, data)
+    worked.button(key="sb_new").click().run()
+    assert data.get_workspace(kept.id) is not None  # a workspace with a dataset stays

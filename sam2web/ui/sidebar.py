@@ -14,11 +14,11 @@ from sam2web.store import Workspace
 from sam2web.ui import state
 
 
-DEL_PENDING = "sb_del_pending"  # the workspace whose ✕ was pressed, awaiting confirmation
+DEL_PENDING = "sb_del_pending"  # the workspace whose delete button was pressed, awaiting confirmation
 STOP_WAIT_S = 10.0  # how long a delete waits for a cancelled run to stop (it stops within a frame)
 
 
-def delete_workspace(ws_id: str, wait_s: float = STOP_WAIT_S) -> None:
+def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
     """Delete a workspace safely, or raise UserError saying why not (nothing is deleted then).
 
     Why: on a shared server the sidebar lists everyone's workspaces. A workspace another live
@@ -36,6 +36,7 @@ def delete_workspace(ws_id: str, wait_s: float = STOP_WAIT_S) -> None:
         raise UserError(f"The workspace {ws.name!r} is open in another browser session; it can be deleted "
                         f"once that session has closed it or moved to another workspace.")
     runner = get_runner()
+    wait_s = STOP_WAIT_S if wait_s is None else wait_s
     active = [r for r in s.list_runs(ws_id) if r.status in ACTIVE_STATUSES]
     for run in active:
         runner.cancel(run.id)
@@ -64,6 +65,16 @@ def _label(ws: Workspace) -> str:
     if not ws.dataset and not ws.prompts and ws.name.startswith("Workspace "):
         return "(empty workspace)"
     return _short(ws.name)
+
+
+def _drop_if_untouched(ws: Workspace) -> None:
+    """Leaving an untouched workspace for a new one deletes it: it would only clutter everyone's Recent list.
+
+    Untouched = no dataset, no prompts, no runs, and no other live browser session has it open.
+    """
+    s = state.store()
+    if not ws.dataset and not ws.prompts and not s.list_runs(ws.id) and not state.open_elsewhere(ws.id):
+        s.delete_workspace(ws.id)
 
 
 def _confirm_delete(ws: Workspace) -> None:
@@ -139,6 +150,7 @@ def render() -> None:
                     s.rename_workspace(ws.id, new_name)
                     st.rerun()
         if st.button("New workspace", key="sb_new", icon=":material/add:", width="stretch"):
+            _drop_if_untouched(ws)
             state.new_workspace()
             st.rerun()
         others = [w for w in s.list_workspaces(20) if w.id != ws.id]
