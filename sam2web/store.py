@@ -90,8 +90,7 @@ def sanitize_filename(name: str, default: str = "file") -> str:
     Why: upload names come from the user; they must never steer a write outside the workspace.
     """
     base = re.split(r"[\\/]", str(name or ""))[-1]
-    base = _SAFE.sub("_", base).strip("._ ")
-    base = base.lstrip("-")
+    base = _SAFE.sub("_", base).lstrip("-._ ").rstrip("._ ")  # no hidden files, no option-like names
     if not base:
         base = default
     if len(base) > 120:
