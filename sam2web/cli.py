@@ -15,6 +15,7 @@ COMMANDS = {
     "convert": ("sam2web.cli_convert", "turn per-frame label images into annotations and links"),
     "track": ("sam2web.cli_track", "track prompted objects through a stack with SAM2"),
     "evaluate": ("sam2web.cli_evaluate", "score exported tracks against ground-truth labels"),
+    "sweep": ("sam2web.cli_sweep", "compare tracking settings against ground truth in one table"),
 }
 
 

@@ -194,18 +194,21 @@ class _Bar:
         self.bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    from sam2web import export, geometry, links, model, prompts as prompts_mod, selection, track
+def load_inputs(args: argparse.Namespace, direction: str):
+    """Stack, sequences, display settings and prompts of a `track`-style command line.
+
+    Everything a user can get wrong is checked here, before any model is loaded.
+    """
+    from sam2web import prompts as prompts_mod, selection, track
     from sam2web.stack import open_stack
 
     _check_numbers(args)
-    out = Path(args.out)
     stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0],
                        pages_as=args.pages_as)
     xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
     times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
     zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
-    sequences = selection.build_sequences(xys, times, zs, args.across, args.direction)
+    sequences = selection.build_sequences(xys, times, zs, args.across, direction)
     display = _display(stack, args)
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] or None
     loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
@@ -220,37 +223,60 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{prompt_path} holds no prompts" + (" with the tags " + ", ".join(tags)
                         if tags else "") + "; check the file and --tags.")
     track.check_prompts_placed(sequences, prompts)  # fail before loading the model
+    return stack, sequences, display, prompts
+
+
+def load_model(args: argparse.Namespace, size: str):
+    """The predictor (downloading its checkpoint with a progress bar when needed) and its info."""
+    from sam2web import model
+
+    download_bar = None
+
+    def download_progress(done: int, total: int) -> None:
+        nonlocal download_bar
+        if download_bar is None:
+            from tqdm import tqdm
+            download_bar = tqdm(total=total or None, unit="B", unit_scale=True,
+                                file=sys.stderr, disable=args.quiet,
+                                desc=f"downloading {model.MODELS[size][1]}")
+        download_bar.update(done - download_bar.n)
+
+    try:
+        predictor = model.load_predictor(size, args.checkpoint, args.device, args.image_size,
+                                         args.precision, download=True,
+                                         progress=download_progress)
+    finally:
+        if download_bar is not None:
+            download_bar.close()
+    info = model.describe(predictor)
+    if info["random_weights"]:
+        print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+    return predictor, info
+
+
+def track_with_bar(args, stack, sequences, prompts, predictor, display, direction: str):
+    """`track.track` with a progress bar (with ETA) on stderr."""
+    from sam2web import track
+
     with_prompts = [s for s in sequences if any(s.index_of(p.loc) is not None for p in prompts)]
+    bar = _Bar([len(s.frames) for s in with_prompts], args.quiet)
+    try:
+        return track.track(stack, sequences, prompts, predictor, display,
+                           direction=direction, progress=bar)
+    finally:
+        bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from sam2web import export, geometry, links, model
+
+    out = Path(args.out)
+    stack, sequences, display, prompts = load_inputs(args, args.direction)
     tmp = _prepare_out(out)
     try:
-        download_bar = None
-
-        def download_progress(done: int, total: int) -> None:
-            nonlocal download_bar
-            if download_bar is None:
-                from tqdm import tqdm
-
-                download_bar = tqdm(total=total or None, unit="B", unit_scale=True,
-                                    file=sys.stderr, disable=args.quiet,
-                                    desc=f"downloading {model.MODELS[args.model][1]}")
-            download_bar.update(done - download_bar.n)
-
-        try:
-            predictor = model.load_predictor(args.model, args.checkpoint, args.device,
-                                             args.image_size, args.precision, download=True,
-                                             progress=download_progress)
-        finally:
-            if download_bar is not None:
-                download_bar.close()
-        info = model.describe(predictor)
-        if info["random_weights"]:
-            print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
-        bar = _Bar([len(s.frames) for s in with_prompts], args.quiet)
-        try:
-            result = track.track(stack, sequences, prompts, predictor, display,
-                                 direction=args.direction, progress=bar)
-        finally:
-            bar.close()
+        predictor, info = load_model(args, args.model)
+        result = track_with_bar(args, stack, sequences, prompts, predictor, display,
+                                args.direction)
         annotations = geometry.annotations_from_result(result, padding=args.padding,
                                                        smoothing=args.smoothing, keep=args.keep)
         connections = links.connect(annotations, enabled=not args.no_connect)
