@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="keep the largest piece of each mask or all pieces (default: largest)")
     out.add_argument("--no-connect", action="store_true",
                      help="do not link consecutive polygons of an object")
+    out.add_argument("--ctc", action="store_true",
+                     help="also write the Cell Tracking Challenge result format (mask000.tif... + "
+                          "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -267,6 +270,18 @@ def track_with_bar(args, stack, sequences, prompts, predictor, display, directio
         bar.close()
 
 
+def _write_ctc(folder: Path, stack, sequences, annotations, across: str) -> None:
+    """The exported polygons (after padding/smoothing) as CTC results, one folder per position."""
+    from sam2web import ctc
+
+    xys = sorted({s.frames[0].xy for s in sequences})
+    n_frames = stack.sizes["T" if across == "time" else "Z"]
+    for xy in xys:
+        name = "ctc" if len(xys) == 1 else f"ctc_xy{xy + 1}"
+        ctc.write_ctc_annotations(folder / name, annotations, (stack.sizes["Y"], stack.sizes["X"]),
+                                  across, xy, n_frames)
+
+
 def run(args: argparse.Namespace) -> int:
     from sam2web import export, geometry, links, model
 
@@ -281,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
                                                        smoothing=args.smoothing, keep=args.keep)
         connections = links.connect(annotations, enabled=not args.no_connect)
         export.write_exports(tmp, annotations, connections, random_weights=result.random_weights)
+        if args.ctc:
+            _write_ctc(tmp, stack, sequences, annotations, args.across)
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

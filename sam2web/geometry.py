@@ -274,6 +274,114 @@ def _parts(mask, keep: str, holes: bool, padding: float, one_part: bool = False)
     return parts, (None if isinstance(parts, _Simple) else _pinched(crop))
 
 
+_BATCH_MIN = 16  # fewer masks than this: the per-mask path is as quick
+_CANVAS_WIDTH = 1024
+
+
+def _pack(sizes: list[tuple[int, int]]) -> tuple[np.ndarray, int, int]:
+    """Shelf-pack (h, w) slots left to right, row by row: (N x 2 (y, x) origins, height, width)."""
+    width = max(_CANVAS_WIDTH, max(w for _, w in sizes))
+    origins = np.empty((len(sizes), 2), dtype=np.int64)
+    x = y = shelf = 0
+    for j, (h, w) in enumerate(sizes):
+        if x + w > width:
+            y, x, shelf = y + shelf, 0, 0
+        origins[j] = (y, x)
+        x += w
+        shelf = max(shelf, h)
+    return origins, y + shelf, width
+
+
+def _slot_of(points: np.ndarray, origins: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Index of the slot holding each (y, x) canvas point (slots are sorted by (y, x))."""
+    key = origins[:, 0] * (1 << 32) + origins[:, 1]
+    # A point's slot is the last one whose origin row is <= y and column <= x in the same shelf.
+    shelf_rows = np.unique(origins[:, 0])
+    shelf_y = shelf_rows[np.searchsorted(shelf_rows, points[:, 0], side="right") - 1]
+    return np.searchsorted(key, shelf_y * (1 << 32) + points[:, 1], side="right") - 1
+
+
+def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
+                        hints: list[bool]) -> list[tuple[list, bool]]:
+    """``_parts`` for many masks with padding: one dilate, one resize, one findContours for all.
+
+    Why: thousands of tiny OpenCV calls cost more in call overhead than in work. Every crop gets
+    a slot (crop plus the margin ``_pad_raster`` gives it) on one canvas; slots cannot interact,
+    since what a dilation adds stays inside a crop's own margin. A single traced contour is
+    exactly what tracing the crop alone gives (tracing starts at a component's first pixel in
+    raster order and is local); masks with several contours (holes, split parts) are re-traced
+    one by one from their padded slot, so their ring order stays that of the per-mask path.
+    """
+    out: list = [([], False)] * len(masks)
+    kernel = _kernel(padding)
+    m = kernel.shape[0] // 2 + 1
+    items = []  # (index, crop, r0, c0, shape)
+    for i, mask in enumerate(masks):
+        crop, r0, c0, shape = _as_crop(mask)
+        if crop is not None:
+            items.append((i, crop, r0, c0, shape))
+    if not items:
+        return out
+    sizes = [(c.shape[0] + 2 * m, c.shape[1] + 2 * m) for _, c, _, _, _ in items]
+    origins, height, width = _pack(sizes)
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    for (i, crop, _, _, _), (y, x) in zip(items, origins.tolist()):
+        canvas[y + m:y + m + crop.shape[0], x + m:x + m + crop.shape[1]] = crop
+    size_arr = np.array(sizes, dtype=np.int64)
+    if keep == "largest":
+        check = [j for j, it in enumerate(items) if not hints[it[0]]]
+        if check:
+            outer, _ = cv2.findContours(canvas, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            if outer:
+                first = np.array([c[0, 0, ::-1] for c in outer], dtype=np.int64)
+                counts = np.bincount(_slot_of(first, origins, size_arr), minlength=len(items))
+                for j in check:
+                    if counts[j] > 1:
+                        i, crop, _, _, _ = items[j]
+                        y, x = origins[j]
+                        canvas[y + m:y + m + crop.shape[0], x + m:x + m + crop.shape[1]] = \
+                            _largest_component(crop)
+    op = cv2.dilate if padding > 0 else cv2.erode
+    canvas = op(canvas, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    # Clip to the frame, as _pad_raster does: what a dilation pushes past the border is dropped.
+    clip = []  # (j, rs, re, cs, ce) within the slot
+    for j, ((i, crop, r0, c0, shape), (y, x)) in enumerate(zip(items, origins.tolist())):
+        h, w = sizes[j]
+        top, left = r0 - m, c0 - m
+        rs, cs = max(0, -top), max(0, -left)
+        re_ = h - max(0, top + h - shape[0])
+        ce = w - max(0, left + w - shape[1])
+        clip.append((rs, re_, cs, ce))
+        if rs or cs or re_ < h or ce < w:
+            keep_part = canvas[y + rs:y + re_, x + cs:x + ce].copy()
+            canvas[y:y + h, x:x + w] = 0
+            canvas[y + rs:y + re_, x + cs:x + ce] = keep_part
+    up = cv2.resize(canvas, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    mode = cv2.RETR_CCOMP if holes else cv2.RETR_EXTERNAL
+    contours, _ = cv2.findContours(up, mode, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return out
+    first = np.array([c[0, 0, ::-1] for c in contours], dtype=np.int64) >> 1
+    slot = _slot_of(first, origins, size_arr)
+    counts = np.bincount(slot, minlength=len(items))
+    for c, j in zip(contours, slot.tolist()):
+        if counts[j] != 1:
+            continue
+        i, _, r0, c0, _ = items[j]
+        y, x = origins[j]
+        c -= np.array([2 * x, 2 * y], dtype=c.dtype)
+        out[i] = (_Simple(c, r0 - m, c0 - m), None)
+    for j in np.flatnonzero(counts > 1).tolist():
+        i, _, r0, c0, _ = items[j]
+        y, x = origins[j]
+        h, w = sizes[j]
+        rs, re_, cs, ce = clip[j]
+        crop = np.ascontiguousarray(canvas[y + rs:y + re_, x + cs:x + ce])
+        parts = _trace_rings(crop, r0 - m + rs, c0 - m + cs, "all", holes)
+        out[i] = (parts, None if isinstance(parts, _Simple) else _pinched(crop))
+    return out
+
+
 def _cached(mask, key: tuple):
     """The cached (geometry, pinched) of a CompactMask for these settings, or None."""
     if not isinstance(mask, CompactMask):
@@ -306,7 +414,10 @@ def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> l
                 if hit is not None:
                     g, pinched = hit
                     hints[j] = isinstance(g, Polygon) and not g.interiors and pinched is False
-        traced = [_parts(masks[i], keep, holes, key[2], hint) for i, hint in zip(todo, hints)]
+        if key[2] and len(todo) >= _BATCH_MIN:
+            traced = _parts_padded_batch([masks[i] for i in todo], keep, holes, key[2], hints)
+        else:
+            traced = [_parts(masks[i], keep, holes, key[2], hint) for i, hint in zip(todo, hints)]
         pinches = [p for _, p in traced]
         built = _build([parts for parts, _ in traced], pinches)
         with _CACHE_LOCK:

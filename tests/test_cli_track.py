@@ -204,3 +204,22 @@ def test_shell_user_sees_one_line_and_no_traceback(data):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "5-2" in proc.stderr
     assert_untouched(data)
+
+
+def test_ctc_export_round_trips(data, capsys):
+    from sam2web import ctc
+
+    rc, err = run_cli([data / "stack.tif", "--prompts", data / "prompts.geojson", "--out",
+                       data / "out", "--ctc", "--smoothing", "0", *FAST], capsys)
+    assert rc == 0, err
+    frames, tracks = ctc.read_ctc(data / "out" / "ctc")
+    assert sorted(frames) == list(range(N_FRAMES)) and frames[0].shape == (H, W)
+    geo, _ = read_outputs(data / "out")
+    # every exported polygon is one labelled region of its frame, and every track row is a real label
+    per_frame = {}
+    for f in geo["features"]:
+        per_frame[f["properties"]["Time"]] = per_frame.get(f["properties"]["Time"], 0) + 1
+    for t, count in per_frame.items():
+        assert len(set(np.unique(frames[t])) - {0}) <= count
+    labels = {row[0] for row in tracks}
+    assert labels and all(set(np.unique(frames[t])) - {0} <= labels for t in frames)
