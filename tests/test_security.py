@@ -1,0 +1,33 @@
+"""Issue 6's security rules, checked on the files themselves so a later edit cannot drop one quietly."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = [p for p in (REPO / "sam2web").rglob("*.py")] + [REPO / "app.py", *(REPO / "pages").glob("*.py")]
+
+
+def test_server_config_is_local_offline_and_xsrf_protected():
+    cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["enableXsrfProtection"] is True
+    assert cfg["server"]["address"] in ("localhost", "127.0.0.1")
+    assert cfg["browser"]["gatherUsageStats"] is False
+    assert 0 < cfg["server"]["maxUploadSize"] <= 4096  # MB; the Dataset page states it
+
+
+def test_no_unsafe_deserialisation():
+    for path in SOURCES:
+        text = path.read_text()
+        assert "pickle.load" not in text and "pickle.loads" not in text, path
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, f"{path}: {call}"
+
+
+def test_only_the_checkpoint_download_touches_the_network():
+    net = re.compile(r"\b(urllib|requests|http\.client|socket|httpx|aiohttp)\b")
+    users = sorted(p.relative_to(REPO).as_posix() for p in SOURCES if net.search(p.read_text()))
+    assert users == ["sam2web/model.py"]
+    model_src = (REPO / "sam2web" / "model.py").read_text()
+    assert model_src.count("urlopen(") == 1
