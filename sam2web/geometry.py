@@ -24,12 +24,15 @@ its centre lies within ``padding`` of the mask's outline (shrinking: leaves when
 of the background), i.e. the buffered polygon rasterised exactly; GEOS's buffer of a staircase
 outline was about 25x slower, too slow for interactive re-drawing. Smoothing is ``simplify(smoothing,
 preserve_topology=True)`` (skipped below 0.35 px, where it provably changes nothing). Outlines
-are cached per CompactMask, so a settings change only redoes what it must.
+are cached per CompactMask, so a settings change only redoes what it must. A padding change
+re-pads many masks at once on one canvas (``_parts_padded_batch``), with exactly the per-mask
+result (tests/test_geometry.py compares the two).
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -107,7 +110,12 @@ def _kernel(padding: float) -> np.ndarray:
     off = np.maximum(np.abs(np.arange(-k, k + 1)) - 0.5, 0.0)
     dist2 = off[:, None] ** 2 + off[None, :] ** 2
     inside = dist2 <= d * d if padding > 0 else dist2 < d * d
-    kernel = inside.astype(np.uint8)
+    # Trim all-zero outer rows/columns (symmetric, so the centre anchor stays put): same result,
+    # and a smaller kernel means a smaller margin, i.e. fewer pixels to dilate, upscale and trace.
+    while k > 0 and not inside[0].any():
+        inside = inside[1:-1, 1:-1]
+        k -= 1
+    kernel = np.ascontiguousarray(inside, dtype=np.uint8)
     kernel.setflags(write=False)  # shared by every call through the cache
     return kernel
 
@@ -206,13 +214,16 @@ def _build(parts_list: list, pinched: list) -> list:
     if simple:
         cnts = [parts_list[i].contour.reshape(-1, 2) for i in simple]
         lens = np.array([len(c) for c in cnts])
-        offsets = np.array([(parts_list[i].c0, parts_list[i].r0) for i in simple])
-        xy = (np.concatenate(cnts) + 1) >> 1
-        ring = np.repeat(np.arange(len(simple)), lens)
-        xy += offsets[ring]
+        offsets = np.array([(parts_list[i].c0, parts_list[i].r0) for i in simple], dtype=np.int32)
+        xy = np.concatenate(cnts).astype(np.int32, copy=False)  # a new array: safe to edit in place
+        xy += 1
+        xy >>= 1
+        xy += np.repeat(offsets, lens, axis=0)
+        ring = np.repeat(np.arange(len(simple), dtype=np.int32), lens)
         keep = np.ones(len(xy), dtype=bool)
-        keep[1:] = (xy[1:] != xy[:-1]).any(axis=1) | (ring[1:] != ring[:-1])
-        xy, ring = xy[keep], ring[keep]
+        flat = xy.view(np.int64).reshape(-1)  # one 64-bit key per (x, y): 1-D compares are faster
+        keep[1:] = (flat[1:] != flat[:-1]) | (ring[1:] != ring[:-1])
+        xy, ring = flat[keep].view(np.int32).reshape(-1, 2), ring[keep]
         polys = shapely.polygons(shapely.linearrings(xy.astype(np.float64), indices=ring))
         # A ring that passes through one corner twice touches itself (pixels meeting diagonally).
         keys = np.sort((ring.astype(np.int64) << 42) | (xy[:, 1].astype(np.int64) << 21) | xy[:, 0])
@@ -275,15 +286,18 @@ def _parts(mask, keep: str, holes: bool, padding: float, one_part: bool = False)
 
 
 _BATCH_MIN = 16  # fewer masks than this: the per-mask path is as quick
-_CANVAS_WIDTH = 1024
+_CANVAS_WIDTH = 2048
 
 
-def _pack(sizes: list[tuple[int, int]]) -> tuple[np.ndarray, int, int]:
-    """Shelf-pack (h, w) slots left to right, row by row: (N x 2 (y, x) origins, height, width)."""
-    width = max(_CANVAS_WIDTH, max(w for _, w in sizes))
+def _pack(sizes: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Shelf-pack (h, w) slots (given tallest first) left to right: ((y, x) origins, height, width).
+
+    Origins come out sorted by (y, x), which ``_slot_of`` relies on.
+    """
+    width = max(_CANVAS_WIDTH, int(sizes[:, 1].max()))
     origins = np.empty((len(sizes), 2), dtype=np.int64)
     x = y = shelf = 0
-    for j, (h, w) in enumerate(sizes):
+    for j, (h, w) in enumerate(sizes.tolist()):
         if x + w > width:
             y, x, shelf = y + shelf, 0, 0
         origins[j] = (y, x)
@@ -292,93 +306,143 @@ def _pack(sizes: list[tuple[int, int]]) -> tuple[np.ndarray, int, int]:
     return origins, y + shelf, width
 
 
-def _slot_of(points: np.ndarray, origins: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Index of the slot holding each (y, x) canvas point (slots are sorted by (y, x))."""
-    key = origins[:, 0] * (1 << 32) + origins[:, 1]
-    # A point's slot is the last one whose origin row is <= y and column <= x in the same shelf.
+def _slot_of(points: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """Index of the slot holding each (y, x) canvas point, for slots packed by ``_pack``."""
     shelf_rows = np.unique(origins[:, 0])
     shelf_y = shelf_rows[np.searchsorted(shelf_rows, points[:, 0], side="right") - 1]
-    return np.searchsorted(key, shelf_y * (1 << 32) + points[:, 1], side="right") - 1
+    key = (origins[:, 0] << 32) + origins[:, 1]
+    return np.searchsorted(key, (shelf_y << 32) + points[:, 1], side="right") - 1
+
+
+def _first_points(contours) -> np.ndarray:
+    """(y, x) of each contour's first point."""
+    return np.array([c[0, 0] for c in contours], dtype=np.int64)[:, ::-1]
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _find_in_halves(up: np.ndarray, mode: int, slot_rows: np.ndarray) -> tuple[list, np.ndarray]:
+    """``cv2.findContours`` of the upscaled canvas, its top and bottom halves traced in parallel.
+
+    Why: tracing the canvas is the largest single cost and OpenCV releases the GIL while it runs.
+    The halves are cut between shelves (never through a slot), so every contour is whole. Returns
+    the contours and, per contour, how many canvas rows its half starts below the top.
+    """
+    global _POOL
+    shelves = np.unique(slot_rows)
+    half = min(int(np.searchsorted(shelves, up.shape[0] // 4)), len(shelves) - 1)
+    cut = int(shelves[half])  # the first shelf starting at or below the middle (0: one shelf)
+    if cut <= 0 or 2 * cut >= up.shape[0]:
+        contours = cv2.findContours(up, mode, cv2.CHAIN_APPROX_SIMPLE)[0]
+        return list(contours), np.zeros(len(contours), dtype=np.int64)
+    with _CACHE_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geometry")
+    bottom = _POOL.submit(cv2.findContours, up[2 * cut:], mode, cv2.CHAIN_APPROX_SIMPLE)
+    top = cv2.findContours(up[:2 * cut], mode, cv2.CHAIN_APPROX_SIMPLE)[0]
+    low = bottom.result()[0]
+    shifts = np.zeros(len(top) + len(low), dtype=np.int64)
+    shifts[len(top):] = cut
+    return list(top) + list(low), shifts
+
+
+def _crops(masks: list) -> list[tuple[int, np.ndarray, int, int, tuple[int, int]]]:
+    """(index, uint8 crop, r0, c0, shape) of each non-empty mask, as ``_as_crop`` gives them.
+
+    CompactMasks are unpacked in one call (per-mask ``np.unpackbits`` is mostly call overhead).
+    """
+    items: list = []
+    packed = [(i, m) for i, m in enumerate(masks) if isinstance(m, CompactMask) and not m.empty]
+    if packed:
+        flat = np.unpackbits(np.frombuffer(b"".join(m.bits for _, m in packed), dtype=np.uint8))
+        start = 0
+        for i, m in packed:
+            r0, c0, r1, c1 = m.bbox
+            n = (r1 - r0) * (c1 - c0)
+            items.append((i, flat[start:start + n].reshape(r1 - r0, c1 - c0), r0, c0, tuple(m.shape)))
+            start += 8 * len(m.bits)
+    done = {i for i, _ in packed}
+    for i, mask in enumerate(masks):
+        if i not in done:
+            crop, r0, c0, shape = _as_crop(mask)
+            if crop is not None:
+                items.append((i, crop, r0, c0, shape))
+    return items
 
 
 def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
-                        hints: list[bool]) -> list[tuple[list, bool]]:
+                        hints: list[bool]) -> list[tuple[list, object]]:
     """``_parts`` for many masks with padding: one dilate, one resize, one findContours for all.
 
-    Why: thousands of tiny OpenCV calls cost more in call overhead than in work. Every crop gets
-    a slot (crop plus the margin ``_pad_raster`` gives it) on one canvas; slots cannot interact,
-    since what a dilation adds stays inside a crop's own margin. A single traced contour is
-    exactly what tracing the crop alone gives (tracing starts at a component's first pixel in
-    raster order and is local); masks with several contours (holes, split parts) are re-traced
-    one by one from their padded slot, so their ring order stays that of the per-mask path.
+    Why: per mask, the OpenCV calls and numpy glue cost more in overhead than in work (2000 cell
+    masks re-padded: ~100 ms one by one, ~45 ms batched, identical rings). Every crop gets a
+    slot on one canvas: the crop, ``k`` (the kernel's reach) zeros round it and one more zero
+    row and column, so what a dilation adds stays in the crop's own slot and shapes of different
+    slots never touch. A contour traced on the canvas is exactly the one traced on the crop alone
+    (tracing starts at a component's first pixel in raster order and follows only its border),
+    so a mask with one contour takes it from the canvas; masks with several (holes, split parts)
+    are re-traced one by one from their padded slot, so their ring order is the per-mask one.
     """
     out: list = [([], False)] * len(masks)
     kernel = _kernel(padding)
-    m = kernel.shape[0] // 2 + 1
-    items = []  # (index, crop, r0, c0, shape)
-    for i, mask in enumerate(masks):
-        crop, r0, c0, shape = _as_crop(mask)
-        if crop is not None:
-            items.append((i, crop, r0, c0, shape))
+    k = kernel.shape[0] // 2
+    items = _crops(masks)
     if not items:
         return out
-    sizes = [(c.shape[0] + 2 * m, c.shape[1] + 2 * m) for _, c, _, _, _ in items]
+    items.sort(key=lambda it: -it[1].shape[0])  # tallest first: less shelf waste
+    sizes = np.array([c.shape for _, c, _, _, _ in items], dtype=np.int64) + (2 * k + 1)
     origins, height, width = _pack(sizes)
     canvas = np.zeros((height, width), dtype=np.uint8)
-    for (i, crop, _, _, _), (y, x) in zip(items, origins.tolist()):
-        canvas[y + m:y + m + crop.shape[0], x + m:x + m + crop.shape[1]] = crop
-    size_arr = np.array(sizes, dtype=np.int64)
-    if keep == "largest":
-        check = [j for j, it in enumerate(items) if not hints[it[0]]]
-        if check:
-            outer, _ = cv2.findContours(canvas, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            if outer:
-                first = np.array([c[0, 0, ::-1] for c in outer], dtype=np.int64)
-                counts = np.bincount(_slot_of(first, origins, size_arr), minlength=len(items))
-                for j in check:
-                    if counts[j] > 1:
-                        i, crop, _, _, _ = items[j]
-                        y, x = origins[j]
-                        canvas[y + m:y + m + crop.shape[0], x + m:x + m + crop.shape[1]] = \
-                            _largest_component(crop)
+    org = origins.tolist()
+    for (i, crop, _, _, _), (y, x) in zip(items, org):
+        canvas[y + k:y + k + crop.shape[0], x + k:x + k + crop.shape[1]] = crop
+    if keep == "largest" and not all(hints[it[0]] for it in items):
+        outer, _ = cv2.findContours(canvas, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        counts = np.bincount(_slot_of(_first_points(outer), origins), minlength=len(items))
+        for j in np.flatnonzero(counts > 1).tolist():
+            i, crop, _, _, _ = items[j]
+            if not hints[i]:  # labelling costs 5x a contour pass: only when there are several parts
+                y, x = org[j]
+                canvas[y + k:y + k + crop.shape[0], x + k:x + k + crop.shape[1]] = \
+                    _largest_component(crop)
     op = cv2.dilate if padding > 0 else cv2.erode
     canvas = op(canvas, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    # Clip to the frame, as _pad_raster does: what a dilation pushes past the border is dropped.
-    clip = []  # (j, rs, re, cs, ce) within the slot
-    for j, ((i, crop, r0, c0, shape), (y, x)) in enumerate(zip(items, origins.tolist())):
-        h, w = sizes[j]
-        top, left = r0 - m, c0 - m
-        rs, cs = max(0, -top), max(0, -left)
-        re_ = h - max(0, top + h - shape[0])
-        ce = w - max(0, left + w - shape[1])
-        clip.append((rs, re_, cs, ce))
-        if rs or cs or re_ < h or ce < w:
-            keep_part = canvas[y + rs:y + re_, x + cs:x + ce].copy()
-            canvas[y:y + h, x:x + w] = 0
-            canvas[y + rs:y + re_, x + cs:x + ce] = keep_part
+    # What a dilation pushes past the frame's border is dropped, as in _pad_raster.
+    for j, (i, crop, r0, c0, shape) in enumerate(items):
+        top, left = r0 - k, c0 - k
+        if top < 0 or left < 0 or r0 + crop.shape[0] + k > shape[0] or c0 + crop.shape[1] + k > shape[1]:
+            y, x = org[j]
+            h, w = sizes[j] - 1
+            slot = canvas[y:y + h, x:x + w]
+            slot[:max(0, -top)] = 0
+            slot[:, :max(0, -left)] = 0
+            slot[max(0, shape[0] - top):] = 0
+            slot[:, max(0, shape[1] - left):] = 0
     up = cv2.resize(canvas, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
     mode = cv2.RETR_CCOMP if holes else cv2.RETR_EXTERNAL
-    contours, _ = cv2.findContours(up, mode, cv2.CHAIN_APPROX_SIMPLE)
+    contours, shifts = _find_in_halves(up, mode, origins[:, 0])
     if not contours:
         return out
-    first = np.array([c[0, 0, ::-1] for c in contours], dtype=np.int64) >> 1
-    slot = _slot_of(first, origins, size_arr)
-    counts = np.bincount(slot, minlength=len(items))
-    for c, j in zip(contours, slot.tolist()):
-        if counts[j] != 1:
-            continue
-        i, _, r0, c0, _ = items[j]
-        y, x = origins[j]
-        c -= np.array([2 * x, 2 * y], dtype=c.dtype)
-        out[i] = (_Simple(c, r0 - m, c0 - m), None)
+    first = _first_points(contours)
+    first[:, 0] += 2 * shifts
+    slot_ids = _slot_of(first >> 1, origins)
+    counts = np.bincount(slot_ids, minlength=len(items))
+    for c, j, shift in zip(contours, slot_ids.tolist(), shifts.tolist()):
+        if counts[j] == 1:  # left in (half-)canvas coordinates: (2y + Y + 1) >> 1 == y + (Y + 1) >> 1
+            i, _, r0, c0, _ = items[j]
+            y, x = org[j]
+            out[i] = (_Simple(c, r0 - k - y + shift, c0 - k - x), None)
     for j in np.flatnonzero(counts > 1).tolist():
-        i, _, r0, c0, _ = items[j]
-        y, x = origins[j]
-        h, w = sizes[j]
-        rs, re_, cs, ce = clip[j]
-        crop = np.ascontiguousarray(canvas[y + rs:y + re_, x + cs:x + ce])
-        parts = _trace_rings(crop, r0 - m + rs, c0 - m + cs, "all", holes)
-        out[i] = (parts, None if isinstance(parts, _Simple) else _pinched(crop))
+        i, crop, r0, c0, shape = items[j]
+        y, x = org[j]
+        top, left = r0 - k, c0 - k
+        rs, cs = max(0, -top), max(0, -left)
+        re_ = min(int(sizes[j, 0]) - 1, shape[0] - top)
+        ce = min(int(sizes[j, 1]) - 1, shape[1] - left)
+        sub = np.ascontiguousarray(canvas[y + rs:y + re_, x + cs:x + ce])
+        parts = _trace_rings(sub, top + rs, left + cs, "all", holes)
+        out[i] = (parts, None if isinstance(parts, _Simple) else _pinched(sub))
     return out
 
 
@@ -433,7 +497,10 @@ def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> l
                             _RAW_CACHE.popitem(last=False)
                     settings = entry[1]
                     if len(settings) >= _SETTINGS_PER_MASK:
-                        settings.pop(next(iter(settings)))
+                        # The unpadded trace stays: it tells later paddings that a mask is one
+                        # component, which saves a contour pass per mask.
+                        old = next((key_ for key_ in settings if key_[2]), next(iter(settings)))
+                        settings.pop(old)
                     settings[key] = (g, pinched)
     return out
 

@@ -197,3 +197,111 @@ def test_rasterize_cuts_holes_and_handles_fractional_outlines():
     yy, xx = np.mgrid[0:12, 0:12] + 0.5
     expected = shapely.contains_xy(tri, xx, yy)
     assert np.array_equal(r, expected)
+
+
+# ---------------------------------------------------------------- batched padding == per-mask padding
+# Issue 5: re-padding thousands of masks traces them all on one canvas (``_parts_padded_batch``);
+# it must give exactly what tracing each mask alone (``_parts``) gives, ring order included.
+
+PADDINGS = (1.0, 2.0, 3.0, 5.0, 0.7, 1.5, -0.6, -1.0, -2.0, -3.5)
+
+
+def _varied_masks(seed: int = 0) -> list:
+    """Random shapes with holes, specks, diagonal pinches, frame-border contact and empties."""
+    rng = np.random.default_rng(seed)
+    shape = (70, 90)  # non-square, small: many masks touch the frame's border
+    out: list = [CompactMask.from_mask(np.zeros(shape, dtype=bool))]
+    for n in range(60):
+        m = np.zeros(shape, dtype=bool)
+        kind = n % 5
+        if kind == 0:    # noise blob: several components, holes, pinches
+            r, c = rng.integers(0, shape[0] - 8), rng.integers(0, shape[1] - 8)
+            h, w = rng.integers(3, 25, size=2)
+            m[r:r + h, c:c + w] = rng.random((min(h, shape[0] - r), min(w, shape[1] - c))) < 0.6
+        elif kind == 1:  # ring (a hole) possibly cut by the frame
+            cy, cx = rng.integers(-5, shape[0] + 5), rng.integers(-5, shape[1] + 5)
+            yy, xx = np.ogrid[:shape[0], :shape[1]]
+            d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+            m = (d2 < rng.integers(40, 300)) & (d2 > rng.integers(4, 30))
+        elif kind == 2:  # two cells and a speck
+            m[5:20, 5:30] = True
+            m[rng.integers(25, 60), rng.integers(0, 89)] = True
+            m[30:50, 40:80] = True
+        elif kind == 3:  # a checkerboard patch: every pixel pinched
+            h = rng.integers(2, 9)
+            m[10:10 + h, 20:30] = np.indices((h, 10)).sum(0) % 2 == 0
+        else:            # thin lines and a single pixel at a corner of the frame
+            m[rng.integers(0, 70), :] = True
+            m[:, rng.integers(0, 90)] = True
+            m[0, 0] = m[69, 89] = True
+        out.append(CompactMask.from_mask(m))
+    return out
+
+
+def _cell_masks() -> list:
+    """Real-looking cells: ground-truth labels of the shared real data, else synthetic ellipses."""
+    from geom_synthetic import TRA
+    masks = list(synthetic_result(n_frames=3, n_objects=20).masks.values())
+    if TRA.is_dir():
+        import tifffile
+        for f in sorted(TRA.glob("man_track*.tif"))[:40]:
+            labels = tifffile.imread(f)
+            masks += [CompactMask.from_mask(labels == v) for v in np.unique(labels)[1:]]
+    return masks
+
+
+def _one_component(mask: CompactMask) -> bool:
+    return not mask.empty and cv2.connectedComponents(mask.crop().view(np.uint8), connectivity=8)[0] == 2
+
+
+def _per_mask(masks, keep, holes, padding, hints):
+    traced = [geometry._parts(m, keep, holes, padding, h) for m, h in zip(masks, hints)]
+    pinched = [p for _, p in traced]
+    return geometry._build([t for t, _ in traced], pinched), pinched
+
+
+def _batched(masks, keep, holes, padding, hints):
+    traced = geometry._parts_padded_batch(masks, keep, holes, padding, hints)
+    pinched = [p for _, p in traced]
+    return geometry._build([t for t, _ in traced], pinched), pinched
+
+
+def _same(a: list, b: list) -> bool:
+    """Identical geometries: same types, parts, rings, vertices and vertex order."""
+    return all((x is None and y is None) or (x is not None and y is not None and x.wkb == y.wkb)
+               for x, y in zip(a, b)) and len(a) == len(b)
+
+
+@pytest.mark.parametrize("source", ["varied", "cells"])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_batched_padding_equals_per_mask_padding(source, padding):
+    masks = _varied_masks() if source == "varied" else _cell_masks()
+    checked = 0
+    for keep in ("largest", "all"):
+        for holes in (True, False):
+            for hint in ((False, True) if keep == "largest" else (False,)):
+                # A hint ("one component", from an earlier trace) only ever comes for such masks.
+                hints = [hint and _one_component(m) for m in masks]
+                want, want_pinched = _per_mask(masks, keep, holes, padding, hints)
+                got, got_pinched = _batched(masks, keep, holes, padding, hints)
+                assert _same(want, got), (source, padding, keep, holes, hint)
+                assert want_pinched == got_pinched, (source, padding, keep, holes, hint)
+                checked += sum(g is not None for g in want)
+    assert checked > 0
+
+
+def test_public_padding_path_uses_the_batch_and_matches_the_per_mask_path(monkeypatch):
+    masks = _varied_masks(seed=1) + _cell_masks()[:40]
+    calls = []
+    real = geometry._parts_padded_batch
+    monkeypatch.setattr(geometry, "_parts_padded_batch", lambda *a: calls.append(1) or real(*a))
+    for padding in (2.0, -1.0):
+        for keep in ("largest", "all"):
+            fresh = [CompactMask(m.shape, m.bbox, bytes(m.bits)) for m in masks]  # no cache hits
+            batched = geometry.geometries_for(fresh, padding=padding, smoothing=0, keep=keep)
+            monkeypatch.setattr(geometry, "_BATCH_MIN", 10**9)
+            fresh = [CompactMask(m.shape, m.bbox, bytes(m.bits)) for m in masks]
+            single = geometry.geometries_for(fresh, padding=padding, smoothing=0, keep=keep)
+            monkeypatch.setattr(geometry, "_BATCH_MIN", 16)
+            assert _same(batched, single)
+    assert len(calls) == 4
