@@ -46,3 +46,25 @@ def submit_track(at: AppTest, **values) -> AppTest:
             raise KeyError(key)
     at.get("form_submit_button")[0].click()
     return at.run()
+
+
+def hold_standin_runs(monkeypatch):
+    """Make stand-in runs wait at their first frame until ``gate`` is set.
+
+    Returns ``(gate, reached)``: ``reached`` is set once a run is inside propagation, so a test
+    can act while a run is really in progress (queueing, delete, refresh) without sleeping.
+    """
+    import threading
+
+    from sam2web import track
+
+    gate, reached = threading.Event(), threading.Event()
+    original = track.StandInTracker.propagate_in_video
+
+    def held(self, *a, **k):
+        reached.set()
+        assert gate.wait(30)
+        yield from original(self, *a, **k)
+
+    monkeypatch.setattr(track.StandInTracker, "propagate_in_video", held)
+    return gate, reached

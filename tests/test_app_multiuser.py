@@ -3,7 +3,6 @@ deleting with a confirmation (and with a run in progress), distinct sample names
 model image size, "Frame N of N" on a just-started run, and what a correction re-tracks."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 
@@ -11,9 +10,9 @@ from sam2web import jobs, store as store_mod
 from sam2web.ui import sidebar, state
 from sam2web.ui.canvas import INJECT_KEY
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
-    from tests.app_helpers import assert_clean, errors, new_app, submit_track, wait_runs
+    from tests.app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
 except ImportError:  # pragma: no cover
-    from app_helpers import assert_clean, errors, new_app, submit_track, wait_runs
+    from app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
 
 
 @pytest.fixture
@@ -110,17 +109,7 @@ def test_delete_is_refused_while_another_session_has_it_open(data, live, monkeyp
 
 
 def test_delete_cancels_a_running_run_first_and_the_app_keeps_serving(data, monkeypatch):
-    from sam2web import track
-
-    gate, reached = threading.Event(), threading.Event()
-    original = track.StandInTracker.propagate_in_video
-
-    def held(self, *a, **k):
-        reached.set()
-        assert gate.wait(30)
-        yield from original(self, *a, **k)
-
-    monkeypatch.setattr(track.StandInTracker, "propagate_in_video", held)
+    gate, reached = hold_standin_runs(monkeypatch)
     a = _sample(new_app())
     ws_a = _track_sample(a, data, time="1-4")
     assert reached.wait(30)
@@ -142,8 +131,7 @@ def test_delete_cancels_a_running_run_first_and_the_app_keeps_serving(data, monk
     b.button(key="sb_del_yes").click().run()
     assert_clean(b)
     assert data.get_workspace(ws_a.id) is None and data.get_run(run.id) is None
-    # The runner still serves: a new run in B's workspace finishes.
-    monkeypatch.setattr(track.StandInTracker, "propagate_in_video", original)
+    # The runner still serves: a new run in B's workspace finishes (the gate stays open).
     _sample(b)
     ws_b = _track_sample(b, data, time="1-3")
     wait_runs(data, ws_b.id)
@@ -183,17 +171,7 @@ def test_track_page_shows_the_effective_image_size(data, monkeypatch):
 
 
 def test_running_run_card_never_says_frame_0_of_0(data, monkeypatch):
-    from sam2web import track
-
-    gate, reached = threading.Event(), threading.Event()
-    original = track.StandInTracker.propagate_in_video
-
-    def held(self, *a, **k):
-        reached.set()
-        assert gate.wait(30)
-        yield from original(self, *a, **k)
-
-    monkeypatch.setattr(track.StandInTracker, "propagate_in_video", held)
+    gate, reached = hold_standin_runs(monkeypatch)
     at = _sample(new_app())
     ws = _track_sample(at, data, time="1-4")
     assert reached.wait(30)

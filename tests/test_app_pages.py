@@ -14,9 +14,9 @@ from PIL import Image
 from sam2web import jobs, store as store_mod
 from sam2web.ui.canvas import INJECT_KEY
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
-    from tests.app_helpers import assert_clean, errors, new_app, submit_track, wait_runs
+    from tests.app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
 except ImportError:  # pragma: no cover
-    from app_helpers import assert_clean, errors, new_app, submit_track, wait_runs
+    from app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
 
 
 @pytest.fixture
@@ -296,17 +296,7 @@ def test_cancel_and_resume_keep_finished_frames(data, monkeypatch):
 
 
 def test_two_sessions_queue_and_share_one_predictor(data, monkeypatch):
-    from sam2web import track
-
-    gate, reached = threading.Event(), threading.Event()
-    original = track.StandInTracker.propagate_in_video
-
-    def held(self, *a, **k):
-        reached.set()
-        assert gate.wait(30)
-        yield from original(self, *a, **k)
-
-    monkeypatch.setattr(track.StandInTracker, "propagate_in_video", held)
+    gate, reached = hold_standin_runs(monkeypatch)
     a = _sample(new_app())
     ws_a = _track_sample(a, data, time="1-4")
     assert reached.wait(30)
