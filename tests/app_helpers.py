@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from sam2web import jobs
@@ -68,3 +70,17 @@ def hold_standin_runs(monkeypatch):
 
     monkeypatch.setattr(track.StandInTracker, "propagate_in_video", held)
     return gate, reached
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    """A fresh data folder, the stand-in tracker, and a fresh predictor cache (the app tests' store)."""
+    from sam2web import store as store_mod
+
+    monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path))
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    monkeypatch.delenv("SAM2WEB_RANDOM_WEIGHTS", raising=False)
+    monkeypatch.delenv("SAM2WEB_IMAGE_SIZE", raising=False)
+    jobs.clear_predictors()
+    yield store_mod.get_store(str(tmp_path))
+    jobs.clear_predictors()

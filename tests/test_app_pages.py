@@ -14,20 +14,10 @@ from PIL import Image
 from sam2web import jobs, store as store_mod
 from sam2web.ui.canvas import INJECT_KEY
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
-    from tests.app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
+    from tests.app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
 except ImportError:  # pragma: no cover
-    from app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
+    from app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
 
-
-@pytest.fixture
-def data(tmp_path, monkeypatch):
-    """A fresh data folder, the stand-in tracker, and a fresh predictor cache."""
-    monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path))
-    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
-    monkeypatch.delenv("SAM2WEB_RANDOM_WEIGHTS", raising=False)
-    jobs.clear_predictors()
-    yield store_mod.get_store(str(tmp_path))
-    jobs.clear_predictors()
 
 
 def _sample(at):
