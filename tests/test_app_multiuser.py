@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sam2web import jobs, store as store_mod
+from sam2web import jobs
 from sam2web.ui import sidebar, state
 from sam2web.ui.canvas import INJECT_KEY
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working

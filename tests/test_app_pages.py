@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2web import jobs, store as store_mod
+from sam2web import jobs
 from sam2web.ui.canvas import INJECT_KEY
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
     from tests.app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
