@@ -34,11 +34,11 @@ import numpy as np
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
-def rss_mb() -> float:
-    """Current resident memory (VmRSS) in MB."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """A memory line of /proc/self/status in MB: VmRSS now, VmHWM the peak so far."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
 
@@ -79,8 +79,14 @@ class AnonPeak:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process so far.
+
+    Why VmHWM first: the kernel folds the current RSS into it when it is read, while
+    ``ru_maxrss`` is updated lazily and can lag behind a VmRSS read just before it.
+    """
+    hwm = rss_mb("VmHWM")
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KB
+    return maxrss if hwm != hwm else max(hwm, maxrss)
 
 
 # ----------------------------------------------------------------------------- sam2web
