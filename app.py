@@ -4,6 +4,7 @@ Run with ``streamlit run app.py`` (scripts/run.sh). Pages are thin; the work is 
 Each page draws the shared sidebar itself (``sam2web.ui.sidebar.page``): AppTest re-runs only the
 page script after its first run, so a sidebar drawn here could not be tested.
 """
+
 import streamlit as st
 
 st.set_page_config(page_title="sam2web", page_icon=":material/biotech:", layout="wide")

@@ -4,6 +4,7 @@ Why synthetic: the memory runs need 256 frames of 512 x 512, more than the share
 and random SAM2 weights make the image content irrelevant to speed. Cells are bright textured
 ellipses drifting over a noisy background so that JPEG sizes and masks look like microscopy.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,7 @@ def cell_centres(n_objects: int, t: int, side: int = FRAME_SIDE) -> list[tuple[f
     return out
 
 
-def make_frames(n_frames: int, n_objects: int = 5, side: int = FRAME_SIDE,
-                seed: int = 0) -> np.ndarray:
+def make_frames(n_frames: int, n_objects: int = 5, side: int = FRAME_SIDE, seed: int = 0) -> np.ndarray:
     """(T, side, side) uint8 frames with ``n_objects`` bright cells (at least 5 drawn)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
@@ -53,8 +53,9 @@ def write_tiff(path: Path, frames: np.ndarray) -> Path:
     return path
 
 
-def cell_mask_crops(n_frames: int, n_objects: int, height: int = 1305, width: int = 1009,
-                    seed: int = 1, ragged: float = 0.03):
+def cell_mask_crops(
+    n_frames: int, n_objects: int, height: int = 1305, width: int = 1009, seed: int = 1, ragged: float = 0.03
+):
     """Realistic bacteria-like masks: rotated capsules with wavy edges, drifting and turning.
 
     Yields ``(t, k, row0, col0, crop)`` with a bool crop placed at (row0, col0) of a
@@ -64,8 +65,16 @@ def cell_mask_crops(n_frames: int, n_objects: int, height: int = 1305, width: in
     import cv2
 
     rng = np.random.default_rng(seed)
-    params = [(rng.uniform(80, width - 80), rng.uniform(80, height - 80), rng.uniform(0, 180),
-               rng.uniform(12, 30), rng.uniform(5, 9)) for _ in range(n_objects)]
+    params = [
+        (
+            rng.uniform(80, width - 80),
+            rng.uniform(80, height - 80),
+            rng.uniform(0, 180),
+            rng.uniform(12, 30),
+            rng.uniform(5, 9),
+        )
+        for _ in range(n_objects)
+    ]
     for t in range(n_frames):
         for k, (cx, cy, ang, half_len, rad) in enumerate(params):
             size = 2 * int(half_len + 2 * rad + 12)
@@ -74,8 +83,13 @@ def cell_mask_crops(n_frames: int, n_objects: int, height: int = 1305, width: in
             grow = half_len * (1 + 0.003 * t)
             dx, dy = np.cos(a) * grow, np.sin(a) * grow
             c = size / 2
-            cv2.line(canvas, (int(round(c - dx)), int(round(c - dy))),
-                     (int(round(c + dx)), int(round(c + dy))), 1, thickness=int(2 * rad))
+            cv2.line(
+                canvas,
+                (int(round(c - dx)), int(round(c - dy))),
+                (int(round(c + dx)), int(round(c + dy))),
+                1,
+                thickness=int(2 * rad),
+            )
             # wavy, smooth outline (like thresholded, upsampled SAM2 logits): signed distance
             # to the capsule plus a blurred noise field of about ``ragged`` * 50 px amplitude
             d_in = cv2.distanceTransform(canvas, cv2.DIST_L2, 3)

@@ -7,11 +7,11 @@
 Why IoU and not "equal": bf16 rounds every matmul input, so masks differ a little; the user
 decides whether that is acceptable for the speed, which is why bf16 is an option, not the default.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -34,9 +34,12 @@ def mask_iou(a_path: Path, b_path: Path) -> dict:
         union = np.logical_or(ma, mb).sum()
         ious.append(1.0 if union == 0 else float(np.logical_and(ma, mb).sum() / union))
         areas.append(float(ma.sum()))
-    return {"n_masks": len(ious), "mean_iou": float(np.mean(ious)) if ious else None,
-            "min_iou": float(np.min(ious)) if ious else None,
-            "mean_area_fp32_px": float(np.mean(areas)) if areas else None}
+    return {
+        "n_masks": len(ious),
+        "mean_iou": float(np.mean(ious)) if ious else None,
+        "min_iou": float(np.min(ious)) if ious else None,
+        "mean_area_fp32_px": float(np.mean(areas)) if areas else None,
+    }
 
 
 def run(frames: int = 8, objects: int = 5, image_size: int = 512, rounds: int = 1) -> dict:
@@ -49,24 +52,25 @@ def run(frames: int = 8, objects: int = 5, image_size: int = 512, rounds: int = 
         for r in range(rounds):
             for prec in ("fp32", "bf16"):
                 dump = Path(tmp) / f"{prec}.npz"
-                res[prec].append(worker("pair", tiff, frames, objects, image_size,
-                                        extra=["--precision", prec, "--dump", str(dump)]))
-            res["threads1"].append(worker("pure", tiff, frames, objects, image_size,
-                                          extra=["--threads", "1"]))
-            res["threads_default"].append(worker("pure", tiff, frames, objects, image_size,
-                                                 extra=["--threads", "0"]))
+                res[prec].append(
+                    worker("pair", tiff, frames, objects, image_size, extra=["--precision", prec, "--dump", str(dump)])
+                )
+            res["threads1"].append(worker("pure", tiff, frames, objects, image_size, extra=["--threads", "1"]))
+            res["threads_default"].append(worker("pure", tiff, frames, objects, image_size, extra=["--threads", "0"]))
         for prec in ("fp32", "bf16"):
             out[prec] = {
                 "pure_s_per_frame": spf([x for w in res[prec] for x in w["runs"]["pure"]], frames),
-                "sam2web_s_per_frame": spf([x for w in res[prec] for x in w["runs"]["sam2web"]],
-                                           frames)}
+                "sam2web_s_per_frame": spf([x for w in res[prec] for x in w["runs"]["sam2web"]], frames),
+            }
         out["bf16_speedup_pure"] = out["fp32"]["pure_s_per_frame"] / out["bf16"]["pure_s_per_frame"]
         out["bf16_masks_vs_fp32"] = mask_iou(Path(tmp) / "fp32.npz", Path(tmp) / "bf16.npz")
         for key in ("threads1", "threads_default"):
             runs = [x for w in res[key] for x in w["runs"]["pure"]]
-            out[key] = {"threads": res[key][0]["threads"],
-                        "pure_wall_s_per_frame": spf(runs, frames, "seconds"),
-                        "pure_cpu_s_per_frame": spf(runs, frames, "cpu_seconds")}
+            out[key] = {
+                "threads": res[key][0]["threads"],
+                "pure_wall_s_per_frame": spf(runs, frames, "seconds"),
+                "pure_cpu_s_per_frame": spf(runs, frames, "cpu_seconds"),
+            }
     return out
 
 
@@ -80,15 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     out = run(args.frames, args.objects, args.image_size, args.rounds)
     print("(process CPU seconds per frame, one torch thread)")
     for prec in ("fp32", "bf16"):
-        print(f"{prec}: pure {out[prec]['pure_s_per_frame']:.3f} s/frame, sam2web "
-              f"{out[prec]['sam2web_s_per_frame']:.3f} s/frame")
+        print(
+            f"{prec}: pure {out[prec]['pure_s_per_frame']:.3f} s/frame, sam2web "
+            f"{out[prec]['sam2web_s_per_frame']:.3f} s/frame"
+        )
     m = out["bf16_masks_vs_fp32"]
-    print(f"bf16 masks vs fp32: mean IoU {m['mean_iou']:.4f}, min {m['min_iou']:.4f} over "
-          f"{m['n_masks']} masks (mean fp32 area {m['mean_area_fp32_px']:.0f} px)")
+    print(
+        f"bf16 masks vs fp32: mean IoU {m['mean_iou']:.4f}, min {m['min_iou']:.4f} over "
+        f"{m['n_masks']} masks (mean fp32 area {m['mean_area_fp32_px']:.0f} px)"
+    )
     for key in ("threads1", "threads_default"):
-        print(f"pure model, {out[key]['threads']} thread(s): wall "
-              f"{out[key]['pure_wall_s_per_frame']:.3f} s/frame, CPU "
-              f"{out[key]['pure_cpu_s_per_frame']:.3f} s/frame")
+        print(
+            f"pure model, {out[key]['threads']} thread(s): wall "
+            f"{out[key]['pure_wall_s_per_frame']:.3f} s/frame, CPU "
+            f"{out[key]['pure_cpu_s_per_frame']:.3f} s/frame"
+        )
     print(json.dumps(out))
     return 0
 

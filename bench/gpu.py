@@ -5,6 +5,7 @@ Frames are in GPU memory already (like SAM2's own speed benchmark), 1024 x 1024 
 object; ``vos_optimized`` (SAM2VideoPredictorVOS with torch.compile, sam2 >= 1.1.0) is tried
 too, its compile time excluded by a warm-up run.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,11 +19,10 @@ def _fps(size: str, vos: bool, n_frames: int) -> float:
     from sam2.build_sam import build_sam2_video_predictor
 
     from bench.worker import _state, _Tensors
-    from sam2web.model import MODELS, _setup_cuda
+    from sam2web.tracking.model import MODELS, _setup_cuda
 
     _setup_cuda()
-    predictor = build_sam2_video_predictor(MODELS[size][0], ckpt_path=None, device="cuda",
-                                           vos_optimized=vos)
+    predictor = build_sam2_video_predictor(MODELS[size][0], ckpt_path=None, device="cuda", vos_optimized=vos)
     side = predictor.image_size
     frames = _Tensors(torch.randn(n_frames, 3, side, side, device="cuda"), side, side)
     box = np.array([side * 0.4, side * 0.4, side * 0.6, side * 0.6], np.float32)

@@ -4,6 +4,7 @@ Why these two: DESIGN.md promises that changing padding or smoothing re-draws th
 milliseconds without running the model", and that switching frames "feels instant"; these are
 the two interactions a user repeats most on the Results and Dataset pages.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -25,6 +26,7 @@ def _ms(fn, repeats: int) -> list[float]:
 
 # ----------------------------------------------------------------------------- re-polygonize
 
+
 def synthetic_result(n_frames: int = 100, n_objects: int = 20):
     """A TrackResult of realistic cell masks (bacteria_ctc frame size: 1305 rows x 1009 columns)."""
     from bench.data import cell_mask_crops
@@ -40,7 +42,8 @@ def synthetic_result(n_frames: int = 100, n_objects: int = 20):
         a, b, c, d = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         bits = np.packbits(crop[a:b, c:d]).tobytes()
         result.masks[(k, Location(0, t, 0))] = CompactMask(
-            (h, w), (int(r0 + a), int(c0 + c), int(r0 + b), int(c0 + d)), bits)
+            (h, w), (int(r0 + a), int(c0 + c), int(r0 + b), int(c0 + d)), bits
+        )
     return result
 
 
@@ -98,17 +101,24 @@ def repolygonize(n_frames: int = 100, n_objects: int = 20, repeats: int = 5) -> 
         redo(result, p, s, record=True)
         pad_ms.append((time.perf_counter() - t0) * 1e3)
     med = statistics.median
-    return {"masks": len(result.masks), "polygons": counts[0], "links": counts[1],
-            "export_bytes": counts[2],
-            "smoothing_change_ms": med(smooth_ms), "padding_change_ms": med(pad_ms),
-            "cold_ms": med(cold),
-            "padding_change_parts_ms": {k: med(v) for k, v in parts.items()}}
+    return {
+        "masks": len(result.masks),
+        "polygons": counts[0],
+        "links": counts[1],
+        "export_bytes": counts[2],
+        "smoothing_change_ms": med(smooth_ms),
+        "padding_change_ms": med(pad_ms),
+        "cold_ms": med(cold),
+        "padding_change_parts_ms": {k: med(v) for k, v in parts.items()},
+    }
 
 
 # ----------------------------------------------------------------------------- frame view
 
-def write_view_tiff(path: Path, side: int = 2048, channels: int = 3, times: int = 4,
-                    compression: str | None = None) -> Path:
+
+def write_view_tiff(
+    path: Path, side: int = 2048, channels: int = 3, times: int = 4, compression: str | None = None
+) -> Path:
     """An ImageJ hyperstack (T, C, Y, X) uint16 with cells and noise."""
     import tifffile
 
@@ -127,11 +137,10 @@ def write_view_tiff(path: Path, side: int = 2048, channels: int = 3, times: int 
     return path
 
 
-def frame_view(side: int = 2048, repeats: int = 5, compression: str | None = None,
-               folder: Path | None = None) -> dict:
+def frame_view(side: int = 2048, repeats: int = 5, compression: str | None = None, folder: Path | None = None) -> dict:
     """ms to read + composite one display frame: first read (sam2web's cache cold) and cached."""
-    from sam2web.display import DisplaySettings, render
     from sam2web.stack import open_stack
+    from sam2web.stack.display import DisplaySettings, render
     from sam2web.types import Location
 
     with tempfile.TemporaryDirectory(prefix="bench-view-", dir=folder) as tmp:
@@ -152,5 +161,9 @@ def frame_view(side: int = 2048, repeats: int = 5, compression: str | None = Non
         render(warm_stack, locs[0], display)
         warm = _ms(lambda: render(warm_stack, locs[0], display), repeats)
         warm_stack.close()
-    return {"shape": list(rgb.shape), "uncached_ms": statistics.median(cold),
-            "cached_ms": statistics.median(warm), "compression": compression or "none"}
+    return {
+        "shape": list(rgb.shape),
+        "uncached_ms": statistics.median(cold),
+        "cached_ms": statistics.median(warm),
+        "compression": compression or "none",
+    }

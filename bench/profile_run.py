@@ -5,6 +5,7 @@ image encoder, memory attention, memory encoder, mask decoder, versus sam2web's 
 (reading + rendering + tensor conversion), mask storage, and post-processing. This is the
 evidence for what stands in the way of the speed goals (py-spy is not available here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,7 @@ def stage_times(stats: pstats.Stats) -> dict[str, float]:
             if func == name and file.endswith(suffix):
                 total += ct
         out[label] = total
-    inject = sum(v[3] for k, v in stats.stats.items()
-                 if k[2] == "_inject" and k[0].endswith("track.py"))
+    inject = sum(v[3] for k, v in stats.stats.items() if k[2] == "_inject" and k[0].endswith("track.py"))
     out["sam2web feature cache (_capture/_inject)"] += inject
     return out
 
@@ -70,15 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     stats = pstats.Stats(prof)
     stages = stage_times(stats)
     whole = stages["whole run (run_sam2web)"] or 1.0
-    print(f"sam2web run: {args.frames} frames, {args.objects} object(s), image_size "
-          f"{args.image_size}: {run['seconds']:.2f} s")
+    print(
+        f"sam2web run: {args.frames} frames, {args.objects} object(s), image_size "
+        f"{args.image_size}: {run['seconds']:.2f} s"
+    )
     for label, sec in stages.items():
         print(f"{label:<50} {sec:8.3f} s {100 * sec / whole:6.1f} %")
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(args.top)
     print(buf.getvalue())
-    print(json.dumps({"frames": args.frames, "objects": args.objects,
-                      "seconds": run["seconds"], "stages_s": stages}))
+    print(json.dumps({"frames": args.frames, "objects": args.objects, "seconds": run["seconds"], "stages_s": stages}))
     return 0
 
 

@@ -13,6 +13,7 @@ How it measures (why this way):
 - Tiny model, CPU, random weights (SAM2WEB_RANDOM_WEIGHTS=1), 512 x 512 frames, model
   image_size 512 (SAM2 resizes every frame to image_size x image_size; 512 keeps it 1:1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-GOALS = {"overhead_ratio": 1.05, "vs_plain_recipe": 0.9, "rss_growth": 1.2,
-         "repolygonize_ms": 200.0, "frame_view_ms": 50.0}
+GOALS = {
+    "overhead_ratio": 1.05,
+    "vs_plain_recipe": 0.9,
+    "rss_growth": 1.2,
+    "repolygonize_ms": 200.0,
+    "frame_view_ms": 50.0,
+}
 
 MODES = {
     # quick: < 10 min on the shared 2-core CPU
-    "quick": {"overhead_frames": 8, "rounds": 1, "repeats": 2, "mem_lengths": (16, 64, 256),
-              "mem_image_size": 128, "plain_mem_lengths": (16, 64, 256),
-              "spf_long": 64, "post_repeats": 5},
-    "full": {"overhead_frames": 8, "rounds": 3, "repeats": 1, "mem_lengths": (16, 64, 256),
-             "mem_image_size": 512, "plain_mem_lengths": (16, 64, 256),
-             "spf_long": 64, "post_repeats": 7},
+    "quick": {
+        "overhead_frames": 8,
+        "rounds": 1,
+        "repeats": 2,
+        "mem_lengths": (16, 64, 256),
+        "mem_image_size": 128,
+        "plain_mem_lengths": (16, 64, 256),
+        "spf_long": 64,
+        "post_repeats": 5,
+    },
+    "full": {
+        "overhead_frames": 8,
+        "rounds": 3,
+        "repeats": 1,
+        "mem_lengths": (16, 64, 256),
+        "mem_image_size": 512,
+        "plain_mem_lengths": (16, 64, 256),
+        "spf_long": 64,
+        "post_repeats": 7,
+    },
 }
 
 
@@ -49,11 +69,30 @@ def log(msg: str, quiet: bool) -> None:
 THREADS = 1  # torch threads per worker; set by main()
 
 
-def worker(kind: str, tiff: Path, frames: int, objects: int = 1, image_size: int = 512,
-           warmup: bool = True, extra: list[str] | None = None) -> dict:
+def worker(
+    kind: str,
+    tiff: Path,
+    frames: int,
+    objects: int = 1,
+    image_size: int = 512,
+    warmup: bool = True,
+    extra: list[str] | None = None,
+) -> dict:
     """Run one ``bench.worker`` process; its last stdout line is its JSON."""
-    cmd = [sys.executable, "-m", "bench.worker", kind, "--tiff", str(tiff), "--frames",
-           str(frames), "--objects", str(objects), "--image-size", str(image_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.worker",
+        kind,
+        "--tiff",
+        str(tiff),
+        "--frames",
+        str(frames),
+        "--objects",
+        str(objects),
+        "--image-size",
+        str(image_size),
+    ]
     if warmup:
         cmd.append("--warmup")
     extra = list(extra or [])
@@ -81,6 +120,7 @@ def spf(runs: list[dict], frames: int, clock: str | None = None) -> float:
 
 # ----------------------------------------------------------------------------- model figures
 
+
 def overhead_and_plain(tiff: Path, cfg: dict, quiet: bool) -> dict:
     """Rounds of (pair 1 obj, plain 1 obj, pair 5 obj, plain 5 obj), interleaved."""
     n = cfg["overhead_frames"]
@@ -97,15 +137,18 @@ def overhead_and_plain(tiff: Path, cfg: dict, quiet: bool) -> dict:
     for k in (1, 5):
         sam = [run for p in pairs[k] for run in p["sam2web"]]
         pure = [run for p in pairs[k] for run in p["pure"]]
-        ratios = [s[CLOCK] / q[CLOCK] for p in pairs[k]
-                  for s, q in zip(p["sam2web"], p["pure"])]
+        ratios = [s[CLOCK] / q[CLOCK] for p in pairs[k] for s, q in zip(p["sam2web"], p["pure"])]
         out["by_objects"][k] = {
-            "sam2web_s_per_frame": spf(sam, n), "pure_s_per_frame": spf(pure, n),
+            "sam2web_s_per_frame": spf(sam, n),
+            "pure_s_per_frame": spf(pure, n),
             "plain_s_per_frame": spf(plains[k], n),
             "overhead_ratio": statistics.median(ratios),
             "post_seconds": statistics.median(s["post_seconds"] for s in sam),
-            "wall": {"sam2web": spf(sam, n, "seconds"), "pure": spf(pure, n, "seconds"),
-                     "plain": spf(plains[k], n, "seconds")},
+            "wall": {
+                "sam2web": spf(sam, n, "seconds"),
+                "pure": spf(pure, n, "seconds"),
+                "plain": spf(plains[k], n, "seconds"),
+            },
         }
         row = out["by_objects"][k]
         row["vs_plain_recipe"] = row["sam2web_s_per_frame"] / row["plain_s_per_frame"]
@@ -124,7 +167,7 @@ def scaled_feature_cache_mb(image_size: int) -> float | None:
         return None
     import inspect
 
-    from sam2web.track import TrackSession
+    from sam2web.tracking.track import TrackSession
 
     default = inspect.signature(TrackSession.__init__).parameters["feature_cache_mb"].default
     return float(default) * (image_size / 512) ** 2
@@ -134,27 +177,28 @@ def memory(tiff: Path, cfg: dict, quiet: bool) -> dict:
     """One fresh process per (recipe, length): peak RSS and seconds per frame."""
     size = cfg["mem_image_size"]
     out: dict = {"image_size": size, "sam2web": {}, "plain": {}}
-    jobs = [("sam2web", n) for n in cfg["mem_lengths"]] + \
-           [("plain", n) for n in cfg["plain_mem_lengths"]]
+    jobs = [("sam2web", n) for n in cfg["mem_lengths"]] + [("plain", n) for n in cfg["plain_mem_lengths"]]
     jobs.sort(key=lambda j: (j[1], j[0]))  # interleave recipes, shortest first
     cache_mb = scaled_feature_cache_mb(size)
     if cache_mb is not None:
         out["feature_cache_mb"] = cache_mb
     for kind, n in jobs:
         log(f"  memory: {kind}, {n} frames, image_size {size}", quiet)
-        extra = ["--feature-cache-mb", str(cache_mb)] if (kind == "sam2web" and
-                                                           cache_mb is not None) else []
+        extra = ["--feature-cache-mb", str(cache_mb)] if (kind == "sam2web" and cache_mb is not None) else []
         res = worker(kind, tiff, n, 1, size, warmup=False, extra=extra)
-        out[kind][n] = {"peak_rss_mb": res["peak_rss_mb"], "rss_before_mb": res["rss_before_mb"],
-                        "peak_anon_rss_mb": res.get("peak_anon_rss_mb"),
-                        "s_per_frame": spf(res["runs"][kind], n)}
+        out[kind][n] = {
+            "peak_rss_mb": res["peak_rss_mb"],
+            "rss_before_mb": res["rss_before_mb"],
+            "peak_anon_rss_mb": res.get("peak_anon_rss_mb"),
+            "s_per_frame": spf(res["runs"][kind], n),
+        }
     return out
 
 
 # ----------------------------------------------------------------------------- main
 
-def measure(mode: str, quiet: bool = False, skip_model: bool = False,
-            post_only_small: bool = False) -> dict:
+
+def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_small: bool = False) -> dict:
     """Every figure; ``skip_model``/``post_only_small`` exist for the fast smoke test."""
     cfg = MODES[mode]
     from bench import data, post
@@ -164,8 +208,7 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False,
     res: dict = {"mode": mode}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         if not skip_model:
-            longest = max(cfg["mem_lengths"] + cfg["plain_mem_lengths"]
-                          + (cfg["overhead_frames"],))
+            longest = max(cfg["mem_lengths"] + cfg["plain_mem_lengths"] + (cfg["overhead_frames"],))
             tiff = data.write_tiff(Path(tmp) / "frames.tif", data.make_frames(longest, 5))
             log("overhead and plain recipe (512 x 512, image_size 512)", quiet)
             res["overhead"] = overhead_and_plain(tiff, cfg, quiet)
@@ -180,11 +223,13 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False,
             res["frame_view"] = post.frame_view(side=2048, repeats=cfg["post_repeats"])
     res["gpu"] = gpu_rows() if not skip_model else {"note": "skipped"}
     if mode == "quick" and cfg["mem_image_size"] != 512 and "memory" in res:
-        notes.append(f"--quick: memory runs (16/64/256 frames) and the 64-frame seconds per "
-                     f"frame use model image_size {cfg['mem_image_size']} (input still 512x512) "
-                     f"to fit in 10 minutes, with sam2web's feature LRU scaled to "
-                     f"{res['memory'].get('feature_cache_mb', 'its default')} MB so it holds "
-                     f"as many frames as the default does at 512; the full mode uses 512.")
+        notes.append(
+            f"--quick: memory runs (16/64/256 frames) and the 64-frame seconds per "
+            f"frame use model image_size {cfg['mem_image_size']} (input still 512x512) "
+            f"to fit in 10 minutes, with sam2web's feature LRU scaled to "
+            f"{res['memory'].get('feature_cache_mb', 'its default')} MB so it holds "
+            f"as many frames as the default does at 512; the full mode uses 512."
+        )
     res["threads"] = THREADS
     res["clock"] = CLOCK
     res["notes"] = notes
@@ -203,15 +248,11 @@ def summary(res: dict) -> dict:
     else:
         out["overhead_ratio"] = out["vs_plain_recipe"] = None
     if mem:
-        out["peak_rss_mb"] = {str(n): round(v["peak_rss_mb"], 1)
-                              for n, v in mem["sam2web"].items()}
-        out["plain_peak_rss_mb"] = {str(n): round(v["peak_rss_mb"], 1)
-                                    for n, v in mem["plain"].items()}
+        out["peak_rss_mb"] = {str(n): round(v["peak_rss_mb"], 1) for n, v in mem["sam2web"].items()}
+        out["plain_peak_rss_mb"] = {str(n): round(v["peak_rss_mb"], 1) for n, v in mem["plain"].items()}
         # anonymous memory only (without the memory-mapped TIFF pages ru_maxrss also counts)
-        out["peak_anon_rss_mb"] = {str(n): round(v["peak_anon_rss_mb"], 1)
-                                   for n, v in mem["sam2web"].items()}
-        out["plain_peak_anon_rss_mb"] = {str(n): round(v["peak_anon_rss_mb"], 1)
-                                         for n, v in mem["plain"].items()}
+        out["peak_anon_rss_mb"] = {str(n): round(v["peak_anon_rss_mb"], 1) for n, v in mem["sam2web"].items()}
+        out["plain_peak_anon_rss_mb"] = {str(n): round(v["peak_anon_rss_mb"], 1) for n, v in mem["plain"].items()}
     else:
         out["peak_rss_mb"] = out["plain_peak_rss_mb"] = None
     out["repolygonize_ms"] = round(res["repolygonize"]["padding_change_ms"], 1)
@@ -219,32 +260,35 @@ def summary(res: dict) -> dict:
     spf_out: dict = {}
     if ov:
         r1 = ov["by_objects"][1]
-        spf_out[str(ov["frames"])] = {"sam2web": round(r1["sam2web_s_per_frame"], 3),
-                                      "plain": round(r1["plain_s_per_frame"], 3),
-                                      "image_size": 512}
+        spf_out[str(ov["frames"])] = {
+            "sam2web": round(r1["sam2web_s_per_frame"], 3),
+            "plain": round(r1["plain_s_per_frame"], 3),
+            "image_size": 512,
+        }
     if mem:
         n_long = max(n for n in mem["sam2web"] if n <= 64)
-        spf_out[str(n_long)] = {"sam2web": round(mem["sam2web"][n_long]["s_per_frame"], 3),
-                                "plain": round(mem["plain"][n_long]["s_per_frame"], 3),
-                                "image_size": mem["image_size"],
-                                "peak_rss_mb": {"sam2web": round(mem["sam2web"][n_long]["peak_rss_mb"], 1),
-                                                "plain": round(mem["plain"][n_long]["peak_rss_mb"], 1)}}
+        spf_out[str(n_long)] = {
+            "sam2web": round(mem["sam2web"][n_long]["s_per_frame"], 3),
+            "plain": round(mem["plain"][n_long]["s_per_frame"], 3),
+            "image_size": mem["image_size"],
+            "peak_rss_mb": {
+                "sam2web": round(mem["sam2web"][n_long]["peak_rss_mb"], 1),
+                "plain": round(mem["plain"][n_long]["peak_rss_mb"], 1),
+            },
+        }
     out["s_per_frame"] = spf_out
     if ov:
-        out["overhead_by_objects"] = {str(k): round(v["overhead_ratio"], 3)
-                                      for k, v in ov["by_objects"].items()}
-        out["vs_plain_by_objects"] = {str(k): round(v["vs_plain_recipe"], 3)
-                                      for k, v in ov["by_objects"].items()}
+        out["overhead_by_objects"] = {str(k): round(v["overhead_ratio"], 3) for k, v in ov["by_objects"].items()}
+        out["vs_plain_by_objects"] = {str(k): round(v["vs_plain_recipe"], 3) for k, v in ov["by_objects"].items()}
     if mem:
         small, big = min(mem["sam2web"]), max(mem["sam2web"])
-        out["rss_growth_sam2web"] = round(mem["sam2web"][big]["peak_rss_mb"]
-                                          / mem["sam2web"][small]["peak_rss_mb"], 3)
-        out["anon_growth_sam2web"] = round(mem["sam2web"][big]["peak_anon_rss_mb"]
-                                           / mem["sam2web"][small]["peak_anon_rss_mb"], 3)
+        out["rss_growth_sam2web"] = round(mem["sam2web"][big]["peak_rss_mb"] / mem["sam2web"][small]["peak_rss_mb"], 3)
+        out["anon_growth_sam2web"] = round(
+            mem["sam2web"][big]["peak_anon_rss_mb"] / mem["sam2web"][small]["peak_anon_rss_mb"], 3
+        )
         if mem["plain"]:
             ps, pb = min(mem["plain"]), max(mem["plain"])
-            out["rss_growth_plain"] = round(mem["plain"][pb]["peak_rss_mb"]
-                                            / mem["plain"][ps]["peak_rss_mb"], 3)
+            out["rss_growth_plain"] = round(mem["plain"][pb]["peak_rss_mb"] / mem["plain"][ps]["peak_rss_mb"], 3)
         out["memory_image_size"] = mem["image_size"]
     out["repolygonize_smoothing_only_ms"] = round(res["repolygonize"]["smoothing_change_ms"], 1)
     out["frame_view_cached_ms"] = round(res["frame_view"]["cached_ms"], 1)
@@ -257,12 +301,14 @@ def summary(res: dict) -> dict:
 
 
 def table(res: dict, s: dict) -> str:
-    lines = [f"sam2web benchmark ({res['mode']}; tiny, CPU, random weights; 512x512 frames at "
-             f"model image_size 512 unless noted)",
-             f"torch threads per recipe: {res.get('threads') or 'default'}; seconds are "
-             f"{'process CPU' if res.get('clock') == 'cpu_seconds' else 'wall'} seconds "
-             f"(medians); model build excluded",
-             f"{'figure':<46} {'value':>14} {'goal':>10}"]
+    lines = [
+        f"sam2web benchmark ({res['mode']}; tiny, CPU, random weights; 512x512 frames at "
+        f"model image_size 512 unless noted)",
+        f"torch threads per recipe: {res.get('threads') or 'default'}; seconds are "
+        f"{'process CPU' if res.get('clock') == 'cpu_seconds' else 'wall'} seconds "
+        f"(medians); model build excluded",
+        f"{'figure':<46} {'value':>14} {'goal':>10}",
+    ]
 
     def row(name, value, goal=""):
         lines.append(f"{name:<46} {value:>14} {goal:>10}")
@@ -273,29 +319,27 @@ def table(res: dict, s: dict) -> str:
             row(f"s/frame {ov['frames']} fr, {k} obj: sam2web", f"{r['sam2web_s_per_frame']:.3f}")
             row(f"s/frame {ov['frames']} fr, {k} obj: pure model", f"{r['pure_s_per_frame']:.3f}")
             row(f"s/frame {ov['frames']} fr, {k} obj: plain recipe", f"{r['plain_s_per_frame']:.3f}")
-            row(f"  wall s/frame sam2web / pure / plain",
-                f"{r['wall']['sam2web']:.2f}/{r['wall']['pure']:.2f}/{r['wall']['plain']:.2f}")
-            row(f"  post-processing (polygons+links+export) s", f"{r['post_seconds']:.3f}")
+            row(
+                "  wall s/frame sam2web / pure / plain",
+                f"{r['wall']['sam2web']:.2f}/{r['wall']['pure']:.2f}/{r['wall']['plain']:.2f}",
+            )
+            row("  post-processing (polygons+links+export) s", f"{r['post_seconds']:.3f}")
             row(f"  overhead ratio, {k} obj", f"{r['overhead_ratio']:.3f}", "<= 1.05")
             row(f"  vs plain recipe, {k} obj", f"{r['vs_plain_recipe']:.3f}", "<= 0.9")
     mem = res.get("memory")
     if mem:
         for kind in ("sam2web", "plain"):
             for n, v in mem[kind].items():
-                row(f"peak RSS MB {kind}, {n} fr (img {mem['image_size']})",
-                    f"{v['peak_rss_mb']:.0f}")
-                row(f"  of which anonymous (no mapped file pages)",
-                    f"{v['peak_anon_rss_mb']:.0f}")
-                row(f"  s/frame {kind}, {n} fr (img {mem['image_size']})",
-                    f"{v['s_per_frame']:.3f}")
+                row(f"peak RSS MB {kind}, {n} fr (img {mem['image_size']})", f"{v['peak_rss_mb']:.0f}")
+                row("  of which anonymous (no mapped file pages)", f"{v['peak_anon_rss_mb']:.0f}")
+                row(f"  s/frame {kind}, {n} fr (img {mem['image_size']})", f"{v['s_per_frame']:.3f}")
         if "rss_growth_sam2web" in s:
             row("sam2web peak RSS 256 fr / 16 fr", f"{s['rss_growth_sam2web']:.3f}", "<= 1.2")
             row("  anonymous peak 256 fr / 16 fr", f"{s['anon_growth_sam2web']:.3f}", "<= 1.2")
         if "rss_growth_plain" in s:
             row("plain peak RSS 256 fr / 16 fr", f"{s['rss_growth_plain']:.3f}")
     rp = res["repolygonize"]
-    row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}",
-        "<= 200")
+    row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}", "<= 200")
     row("re-polygonize: padding+smoothing change ms", f"{rp['padding_change_ms']:.0f}", "<= 200")
     for part, v in rp["padding_change_parts_ms"].items():
         row(f"  of which {part} ms", f"{v:.0f}")
@@ -309,8 +353,10 @@ def table(res: dict, s: dict) -> str:
     else:
         for size, r in gpu.items():
             if isinstance(r, dict):
-                row(f"GPU {size} FPS bf16 / vos (A100 pub {r['published_a100']})",
-                    f"{r.get('fps_bf16')} / {r.get('fps_bf16_vos')}")
+                row(
+                    f"GPU {size} FPS bf16 / vos (A100 pub {r['published_a100']})",
+                    f"{r.get('fps_bf16')} / {r.get('fps_bf16_vos')}",
+                )
     for note in res.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
@@ -320,10 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer frames/repeats (< 10 min)")
     ap.add_argument("--json-only", action="store_true", help="print only the JSON line")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads per recipe (default 1: on a shared machine one thread "
-                         "is faster and its CPU time is a stable clock; 0 = torch's default, "
-                         "then ratios use wall time)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per recipe (default 1: on a shared machine one thread "
+        "is faster and its CPU time is a stable clock; 0 = torch's default, "
+        "then ratios use wall time)",
+    )
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     global THREADS, CLOCK

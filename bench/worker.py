@@ -5,7 +5,7 @@ memory figure needs a fresh process; and the plain SAM2 recipe must run *without
 patches (hole filling on CPU, dtype fix), exactly as a user of upstream SAM2 would get it.
 
 Kinds
-- ``sam2web``: open the TIFF as a Stack, ``sam2web.track.track`` (lazy frames), then masks ->
+- ``sam2web``: open the TIFF as a Stack, ``sam2web.tracking.track.track`` (lazy frames), then masks ->
   polygons -> links -> export bytes. Model build excluded from the timing.
 - ``pure``: the same predictor object, frames already in memory as normalised tensors (made
   before the clock starts), ``add_new_points_or_box`` + ``propagate_in_video``, no post-processing.
@@ -17,6 +17,7 @@ Each run reports wall ``seconds`` and process ``cpu_seconds`` (all threads). Wit
 thread (``--threads 1``) CPU time is the work done, which other users of a shared machine barely
 disturb, so ``bench.run`` takes its ratios from it. The last stdout line is one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,37 +92,44 @@ def peak_rss_mb() -> float:
 
 # ----------------------------------------------------------------------------- sam2web
 
+
 def sam2web_predictor(image_size: int, precision: str = "fp32"):
     os.environ["SAM2WEB_RANDOM_WEIGHTS"] = "1"
-    from sam2web import model
+    from sam2web.tracking import model
 
-    return model.load_predictor("tiny", device="cpu", image_size=image_size,
-                                precision=precision)
+    return model.load_predictor("tiny", device="cpu", image_size=image_size, precision=precision)
 
 
-def run_sam2web(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: list,
-                masks_out: dict | None = None, feature_cache_mb: float | None = None) -> dict:
+def run_sam2web(
+    predictor,
+    tiff: Path,
+    n_frames: int,
+    n_objects: int,
+    boxes: list,
+    masks_out: dict | None = None,
+    feature_cache_mb: float | None = None,
+) -> dict:
     """End to end, from the file on disk to the four export files (bytes)."""
-    from sam2web.display import DisplaySettings
     from sam2web.export import export_bytes
     from sam2web.geometry import annotations_from_result
     from sam2web.links import connect
     from sam2web.selection import build_sequences
     from sam2web.stack import open_stack
-    from sam2web.track import TrackSession, track
+    from sam2web.stack.display import DisplaySettings
+    from sam2web.tracking.track import TrackSession, track
     from sam2web.types import Location, Prompt
 
     c0, t0 = time.process_time(), time.perf_counter()
     stack = open_stack(tiff, pages_as="time", cache_bytes=0)
     display = DisplaySettings.default(stack)
     seqs = build_sequences([0], range(n_frames), [0], "time", "forward")
-    prompts = [Prompt(obj_id=i, loc=Location(0, 0, 0), box=tuple(b), tags=["cell"])
-               for i, b in enumerate(boxes[:n_objects])]
+    prompts = [
+        Prompt(obj_id=i, loc=Location(0, 0, 0), box=tuple(b), tags=["cell"]) for i, b in enumerate(boxes[:n_objects])
+    ]
     t_model0 = time.perf_counter()
     session = None
     if feature_cache_mb is not None:  # the engine's default LRU budget unless asked otherwise
-        session = TrackSession(stack, seqs, predictor, display, "forward",
-                               feature_cache_mb=feature_cache_mb)
+        session = TrackSession(stack, seqs, predictor, display, "forward", feature_cache_mb=feature_cache_mb)
     result = track(stack, seqs, prompts, predictor, display, session=session)
     t_model1 = time.perf_counter()
     anns = annotations_from_result(result, padding=0.0, smoothing=0.3)
@@ -132,13 +140,19 @@ def run_sam2web(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: lis
     if masks_out is not None:
         for (obj, loc), cm in result.masks.items():
             masks_out[f"{obj}_{loc.time}"] = cm.to_mask()
-    return {"seconds": t1 - t0, "cpu_seconds": time.process_time() - c0,
-            "track_seconds": t_model1 - t_model0,
-            "post_seconds": t1 - t_model1, "n_masks": len(result.masks),
-            "n_polygons": len(anns), "export_bytes": sum(len(b) for b in files.values())}
+    return {
+        "seconds": t1 - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "track_seconds": t_model1 - t_model0,
+        "post_seconds": t1 - t_model1,
+        "n_masks": len(result.masks),
+        "n_polygons": len(anns),
+        "export_bytes": sum(len(b) for b in files.values()),
+    }
 
 
 # ----------------------------------------------------------------------------- pure model
+
 
 class _Tensors:
     """A stack of preprocessed frames with the attributes a SAM2 state needs."""
@@ -158,26 +172,37 @@ def preprocess(frames: np.ndarray, image_size: int):
     """uint8 (T, H, W) -> float tensor (T, 3, S, S), exactly sam2web's model input."""
     import torch
 
-    from sam2web.track import to_model_input
+    from sam2web.tracking.track import to_model_input
 
-    return torch.stack([to_model_input(np.repeat(f[:, :, None], 3, axis=2), image_size)
-                        for f in frames])
+    return torch.stack([to_model_input(np.repeat(f[:, :, None], 3, axis=2), image_size) for f in frames])
 
 
 def _state(predictor, frames: _Tensors) -> dict:
     """SAM2 1.1.0's init_state fields, images already in memory (no loader, no warm-up)."""
     dev = predictor.device
-    return {"images": frames, "num_frames": len(frames), "offload_video_to_cpu": False,
-            "offload_state_to_cpu": False, "video_height": frames.height,
-            "video_width": frames.width, "device": dev, "storage_device": dev,
-            "point_inputs_per_obj": {}, "mask_inputs_per_obj": {}, "cached_features": {},
-            "constants": {}, "obj_id_to_idx": OrderedDict(), "obj_idx_to_id": OrderedDict(),
-            "obj_ids": [], "output_dict_per_obj": {}, "temp_output_dict_per_obj": {},
-            "frames_tracked_per_obj": {}}
+    return {
+        "images": frames,
+        "num_frames": len(frames),
+        "offload_video_to_cpu": False,
+        "offload_state_to_cpu": False,
+        "video_height": frames.height,
+        "video_width": frames.width,
+        "device": dev,
+        "storage_device": dev,
+        "point_inputs_per_obj": {},
+        "mask_inputs_per_obj": {},
+        "cached_features": {},
+        "constants": {},
+        "obj_id_to_idx": OrderedDict(),
+        "obj_idx_to_id": OrderedDict(),
+        "obj_ids": [],
+        "output_dict_per_obj": {},
+        "temp_output_dict_per_obj": {},
+        "frames_tracked_per_obj": {},
+    }
 
 
-def run_pure(predictor, tensors: _Tensors, n_objects: int, boxes: list,
-             autocast: bool = False) -> dict:
+def run_pure(predictor, tensors: _Tensors, n_objects: int, boxes: list, autocast: bool = False) -> dict:
     """Only the model: prompts + propagate over in-memory tensors; outputs are not even read."""
     import contextlib
 
@@ -188,24 +213,24 @@ def run_pure(predictor, tensors: _Tensors, n_objects: int, boxes: list,
     with ctx:
         state = _state(predictor, tensors)
         for i, b in enumerate(boxes[:n_objects]):
-            predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i,
-                                            box=np.asarray(b, np.float32))
+            predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i, box=np.asarray(b, np.float32))
         n = 0
         for _ in predictor.propagate_in_video(state):
             n += 1
-    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "frames": n}
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "frames": n}
 
 
 # ----------------------------------------------------------------------------- plain recipe
+
 
 def plain_predictor(image_size: int):
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
     torch.manual_seed(0)
-    return build_sam2_video_predictor(CONFIG, ckpt_path=None, device="cpu",
-                                      hydra_overrides_extra=[f"++model.image_size={image_size}"])
+    return build_sam2_video_predictor(
+        CONFIG, ckpt_path=None, device="cpu", hydra_overrides_extra=[f"++model.image_size={image_size}"]
+    )
 
 
 def run_plain(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: list) -> dict:
@@ -218,20 +243,18 @@ def run_plain(predictor, tiff: Path, n_frames: int, n_objects: int, boxes: list)
         with tifffile.TiffFile(tiff) as tf:
             for i in range(n_frames):
                 gray = tf.pages[i].asarray()
-                Image.fromarray(gray).convert("RGB").save(Path(folder) / f"{i:05d}.jpg",
-                                                          quality=95)
+                Image.fromarray(gray).convert("RGB").save(Path(folder) / f"{i:05d}.jpg", quality=95)
         state = predictor.init_state(folder)
         for i, b in enumerate(boxes[:n_objects]):
-            predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i,
-                                            box=np.asarray(b, np.float32))
+            predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i, box=np.asarray(b, np.float32))
         masks = {}
         for f, obj_ids, logits in predictor.propagate_in_video(state):
             masks[f] = (logits > 0.0).cpu().numpy()
-    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "frames": len(masks)}
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "frames": len(masks)}
 
 
 # ----------------------------------------------------------------------------- main
+
 
 def _write_profile(profiler, path: Path, top: int = 30) -> None:
     import io
@@ -240,6 +263,7 @@ def _write_profile(profiler, path: Path, top: int = 30) -> None:
     buf = io.StringIO()
     pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(top)
     path.write_text(buf.getvalue())
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -252,10 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--dump", type=Path, help="save sam2web's masks (npz) for IoU comparisons")
-    ap.add_argument("--warmup", action="store_true",
-                    help="one untimed 2-frame run first (first-call allocations, kernel choice)")
-    ap.add_argument("--feature-cache-mb", type=float, default=None,
-                    help="sam2web's backbone-feature LRU budget (default: the engine's)")
+    ap.add_argument(
+        "--warmup", action="store_true", help="one untimed 2-frame run first (first-call allocations, kernel choice)"
+    )
+    ap.add_argument(
+        "--feature-cache-mb",
+        type=float,
+        default=None,
+        help="sam2web's backbone-feature LRU budget (default: the engine's)",
+    )
     ap.add_argument("--profile", type=Path, help="cProfile the first sam2web run; top lines here")
     args = ap.parse_args(argv)
 
@@ -263,16 +292,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from bench.data import boxes as make_boxes
-
     import tifffile
+
+    from bench.data import boxes as make_boxes
 
     with tifffile.TiffFile(args.tiff) as tf:
         side = tf.pages[0].shape[0]
     boxes = make_boxes(args.objects, side)
-    out: dict = {"kind": args.kind, "frames": args.frames, "objects": args.objects,
-                 "image_size": args.image_size, "precision": args.precision,
-                 "threads": torch.get_num_threads()}
+    out: dict = {
+        "kind": args.kind,
+        "frames": args.frames,
+        "objects": args.objects,
+        "image_size": args.image_size,
+        "precision": args.precision,
+        "threads": torch.get_num_threads(),
+    }
     anon = AnonPeak()
     t_build = time.perf_counter()
     if args.kind == "plain":
@@ -288,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     out["rss_before_mb"] = rss_mb()
     if args.warmup:
         if args.kind in ("pure", "pair"):
-            run_pure(predictor, _Tensors(tensors.t[:2], side, side), args.objects, boxes,
-                     autocast=args.precision == "bf16")
+            run_pure(
+                predictor, _Tensors(tensors.t[:2], side, side), args.objects, boxes, autocast=args.precision == "bf16"
+            )
         if args.kind in ("sam2web", "pair"):
             run_sam2web(predictor, args.tiff, 2, args.objects, boxes)
         if args.kind == "plain":
@@ -303,20 +338,28 @@ def main(argv: list[str] | None = None) -> int:
         profiler = cProfile.Profile()
     for r in range(args.repeats):
         if args.kind in ("pure", "pair"):
-            runs.setdefault("pure", []).append(run_pure(predictor, tensors, args.objects, boxes,
-                                                        autocast=args.precision == "bf16"))
+            runs.setdefault("pure", []).append(
+                run_pure(predictor, tensors, args.objects, boxes, autocast=args.precision == "bf16")
+            )
         if args.kind in ("sam2web", "pair"):
             if profiler is not None and r == 0:
                 profiler.enable()
-            runs.setdefault("sam2web", []).append(run_sam2web(
-                predictor, args.tiff, args.frames, args.objects, boxes,
-                masks if (args.dump and r == 0) else None, args.feature_cache_mb))
+            runs.setdefault("sam2web", []).append(
+                run_sam2web(
+                    predictor,
+                    args.tiff,
+                    args.frames,
+                    args.objects,
+                    boxes,
+                    masks if (args.dump and r == 0) else None,
+                    args.feature_cache_mb,
+                )
+            )
             if profiler is not None and r == 0:
                 profiler.disable()
                 _write_profile(profiler, args.profile)
         if args.kind == "plain":
-            runs.setdefault("plain", []).append(run_plain(predictor, args.tiff, args.frames,
-                                                          args.objects, boxes))
+            runs.setdefault("plain", []).append(run_plain(predictor, args.tiff, args.frames, args.objects, boxes))
     if args.dump and masks:
         np.savez_compressed(args.dump, **masks)
     out["runs"] = runs

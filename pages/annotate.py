@@ -1,4 +1,5 @@
 """Annotate page: draw boxes and points on any frame; each box is an object to track."""
+
 import streamlit as st
 
 from sam2web.ui import annotate_ui, sidebar, state

@@ -1,4 +1,5 @@
 """Dataset page: open a stack (upload or the built-in sample), see its dimensions, browse frames."""
+
 import streamlit as st
 
 from sam2web.ui import dataset_ui, sidebar, state

@@ -1,4 +1,5 @@
 """Results page: review tracks over the images, redraw polygons, correct, download, score."""
+
 import streamlit as st
 
 from sam2web.ui import results_ui, sidebar, state, track_ui
@@ -26,8 +27,15 @@ def body() -> None:
         opts = results_ui.geometry_controls(run)
         anns, links = results_ui.annotations(run, result, opts)
         objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
-        visible = set(st.multiselect("Show objects", objects, default=objects, key=f"res_visible_{run.id}",
-                                     format_func=lambda i: f"#{i} {run.objects.get(str(i), {}).get('name', '')}"))
+        visible = set(
+            st.multiselect(
+                "Show objects",
+                objects,
+                default=objects,
+                key=f"res_visible_{run.id}",
+                format_func=lambda i: f"#{i} {run.objects.get(str(i), {}).get('name', '')}",
+            )
+        )
         frames = results_ui.frames_of(run, result)
         left, right = st.columns([3, 2])
         with left:

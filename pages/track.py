@@ -1,12 +1,16 @@
 """Track page: every parameter of the worker, the run in the background with progress and Cancel."""
+
 import streamlit as st
 
 from sam2web.ui import sidebar, state, track_ui
 
 ws = sidebar.page("Track")
 if state.is_random_weights():
-    st.warning("SAM2WEB_RANDOM_WEIGHTS=1: SAM2 runs with RANDOM weights. The masks are meaningless; "
-               "this only demonstrates the plumbing.", icon=":material/warning:")
+    st.warning(
+        "SAM2WEB_RANDOM_WEIGHTS=1: SAM2 runs with RANDOM weights. The masks are meaningless; "
+        "this only demonstrates the plumbing.",
+        icon=":material/warning:",
+    )
 stack = None
 with state.guard():
     stack = state.open_dataset(ws)
@@ -14,8 +18,10 @@ with state.guard():
         st.info("Open a dataset on the Dataset page first.")
         st.stop()
     prompts = state.load_prompts(ws)
-    st.caption(f"{len(prompts)} prompt(s) on {len({p.obj_id for p in prompts})} object(s). "
-               + track_ui.hardware_caption(track_ui.saved_form(ws)))
+    st.caption(
+        f"{len(prompts)} prompt(s) on {len({p.obj_id for p in prompts})} object(s). "
+        + track_ui.hardware_caption(track_ui.saved_form(ws))
+    )
     values = track_ui.form(ws, stack, prompts)
     if values is not None:
         run_id = track_ui.submit(ws, stack, values, prompts)

@@ -15,6 +15,7 @@ Why the CTC format: official CTC measures and tools such as traccuracy read it, 
 tracks can be scored by anyone's tools, not just ours. The format wants gap-free tracks: an object
 missing for some frames continues under a new label whose parent is its previous segment.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,10 @@ def open_labels(paths, across: str = "time"):
         paths = paths[0]
     stack = open_stack(paths, pages_as=across)
     if stack.sizes.get("C", 1) != 1:
-        raise UserError(f"{stack.name} has {stack.sizes['C']} channels; label images have one. "
-                        "Give the label images, not the microscopy images.")
+        raise UserError(
+            f"{stack.name} has {stack.sizes['C']} channels; label images have one. "
+            "Give the label images, not the microscopy images."
+        )
     return stack, stack.locations()
 
 
@@ -66,8 +69,10 @@ def label_frame(stack, loc: Location) -> np.ndarray:
         return arr.astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)) or (arr.size and arr.min() < 0):
-            raise UserError(f"{stack.name} holds fractional or negative values, so it is not a label "
-                            "image; give images of whole-number labels (0 = background).")
+            raise UserError(
+                f"{stack.name} holds fractional or negative values, so it is not a label "
+                "image; give images of whole-number labels (0 = background)."
+            )
         return arr.astype(np.int64)
     if not np.issubdtype(arr.dtype, np.integer):
         raise UserError(f"{stack.name} has pixel type {arr.dtype}; give integer label images.")
@@ -163,8 +168,9 @@ def _tif_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_ctc(out_dir: str | Path, per_object: dict[int, dict[int, object]], shape: tuple[int, int],
-               n_frames: int | None, paint) -> list[Path]:
+def _write_ctc(
+    out_dir: str | Path, per_object: dict[int, dict[int, object]], shape: tuple[int, int], n_frames: int | None, paint
+) -> list[Path]:
     """Shared writer: ``per_object[obj][frame]`` is anything ``paint(img, item, label)`` can draw."""
     from sam2web.export import write_files
 
@@ -181,8 +187,9 @@ def _write_ctc(out_dir: str | Path, per_object: dict[int, dict[int, object]], sh
             label = next_label
             next_label += 1
             if label > 65535:
-                raise UserError("More than 65535 track segments do not fit CTC's 16-bit masks; "
-                                "export fewer objects or frames.")
+                raise UserError(
+                    "More than 65535 track segments do not fit CTC's 16-bit masks; export fewer objects or frames."
+                )
             tracks.append((label, begin, end, parent))
             for f in range(begin, end + 1):
                 labels_at[f].append((label, per_object[obj][f]))
@@ -201,12 +208,12 @@ def _check_plane(locs, across: str, xy: int) -> None:
     other = {loc.z if across == "time" else loc.time for loc in locs if loc.xy == xy}
     if len(other) > 1:
         axis = "Z slices" if across == "time" else "time points"
-        raise UserError(f"The tracks span several {axis}; a CTC result holds one sequence, so export "
-                        "one at a time.")
+        raise UserError(f"The tracks span several {axis}; a CTC result holds one sequence, so export one at a time.")
 
 
-def write_ctc(out_dir: str | Path, result: TrackResult, across: str = "time", xy: int = 0,
-              n_frames: int | None = None) -> list[Path]:
+def write_ctc(
+    out_dir: str | Path, result: TrackResult, across: str = "time", xy: int = 0, n_frames: int | None = None
+) -> list[Path]:
     """A run's masks as CTC results: mask000.tif ... (uint16 labels) + res_track.txt.
 
     One file per frame index along ``across`` (0 .. n_frames-1); labels are 1.. per gap-free track
@@ -230,8 +237,14 @@ def write_ctc(out_dir: str | Path, result: TrackResult, across: str = "time", xy
     return _write_ctc(out_dir, per_object, shape, n_frames, paint)
 
 
-def write_ctc_annotations(out_dir: str | Path, annotations: list[Annotation], shape: tuple[int, int],
-                          across: str = "time", xy: int = 0, n_frames: int | None = None) -> list[Path]:
+def write_ctc_annotations(
+    out_dir: str | Path,
+    annotations: list[Annotation],
+    shape: tuple[int, int],
+    across: str = "time",
+    xy: int = 0,
+    n_frames: int | None = None,
+) -> list[Path]:
     """Exported polygons (e.g. after padding/smoothing) as CTC results, rasterised by pixel centres."""
     from sam2web.geometry import rasterize
 
@@ -244,7 +257,7 @@ def write_ctc_annotations(out_dir: str | Path, annotations: list[Annotation], sh
 
     def paint(img: np.ndarray, geom, label: int) -> None:
         crop, r0, c0 = rasterize(geom, img.shape)
-        img[r0:r0 + crop.shape[0], c0:c0 + crop.shape[1]][crop] = label
+        img[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]][crop] = label
 
     return _write_ctc(out_dir, per_object, tuple(shape), n_frames, paint)
 

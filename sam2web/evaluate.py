@@ -29,6 +29,7 @@ Definitions (all per predicted object; a "frame" is an index along the tracking 
 - Overall: the same over all object-frames pooled (mean_iou, tracked_fraction), sums of
   lost_frames and id_switches, and the mean of the per-object mean IoUs.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,10 @@ class Scores:
     overall: dict
 
     def to_dict(self) -> dict:
-        return {"overall": self.overall,
-                "objects": [{**asdict(o), "ious": {str(k): v for k, v in o.ious.items()}} for o in self.objects]}
+        return {
+            "overall": self.overall,
+            "objects": [{**asdict(o), "ious": {str(k): v for k, v in o.ious.items()}} for o in self.objects],
+        }
 
 
 class _Truth:
@@ -95,12 +98,11 @@ class _Truth:
         labels = self.frames.get(frame)
         if labels is None or crop.size == 0:
             return {}
-        under = labels[r0:r0 + crop.shape[0], c0:c0 + crop.shape[1]][crop].astype(np.int64)
+        under = labels[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]][crop].astype(np.int64)
         inter = np.bincount(under)
         area_p = int(crop.sum())
         areas = self.areas[frame]
-        return {int(l): float(inter[l]) / float(area_p + areas[l] - inter[l])
-                for l in np.flatnonzero(inter) if l != 0}
+        return {int(l): float(inter[l]) / float(area_p + areas[l] - inter[l]) for l in np.flatnonzero(inter) if l != 0}
 
 
 def _descendants(lineage: dict[int, int]) -> dict[int, set[int]]:
@@ -121,8 +123,12 @@ def _descendants(lineage: dict[int, int]) -> dict[int, set[int]]:
     return out
 
 
-def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int], object],
-             prompt_frames: dict[int, int] | None = None, lineage: dict[int, int] | None = None) -> Scores:
+def evaluate(
+    gt_frames: dict[int, np.ndarray],
+    predictions: dict[tuple[int, int], object],
+    prompt_frames: dict[int, int] | None = None,
+    lineage: dict[int, int] | None = None,
+) -> Scores:
     """Score predictions ``{(obj_id, frame): polygon}`` against ``{frame: label image}`` (see module doc)."""
     if not gt_frames:
         raise UserError("The ground truth has no frames; give label images.")
@@ -166,20 +172,32 @@ def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int]
                 best = max(overl, key=overl.get) if overl else None
                 if best is None or overl[best] < IOU_OK:
                     continue
-                if best not in ok_ids and not (assigned in desc.get(best, set())):
+                if best not in ok_ids and assigned not in desc.get(best, set()):
                     wrong += 1
-                if followed_prev is not None and best != followed_prev \
-                        and best not in desc.get(followed_prev, set()) and followed_prev not in desc.get(best, set()):
+                if (
+                    followed_prev is not None
+                    and best != followed_prev
+                    and best not in desc.get(followed_prev, set())
+                    and followed_prev not in desc.get(best, set())
+                ):
                     switches += 1
                 followed_prev = best
         n = len(ious)
         good = sum(1 for v in ious.values() if v >= IOU_OK)
-        results.append(ObjectScore(
-            obj_id=int(obj), true_label=assigned_label, prompt_frame=int(pf), scored_frames=n,
-            mean_iou=float(np.mean(list(ious.values()))) if n else 0.0,
-            tracked_fraction=good / n if n else 0.0, lost_frames=n - good, id_switches=switches,
-            wrong_id_frames=wrong, ious=ious,
-        ))
+        results.append(
+            ObjectScore(
+                obj_id=int(obj),
+                true_label=assigned_label,
+                prompt_frame=int(pf),
+                scored_frames=n,
+                mean_iou=float(np.mean(list(ious.values()))) if n else 0.0,
+                tracked_fraction=good / n if n else 0.0,
+                lost_frames=n - good,
+                id_switches=switches,
+                wrong_id_frames=wrong,
+                ious=ious,
+            )
+        )
     pooled = [v for o in results for v in o.ious.values()]
     overall = {
         "objects": len(results),
@@ -197,8 +215,9 @@ def evaluate(gt_frames: dict[int, np.ndarray], predictions: dict[tuple[int, int]
 
 
 # ---------------------------------------------------------------------------------------- files
-def read_predictions(pred: str | Path, shape: tuple[int, int], across: str = "time",
-                     xy: int = 0) -> dict[tuple[int, int], object]:
+def read_predictions(
+    pred: str | Path, shape: tuple[int, int], across: str = "time", xy: int = 0
+) -> dict[tuple[int, int], object]:
     """Polygons of an export folder (its annotations.geojson) as {(object_id, frame): geometry}."""
     from shapely.geometry import shape as to_shape
 
@@ -213,8 +232,9 @@ def read_predictions(pred: str | Path, shape: tuple[int, int], across: str = "ti
         if not isinstance(features, list):
             raise TypeError("features is not a list")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path.name} is not a GeoJSON FeatureCollection ({str(err)[:60]}); export the run again.") \
-            from None
+        raise UserError(
+            f"{path.name} is not a GeoJSON FeatureCollection ({str(err)[:60]}); export the run again."
+        ) from None
     out: dict[tuple[int, int], object] = {}
     for i, feat in enumerate(features):
         try:
@@ -224,8 +244,10 @@ def read_predictions(pred: str | Path, shape: tuple[int, int], across: str = "ti
             obj = int(props["object_id"])
             geom = to_shape(feat["geometry"])
         except Exception as err:  # any malformed feature: the file was edited or damaged
-            raise UserError(f"Feature {i + 1} of {path.name} lacks object_id/XY/Time/Z or a polygon "
-                            f"({str(err)[:50]}); export the run again.") from None
+            raise UserError(
+                f"Feature {i + 1} of {path.name} lacks object_id/XY/Time/Z or a polygon "
+                f"({str(err)[:50]}); export the run again."
+            ) from None
         if loc_xy != xy or geom.is_empty:
             continue
         if (obj, frame) in out:
@@ -246,7 +268,9 @@ def predictions_from_annotations(annotations, across: str = "time", xy: int = 0)
     return out
 
 
-def read_truth(gt: str | Path | list, across: str = "time", xy: int = 0) -> tuple[dict[int, np.ndarray], dict[int, int]]:
+def read_truth(
+    gt: str | Path | list, across: str = "time", xy: int = 0
+) -> tuple[dict[int, np.ndarray], dict[int, int]]:
     """Ground-truth label frames {frame: labels} (CTC TRA/SEG folder, files or a stack) + lineage."""
     from sam2web.ctc import label_frame, open_labels, read_lineage
 
@@ -262,8 +286,7 @@ def read_truth(gt: str | Path | list, across: str = "time", xy: int = 0) -> tupl
     return frames, lineage
 
 
-def evaluate_paths(gt, pred, across: str = "time", xy: int = 0,
-                   prompt_frames: dict[int, int] | None = None) -> Scores:
+def evaluate_paths(gt, pred, across: str = "time", xy: int = 0, prompt_frames: dict[int, int] | None = None) -> Scores:
     """`python -m sam2web evaluate`: read both sides from disk and score them."""
     frames, lineage = read_truth(gt, across, xy)
     shape = next(iter(frames.values())).shape
@@ -293,11 +316,32 @@ def _table(header: list[str], rows: list[list]) -> str:
 def scores_table(scores: Scores) -> str:
     """Per-object rows then an overall row, as plain text (the CLI's output)."""
     header = ["object", "true", "prompt", "frames", "mean_iou", "tracked", "lost", "switches"]
-    rows = [[o.obj_id, o.true_label, o.prompt_frame, o.scored_frames, o.mean_iou, o.tracked_fraction,
-             o.lost_frames, o.id_switches] for o in scores.objects]
+    rows = [
+        [
+            o.obj_id,
+            o.true_label,
+            o.prompt_frame,
+            o.scored_frames,
+            o.mean_iou,
+            o.tracked_fraction,
+            o.lost_frames,
+            o.id_switches,
+        ]
+        for o in scores.objects
+    ]
     ov = scores.overall
-    rows.append(["all", f"{ov['matched']}/{ov['objects']}", "", ov["scored_frames"], ov["mean_iou"],
-                 ov["tracked_fraction"], ov["lost_frames"], ov["id_switches"]])
+    rows.append(
+        [
+            "all",
+            f"{ov['matched']}/{ov['objects']}",
+            "",
+            ov["scored_frames"],
+            ov["mean_iou"],
+            ov["tracked_fraction"],
+            ov["lost_frames"],
+            ov["id_switches"],
+        ]
+    )
     return _table(header, rows)
 
 

@@ -18,6 +18,7 @@ Speed matters here (re-exporting 2000 polygons after a smoothing change must fee
 text for whole-pixel polygons is produced by numpy in fixed-width records (``_geometry_texts``),
 WKT by GEOS's vectorised writer, and the JSON around them is assembled as strings.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,10 @@ from shapely.geometry import MultiPolygon
 from sam2web.types import Annotation, Connection
 
 EXPORT_FILES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
-RANDOM_WEIGHTS_WARNING = ("These masks were made with RANDOM model weights (SAM2WEB_RANDOM_WEIGHTS=1): "
-                          "they are meaningless and only show that the plumbing works.")
+RANDOM_WEIGHTS_WARNING = (
+    "These masks were made with RANDOM model weights (SAM2WEB_RANDOM_WEIGHTS=1): "
+    "they are meaningless and only show that the plumbing works."
+)
 CSV_FIELDS = ("id", "object_id", "XY", "Time", "Z", "channel", "tags", "area", "wkt")
 CONNECTION_FIELDS = ("parent_id", "child_id", "object_id", "tags")
 
@@ -64,25 +67,36 @@ class _Json:
 
 def _properties_json(ann: Annotation, area: float, random_weights: bool, js: _Json) -> str:
     """The feature's properties as JSON text; numbers are formatted directly (they need no escaping)."""
-    text = (f'{{"id":{js.encode(ann.id)},"object_id":{int(ann.obj_id)},"XY":{int(ann.loc.xy)},'
-            f'"Time":{int(ann.loc.time)},"Z":{int(ann.loc.z)},"channel":{int(ann.channel)},'
-            f'"tags":{js.tags(ann.tags)},"area":{float(area)!r}')
+    text = (
+        f'{{"id":{js.encode(ann.id)},"object_id":{int(ann.obj_id)},"XY":{int(ann.loc.xy)},'
+        f'"Time":{int(ann.loc.time)},"Z":{int(ann.loc.z)},"channel":{int(ann.channel)},'
+        f'"tags":{js.tags(ann.tags)},"area":{float(area)!r}'
+    )
     if random_weights:
         text += ',"warning":"random weights: this mask is meaningless"'
     return text + "}"
 
 
-def geojson_bytes(annotations: list[Annotation], random_weights: bool = False,
-                  geoms: np.ndarray | None = None, areas: np.ndarray | None = None,
-                  texts: list[str] | None = None) -> bytes:
+def geojson_bytes(
+    annotations: list[Annotation],
+    random_weights: bool = False,
+    geoms: np.ndarray | None = None,
+    areas: np.ndarray | None = None,
+    texts: list[str] | None = None,
+) -> bytes:
     """RFC 7946 FeatureCollection of Polygon/MultiPolygon features (loads as-is in geopandas)."""
     geoms = _oriented(annotations) if geoms is None else geoms
     areas = shapely.area(geoms) if areas is None else areas
     geo_text = _geojson_texts(geoms) if texts is None else texts
     js = _Json()
     features = [
-        '{"type":"Feature","id":' + js.encode(a.id) + ',"geometry":' + g + ',"properties":'
-        + _properties_json(a, area, random_weights, js) + "}"
+        '{"type":"Feature","id":'
+        + js.encode(a.id)
+        + ',"geometry":'
+        + g
+        + ',"properties":'
+        + _properties_json(a, area, random_weights, js)
+        + "}"
         for a, g, area in zip(annotations, geo_text, areas)
     ]
     head = '{"type":"FeatureCollection",'
@@ -99,8 +113,8 @@ def _table(maxv: int, width: int, prefix: bytes, suffix: bytes) -> np.ndarray:
     """Row v = prefix + v right-aligned in ``width`` (leading spaces) + suffix, as uint8 ASCII."""
     values = np.arange(maxv + 1)
     out = np.empty((maxv + 1, len(prefix) + width + len(suffix)), dtype=np.uint8)
-    out[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
-    out[:, len(prefix) + width:] = np.frombuffer(suffix, dtype=np.uint8)
+    out[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    out[:, len(prefix) + width :] = np.frombuffer(suffix, dtype=np.uint8)
     for k in range(width):
         power = 10 ** (width - 1 - k)
         col = (values // power) % 10 + 48
@@ -139,19 +153,25 @@ def _geometry_texts(geoms: np.ndarray) -> tuple[list[str], list[str] | None]:
     vert = _records(xs, ys, maxv, width, (b"[", b",", b"],"))
     plat = _records(xs, ys, maxv, width, (b'{"x":', b',"y":', b"},"))
     lv, lp = 2 * width + 4, 2 * width + 12
-    rings = ["[" + vert[s * lv:e * lv - 1] + "]" for s, e in zip(ring_off[:-1].tolist(), ring_off[1:].tolist())]
-    geo = ['{"type":"Polygon","coordinates":[' + ",".join(rings[a:b]) + "]}"
-           for a, b in zip(geom_off[:-1].tolist(), geom_off[1:].tolist())]
+    rings = ["[" + vert[s * lv : e * lv - 1] + "]" for s, e in zip(ring_off[:-1].tolist(), ring_off[1:].tolist())]
+    geo = [
+        '{"type":"Polygon","coordinates":[' + ",".join(rings[a:b]) + "]}"
+        for a, b in zip(geom_off[:-1].tolist(), geom_off[1:].tolist())
+    ]
     starts = ring_off[geom_off[:-1]].tolist()
     ends = ring_off[geom_off[:-1] + 1].tolist()
-    platform = ["[" + plat[s * lp:(e - 1) * lp - 1] + "]" for s, e in zip(starts, ends)]  # no closing vertex
+    platform = ["[" + plat[s * lp : (e - 1) * lp - 1] + "]" for s, e in zip(starts, ends)]  # no closing vertex
     geo = "\n".join(geo).replace(" ", "").split("\n")
     platform = "\n".join(platform).replace(" ", "").split("\n")
     return geo, platform
 
 
-def annotations_csv_bytes(annotations: list[Annotation], random_weights: bool = False,
-                          geoms: np.ndarray | None = None, areas: np.ndarray | None = None) -> bytes:
+def annotations_csv_bytes(
+    annotations: list[Annotation],
+    random_weights: bool = False,
+    geoms: np.ndarray | None = None,
+    areas: np.ndarray | None = None,
+) -> bytes:
     """One row per polygon: the GeoJSON properties plus the outline as WKT (tags joined by ';')."""
     geoms = _oriented(annotations) if geoms is None else geoms
     areas = shapely.area(geoms) if areas is None else areas
@@ -162,7 +182,7 @@ def annotations_csv_bytes(annotations: list[Annotation], random_weights: bool = 
     # WKT never holds a quote or newline, so it is quoted by hand: the csv module's per-character
     # scan of 2000 long WKT strings costs more than building them.
     lines = [
-        f'{_csv_field(a.id)},{int(a.obj_id)},{int(a.loc.xy)},{int(a.loc.time)},{int(a.loc.z)},'
+        f"{_csv_field(a.id)},{int(a.obj_id)},{int(a.loc.xy)},{int(a.loc.time)},{int(a.loc.z)},"
         f'{int(a.channel)},{_csv_field(";".join(a.tags))},{float(area)!r},"{w}"{extra}\n'
         for a, area, w in zip(annotations, areas, wkts)
     ]
@@ -195,16 +215,21 @@ def _platform_coordinates(geoms: np.ndarray, texts: list[str]) -> list[str]:
     for g, t in zip(geoms, texts):
         if isinstance(g, MultiPolygon):
             t = shapely.to_geojson(max(g.geoms, key=lambda p: p.area))
-        body = t[t.index('"coordinates":') + 17:]   # after '[[[' of the exterior
-        body = body[:body.index("]]")]               # the exterior ring: 'x,y],[x,y],...,[x,y'
-        rings.append(body[:body.rindex("],[")])      # without the closing vertex
+        body = t[t.index('"coordinates":') + 17 :]  # after '[[[' of the exterior
+        body = body[: body.index("]]")]  # the exterior ring: 'x,y],[x,y],...,[x,y'
+        rings.append(body[: body.rindex("],[")])  # without the closing vertex
     joined = "\n".join(rings).replace("],[", "\0").replace(",", ',"y":').replace("\0", '},{"x":')
     return ['[{"x":' + r + "}]" for r in joined.split("\n")]
 
 
-def nimbus_bytes(annotations: list[Annotation], connections: list[Connection],
-                 random_weights: bool = False, geoms: np.ndarray | None = None,
-                 texts: list[str] | None = None, platform: list[str] | None = None) -> bytes:
+def nimbus_bytes(
+    annotations: list[Annotation],
+    connections: list[Connection],
+    random_weights: bool = False,
+    geoms: np.ndarray | None = None,
+    texts: list[str] | None = None,
+    platform: list[str] | None = None,
+) -> bytes:
     """The platform's records (SPEC.md): annotations with ids, then parentId/childId connections."""
     geoms = _oriented(annotations) if geoms is None else geoms
     if texts is None:
@@ -213,22 +238,29 @@ def nimbus_bytes(annotations: list[Annotation], connections: list[Connection],
     js = _Json()
     dumps = js.encode
     records = [
-        '{"id":' + dumps(a.id) + ',"shape":"polygon","coordinates":' + pts + ',"location":'
+        '{"id":'
+        + dumps(a.id)
+        + ',"shape":"polygon","coordinates":'
+        + pts
+        + ',"location":'
         + f'{{"XY":{int(a.loc.xy)},"Z":{int(a.loc.z)},"Time":{int(a.loc.time)}}}'
-        + f',"channel":{int(a.channel)},"tags":' + js.tags(a.tags) + "}"
+        + f',"channel":{int(a.channel)},"tags":'
+        + js.tags(a.tags)
+        + "}"
         for a, pts in zip(annotations, coords)
     ]
-    links = [dumps({"parentId": c.parent_id, "childId": c.child_id, "tags": list(c.tags)})
-             for c in connections]
+    links = [dumps({"parentId": c.parent_id, "childId": c.child_id, "tags": list(c.tags)}) for c in connections]
     head = "{"
     if random_weights:
         head += '"sam2web_warning":' + dumps(RANDOM_WEIGHTS_WARNING) + ","
-    return (head + '"annotations":[' + ",\n".join(records) + '],\n"connections":['
-            + ",\n".join(links) + "]}\n").encode("utf-8")
+    return (head + '"annotations":[' + ",\n".join(records) + '],\n"connections":[' + ",\n".join(links) + "]}\n").encode(
+        "utf-8"
+    )
 
 
-def export_bytes(annotations: list[Annotation], connections: list[Connection],
-                 random_weights: bool = False) -> dict[str, bytes]:
+def export_bytes(
+    annotations: list[Annotation], connections: list[Connection], random_weights: bool = False
+) -> dict[str, bytes]:
     """All four export files, by fixed name, as bytes (for downloads, zips and atomic writes)."""
     geoms = _oriented(annotations)
     areas = shapely.area(geoms) if len(geoms) else np.empty(0)
@@ -291,8 +323,9 @@ def write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Path]:
     return [path for _, path in temps]
 
 
-def write_exports(out_dir: str | Path, annotations: list[Annotation], connections: list[Connection],
-                  random_weights: bool = False) -> list[Path]:
+def write_exports(
+    out_dir: str | Path, annotations: list[Annotation], connections: list[Connection], random_weights: bool = False
+) -> list[Path]:
     """Build every export in memory first (so an error writes nothing), then write each atomically."""
     return write_files(out_dir, export_bytes(annotations, connections, random_weights))
 

@@ -28,6 +28,7 @@ are cached per CompactMask, so a settings change only redoes what it must. A pad
 re-pads many masks at once on one canvas (``_parts_padded_batch``), with exactly the per-mask
 result (tests/test_geometry.py compares the two).
 """
+
 from __future__ import annotations
 
 import threading
@@ -339,11 +340,11 @@ def _find_in_halves(up: np.ndarray, mode: int, slot_rows: np.ndarray) -> tuple[l
     with _CACHE_LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geometry")
-    bottom = _POOL.submit(cv2.findContours, up[2 * cut:], mode, cv2.CHAIN_APPROX_SIMPLE)
-    top = cv2.findContours(up[:2 * cut], mode, cv2.CHAIN_APPROX_SIMPLE)[0]
+    bottom = _POOL.submit(cv2.findContours, up[2 * cut :], mode, cv2.CHAIN_APPROX_SIMPLE)
+    top = cv2.findContours(up[: 2 * cut], mode, cv2.CHAIN_APPROX_SIMPLE)[0]
     low = bottom.result()[0]
     shifts = np.zeros(len(top) + len(low), dtype=np.int64)
-    shifts[len(top):] = cut
+    shifts[len(top) :] = cut
     return list(top) + list(low), shifts
 
 
@@ -360,7 +361,7 @@ def _crops(masks: list) -> list[tuple[int, np.ndarray, int, int, tuple[int, int]
         for i, m in packed:
             r0, c0, r1, c1 = m.bbox
             n = (r1 - r0) * (c1 - c0)
-            items.append((i, flat[start:start + n].reshape(r1 - r0, c1 - c0), r0, c0, tuple(m.shape)))
+            items.append((i, flat[start : start + n].reshape(r1 - r0, c1 - c0), r0, c0, tuple(m.shape)))
             start += 8 * len(m.bits)
     done = {i for i, _ in packed}
     for i, mask in enumerate(masks):
@@ -371,8 +372,9 @@ def _crops(masks: list) -> list[tuple[int, np.ndarray, int, int, tuple[int, int]
     return items
 
 
-def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
-                        hints: list[bool]) -> list[tuple[list, object]]:
+def _parts_padded_batch(
+    masks: list, keep: str, holes: bool, padding: float, hints: list[bool]
+) -> list[tuple[list, object]]:
     """``_parts`` for many masks with padding: one dilate, one resize, one findContours for all.
 
     Why: per mask, the OpenCV calls and numpy glue cost more in overhead than in work (2000 cell
@@ -396,7 +398,7 @@ def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
     canvas = np.zeros((height, width), dtype=np.uint8)
     org = origins.tolist()
     for (i, crop, _, _, _), (y, x) in zip(items, org):
-        canvas[y + k:y + k + crop.shape[0], x + k:x + k + crop.shape[1]] = crop
+        canvas[y + k : y + k + crop.shape[0], x + k : x + k + crop.shape[1]] = crop
     if keep == "largest" and not all(hints[it[0]] for it in items):
         outer, _ = cv2.findContours(canvas, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         counts = np.bincount(_slot_of(_first_points(outer), origins), minlength=len(items))
@@ -404,8 +406,7 @@ def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
             i, crop, _, _, _ = items[j]
             if not hints[i]:  # labelling costs 5x a contour pass: only when there are several parts
                 y, x = org[j]
-                canvas[y + k:y + k + crop.shape[0], x + k:x + k + crop.shape[1]] = \
-                    _largest_component(crop)
+                canvas[y + k : y + k + crop.shape[0], x + k : x + k + crop.shape[1]] = _largest_component(crop)
     op = cv2.dilate if padding > 0 else cv2.erode
     canvas = op(canvas, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     # What a dilation pushes past the frame's border is dropped, as in _pad_raster.
@@ -414,11 +415,11 @@ def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
         if top < 0 or left < 0 or r0 + crop.shape[0] + k > shape[0] or c0 + crop.shape[1] + k > shape[1]:
             y, x = org[j]
             h, w = sizes[j] - 1
-            slot = canvas[y:y + h, x:x + w]
-            slot[:max(0, -top)] = 0
-            slot[:, :max(0, -left)] = 0
-            slot[max(0, shape[0] - top):] = 0
-            slot[:, max(0, shape[1] - left):] = 0
+            slot = canvas[y : y + h, x : x + w]
+            slot[: max(0, -top)] = 0
+            slot[:, : max(0, -left)] = 0
+            slot[max(0, shape[0] - top) :] = 0
+            slot[:, max(0, shape[1] - left) :] = 0
     up = cv2.resize(canvas, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
     mode = cv2.RETR_CCOMP if holes else cv2.RETR_EXTERNAL
     contours, shifts = _find_in_halves(up, mode, origins[:, 0])
@@ -440,7 +441,7 @@ def _parts_padded_batch(masks: list, keep: str, holes: bool, padding: float,
         rs, cs = max(0, -top), max(0, -left)
         re_ = min(int(sizes[j, 0]) - 1, shape[0] - top)
         ce = min(int(sizes[j, 1]) - 1, shape[1] - left)
-        sub = np.ascontiguousarray(canvas[y + rs:y + re_, x + cs:x + ce])
+        sub = np.ascontiguousarray(canvas[y + rs : y + re_, x + cs : x + ce])
         parts = _trace_rings(sub, top + rs, left + cs, "all", holes)
         out[i] = (parts, None if isinstance(parts, _Simple) else _pinched(sub))
     return out
@@ -505,8 +506,7 @@ def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> l
     return out
 
 
-def raw_geometry(mask: np.ndarray | CompactMask, keep: str = "largest", holes: bool = True,
-                 padding: float = 0.0):
+def raw_geometry(mask: np.ndarray | CompactMask, keep: str = "largest", holes: bool = True, padding: float = 0.0):
     """The exact pixel-edge outline of a mask after padding, before smoothing; None when empty.
 
     Results for CompactMasks are cached (keyed by the object), so re-drawing a run's polygons with
@@ -535,8 +535,13 @@ def smooth_geometries(geoms: list, smoothing: float) -> list:
     return _finish(list(arr))
 
 
-def mask_to_geometry(mask: np.ndarray | CompactMask, padding: float = 0.0, smoothing: float = 0.3,
-                     keep: str = "largest", holes: bool = True):
+def mask_to_geometry(
+    mask: np.ndarray | CompactMask,
+    padding: float = 0.0,
+    smoothing: float = 0.3,
+    keep: str = "largest",
+    holes: bool = True,
+):
     """One mask -> shapely Polygon (largest component, its holes kept) or MultiPolygon (keep="all").
 
     Coordinates are full-frame pixel corners: x = column, y = row. A bool mask is used as is; any
@@ -547,8 +552,9 @@ def mask_to_geometry(mask: np.ndarray | CompactMask, padding: float = 0.0, smoot
     return geometries_for([mask], padding, smoothing, keep, holes)[0]
 
 
-def geometries_for(masks: list, padding: float = 0.0, smoothing: float = 0.3, keep: str = "largest",
-                   holes: bool = True) -> list:
+def geometries_for(
+    masks: list, padding: float = 0.0, smoothing: float = 0.3, keep: str = "largest", holes: bool = True
+) -> list:
     """``mask_to_geometry`` over many masks at once (the vectorised path the app and exports use).
 
     Below ``EXACT_SMOOTHING`` the simplification is skipped: on a pixel-edge outline (axis-aligned
@@ -568,13 +574,13 @@ def geometries_for(masks: list, padding: float = 0.0, smoothing: float = 0.3, ke
     if keep == "largest":
         # make_valid (pinched pixel outlines) or shrinking can split the one kept component:
         # the default promises a single Polygon, so keep its largest part.
-        geoms = [max(g.geoms, key=lambda p: p.area) if isinstance(g, MultiPolygon) else g
-                 for g in geoms]
+        geoms = [max(g.geoms, key=lambda p: p.area) if isinstance(g, MultiPolygon) else g for g in geoms]
     return geoms
 
 
-def annotations_from_result(result: TrackResult, padding: float = 0.0, smoothing: float = 0.3,
-                            keep: str = "largest", holes: bool = True) -> list[Annotation]:
+def annotations_from_result(
+    result: TrackResult, padding: float = 0.0, smoothing: float = 0.3, keep: str = "largest", holes: bool = True
+) -> list[Annotation]:
     """Every (object, frame) mask of a run as an Annotation, ordered by object then (XY, Time, Z).
 
     Ids are stable (``annotation_id``), so re-exporting with new settings keeps links and
@@ -587,10 +593,16 @@ def annotations_from_result(result: TrackResult, padding: float = 0.0, smoothing
         if geom is None:
             continue
         info = result.objects.get(obj_id)
-        out.append(Annotation(
-            id=annotation_id(obj_id, loc), obj_id=int(obj_id), loc=Location(*loc), geometry=geom,
-            channel=result.channel, tags=list(info.tags) if info else [],
-        ))
+        out.append(
+            Annotation(
+                id=annotation_id(obj_id, loc),
+                obj_id=int(obj_id),
+                loc=Location(*loc),
+                geometry=geom,
+                channel=result.channel,
+                tags=list(info.tags) if info else [],
+            )
+        )
     return out
 
 
@@ -613,7 +625,7 @@ def rasterize(geom, shape: tuple[int, int]) -> tuple[np.ndarray, int, int]:
         return empty
     rings = shapely.get_rings(shapely.get_parts(geom))
     coords, index = shapely.get_coordinates(rings, return_index=True)
-    same = index[1:] == index[:-1]          # edges join consecutive vertices of one ring
+    same = index[1:] == index[:-1]  # edges join consecutive vertices of one ring
     x1, y1 = coords[:-1, 0][same], coords[:-1, 1][same]
     x2, y2 = coords[1:, 0][same], coords[1:, 1][same]
     ys = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5  # pixel-centre rows
@@ -639,5 +651,5 @@ def rasterize_full(geom, shape: tuple[int, int]) -> np.ndarray:
     """``rasterize`` into a full (height, width) bool frame."""
     full = np.zeros((int(shape[0]), int(shape[1])), dtype=bool)
     crop, r0, c0 = rasterize(geom, shape)
-    full[r0:r0 + crop.shape[0], c0:c0 + crop.shape[1]] = crop
+    full[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]] = crop
     return full

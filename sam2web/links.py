@@ -10,6 +10,7 @@ later, whatever the direction of propagation. A frame where the object has no po
 absent, so the chain bridges it. ``enabled=False`` (the worker's unread checkbox, now honoured)
 gives no connections at all.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -19,8 +20,9 @@ from sam2web.types import Annotation, Connection
 LINK_TAG = "SAM2_VIDEO"
 
 
-def connect(annotations: list[Annotation], enabled: bool = True,
-            tags: tuple[str, ...] = (LINK_TAG,)) -> list[Connection]:
+def connect(
+    annotations: list[Annotation], enabled: bool = True, tags: tuple[str, ...] = (LINK_TAG,)
+) -> list[Connection]:
     """Chain each object's polygons in (Time, Z) order; [] when disabled."""
     if not enabled:
         return []

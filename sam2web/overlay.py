@@ -5,18 +5,33 @@ draw the same way, and drawing must stay out of pages (they only lay out widgets
 full-resolution pixels (x = column, y = row); the output is the same size as the input frame,
 so scaling for the screen happens once, in the browser.
 """
+
 from __future__ import annotations
 
 import colorsys
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
 
 # A qualitative palette that stays readable over grey microscopy images.
 PALETTE = (
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-    "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
+    "#e6194b",
+    "#3cb44b",
+    "#ffe119",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#fabebe",
+    "#008080",
+    "#e6beff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+    "#aaffc3",
 )
 
 
@@ -65,8 +80,13 @@ def _thickness(shape: Sequence[int]) -> int:
     return max(1, int(round(max(shape[0], shape[1]) / 400)))
 
 
-def draw_geometries(image: np.ndarray, items: Iterable[tuple[object, str]], fill_alpha: float = 0.25,
-                    thickness: int | None = None, scale: float = 1.0) -> np.ndarray:
+def draw_geometries(
+    image: np.ndarray,
+    items: Iterable[tuple[object, str]],
+    fill_alpha: float = 0.25,
+    thickness: int | None = None,
+    scale: float = 1.0,
+) -> np.ndarray:
     """Draw each (geometry, colour) as a filled translucent shape with a solid outline.
 
     Coordinates are pixel corners (a mask pixel (r, c) spans x in [c, c+1]); OpenCV draws at
@@ -89,8 +109,7 @@ def draw_geometries(image: np.ndarray, items: Iterable[tuple[object, str]], fill
     outlines = []
     for geometry, color in items:
         rgb = hex_to_rgb(color)
-        pts = [np.round((ring * scale - 0.5) * fixed).astype(np.int32).reshape(-1, 1, 2)
-               for ring in _rings(geometry)]
+        pts = [np.round((ring * scale - 0.5) * fixed).astype(np.int32).reshape(-1, 1, 2) for ring in _rings(geometry)]
         if not pts:
             continue
         cv2.fillPoly(fill, pts, rgb, lineType=cv2.LINE_AA, shift=shift)
@@ -102,8 +121,9 @@ def draw_geometries(image: np.ndarray, items: Iterable[tuple[object, str]], fill
     return out
 
 
-def draw_boxes(image: np.ndarray, boxes: Iterable[tuple[Sequence[float], str]],
-               thickness: int | None = None) -> np.ndarray:
+def draw_boxes(
+    image: np.ndarray, boxes: Iterable[tuple[Sequence[float], str]], thickness: int | None = None
+) -> np.ndarray:
     """Draw (x0, y0, x1, y1) boxes in full-resolution pixels, each in its colour."""
     out = _as_rgb(image)
     thick = thickness or _thickness(out.shape)

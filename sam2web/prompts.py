@@ -18,6 +18,7 @@ Every importer returns prompts already renumbered 0, 1, 2, ... in order of first
 raises nothing but UserError on bad input: users feed these functions whatever file they have, and
 each problem must come back as one sentence naming the bad part and what to do.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,9 @@ _BOX_TYPES = ("box", "bbox", "rectangle")
 
 
 # ----------------------------------------------------------------------------------------- boxes
-def make_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int,
-             what: str = "The box") -> tuple[float, float, float, float]:
+def make_box(
+    x0: float, y0: float, x1: float, y1: float, width: int, height: int, what: str = "The box"
+) -> tuple[float, float, float, float]:
     """A box (x0, y0, x1, y1) in full-resolution pixels, clipped to the image.
 
     Refused: non-numbers, zero size, inverted corners (x1 <= x0 or y1 <= y0) and boxes wholly
@@ -45,20 +47,24 @@ def make_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int
     """
     vals = []
     for v in (x0, y0, x1, y1):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not _finite(v):
-            raise UserError(f"{what} has a corner that is not a finite number ({x0}, {y0}, {x1}, {y1}); "
-                            "give four numbers x0, y0, x1, y1 in pixels.")
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not _finite(v):
+            raise UserError(
+                f"{what} has a corner that is not a finite number ({x0}, {y0}, {x1}, {y1}); "
+                "give four numbers x0, y0, x1, y1 in pixels."
+            )
         vals.append(float(v))
     x0, y0, x1, y1 = vals
     if x1 <= x0 or y1 <= y0:
-        raise UserError(f"{what} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty or inverted; draw it from its "
-                        "top-left to its bottom-right corner with a non-zero width and height.")
+        raise UserError(
+            f"{what} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty or inverted; draw it from its "
+            "top-left to its bottom-right corner with a non-zero width and height."
+        )
     cx0, cy0 = min(max(x0, 0.0), float(width)), min(max(y0, 0.0), float(height))
     cx1, cy1 = min(max(x1, 0.0), float(width)), min(max(y1, 0.0), float(height))
     if cx1 <= cx0 or cy1 <= cy0:
-        raise UserError(f"{what} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}x{height} image; "
-                        "draw it over the image.")
+        raise UserError(
+            f"{what} ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {width}x{height} image; draw it over the image."
+        )
     return (cx0, cy0, cx1, cy1)
 
 
@@ -80,8 +86,7 @@ def _parse_json(data: bytes | str | dict | list, what: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as err:
-        raise UserError(f"The {what} file is not valid JSON ({str(err)[:80]}); fix it or export it again.") \
-            from None
+        raise UserError(f"The {what} file is not valid JSON ({str(err)[:80]}); fix it or export it again.") from None
 
 
 def _finite(v: Any) -> bool:
@@ -100,8 +105,7 @@ def _number(v: Any, what: str) -> float:
 def _index(v: Any, what: str) -> int:
     if isinstance(v, str) and v.strip().lstrip("-").isdigit() and len(v.strip()) < 12:
         v = int(v.strip())
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) \
-            or float(v) != int(v) or int(v) < 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or float(v) != int(v) or int(v) < 0:
         raise UserError(f"{what} must be a whole number 0 or more (0-based); got {str(v)[:40]}.")
     return int(v)
 
@@ -129,8 +133,10 @@ def _location(src: Any, default_loc: Location | None, what: str) -> Location:
             keys["Time"] = lowered["t"]
     if all(v is None for v in keys.values()):
         if default_loc is None:
-            raise UserError(f"{what} has no location (XY, Time, Z); add them to its properties "
-                            "or choose the frame the prompts belong to.")
+            raise UserError(
+                f"{what} has no location (XY, Time, Z); add them to its properties "
+                "or choose the frame the prompts belong to."
+            )
         return Location(*default_loc)
     return Location(*(0 if keys[k] is None else _index(keys[k], f"{what}'s {k}") for k in ("XY", "Time", "Z")))
 
@@ -160,8 +166,11 @@ def _bounds(coords: Any, what: str) -> tuple[float, float, float, float]:
         if isinstance(node, dict):
             xs.append(_number(node.get("x"), f"{what}'s x"))
             ys.append(_number(node.get("y"), f"{what}'s y"))
-        elif isinstance(node, (list, tuple)) and len(node) >= 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in node[:2]):
+        elif (
+            isinstance(node, (list, tuple))
+            and len(node) >= 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in node[:2])
+        ):
             xs.append(_number(node[0], f"{what}'s x"))
             ys.append(_number(node[1], f"{what}'s y"))
         elif isinstance(node, (list, tuple)):
@@ -202,14 +211,22 @@ class _Collector:
         out = list(self.prompts.values())
         for p in out:
             if p.box is None and p.mask is None and not any(lab == 1 for *_, lab in p.points):
-                raise UserError(f"Object {p.name or p.obj_id} in the {what} has only negative points at "
-                                f"XY {p.loc.xy}, Time {p.loc.time}, Z {p.loc.z}; add a box or a positive point.")
+                raise UserError(
+                    f"Object {p.name or p.obj_id} in the {what} has only negative points at "
+                    f"XY {p.loc.xy}, Time {p.loc.time}, Z {p.loc.z}; add a box or a positive point."
+                )
         return renumber(out)
 
 
 # -------------------------------------------------------------------------------------- GeoJSON
-def from_geojson(data: bytes | str | dict, width: int, height: int, tags=None,
-                 default_loc: Location | None = None, first_only: bool = False) -> list[Prompt]:
+def from_geojson(
+    data: bytes | str | dict,
+    width: int,
+    height: int,
+    tags=None,
+    default_loc: Location | None = None,
+    first_only: bool = False,
+) -> list[Prompt]:
     """Prompts from a GeoJSON FeatureCollection (or one Feature), in pixel coordinates.
 
     Polygon/MultiPolygon/LineString features -> their bounds as a box; a feature whose properties
@@ -225,10 +242,11 @@ def from_geojson(data: bytes | str | dict, width: int, height: int, tags=None,
     elif isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
         features = doc.get("features")
         if not isinstance(features, list):
-            raise UserError("The GeoJSON FeatureCollection has no \"features\" list; export it again.")
+            raise UserError('The GeoJSON FeatureCollection has no "features" list; export it again.')
     else:
-        raise UserError("The file is not a GeoJSON FeatureCollection; choose a .geojson file of "
-                        "polygons, boxes or points.")
+        raise UserError(
+            "The file is not a GeoJSON FeatureCollection; choose a .geojson file of polygons, boxes or points."
+        )
     items = []
     for i, feat in enumerate(features):
         if not isinstance(feat, dict):
@@ -240,33 +258,36 @@ def from_geojson(data: bytes | str | dict, width: int, height: int, tags=None,
     col = _Collector()
     for i, feat, props in _filter_tags(items, tags, "GeoJSON feature"):
         what = f"GeoJSON feature {i + 1}"
-        loc = _location(props.get("location") if isinstance(props.get("location"), dict) else props,
-                        default_loc, what)
-        key = ("object_id", _hashable(props["object_id"])) if props.get("object_id") is not None \
-            else ("feature", i)
-        name = str(props.get("name") or (f"object {props['object_id']}" if props.get("object_id") is not None
-                                         else f"feature {i + 1}"))
+        loc = _location(props.get("location") if isinstance(props.get("location"), dict) else props, default_loc, what)
+        key = ("object_id", _hashable(props["object_id"])) if props.get("object_id") is not None else ("feature", i)
+        name = str(
+            props.get("name")
+            or (f"object {props['object_id']}" if props.get("object_id") is not None else f"feature {i + 1}")
+        )
         ftags = _tags(props.get("tags"))
         geom = feat.get("geometry")
         gtype = geom.get("type") if isinstance(geom, dict) else None
-        is_box = str(props.get("type", "")).lower() in _BOX_TYPES or str(props.get("shape", "")).lower() \
-            in _BOX_TYPES
+        is_box = str(props.get("type", "")).lower() in _BOX_TYPES or str(props.get("shape", "")).lower() in _BOX_TYPES
         if gtype == "Point" and not is_box:
             coords = geom.get("coordinates")
             if not isinstance(coords, (list, tuple)) or len(coords) < 2:
                 raise UserError(f"{what} is a Point without [x, y] coordinates; fix the file.")
             x, y = _number(coords[0], f"{what}'s x"), _number(coords[1], f"{what}'s y")
             if not (0 <= x <= width and 0 <= y <= height):
-                raise UserError(f"{what} is a point ({x:g}, {y:g}) outside the {width}x{height} image; "
-                                "move it onto the image.")
+                raise UserError(
+                    f"{what} is a point ({x:g}, {y:g}) outside the {width}x{height} image; move it onto the image."
+                )
             label = props.get("label", 1)
             if isinstance(label, str) and label.strip() in ("0", "1"):
                 label = int(label)
             if not isinstance(label, (int, float)) or label not in (0, 1):
-                raise UserError(f"{what} has label {str(label)[:20]}; use 1 for a positive point or 0 for a negative one.")
+                raise UserError(
+                    f"{what} has label {str(label)[:20]}; use 1 for a positive point or 0 for a negative one."
+                )
             col.get(key, loc, ftags, name).points.append((x, y, int(label)))
-        elif gtype in ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "MultiPoint") or \
-                (is_box and gtype is not None):
+        elif gtype in ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "MultiPoint") or (
+            is_box and gtype is not None
+        ):
             b = _bounds(geom.get("coordinates"), what)
             col.add_box(key, loc, make_box(*b, width, height, what=what), ftags, name)
         elif geom is None and isinstance(feat.get("bbox"), list) and len(feat["bbox"]) == 4:
@@ -298,8 +319,10 @@ def from_platform_json(data: bytes | str | dict | list, width: int, height: int,
     doc = _parse_json(data, "annotation JSON")
     records = doc.get("annotations") if isinstance(doc, dict) else doc
     if not isinstance(records, list):
-        raise UserError("The annotation JSON is neither a list of annotations nor has an \"annotations\" "
-                        "list; export the annotations from the platform again.")
+        raise UserError(
+            'The annotation JSON is neither a list of annotations nor has an "annotations" '
+            "list; export the annotations from the platform again."
+        )
     items = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -311,8 +334,9 @@ def from_platform_json(data: bytes | str | dict | list, width: int, height: int,
     for i, rec in _filter_tags(items, tags, "annotation"):
         what = f"Annotation {i + 1}"
         if "location" not in rec:
-            raise UserError(f"{what} has no location; each platform annotation needs "
-                            "\"location\": {\"XY\": .., \"Z\": .., \"Time\": ..}.")
+            raise UserError(
+                f'{what} has no location; each platform annotation needs "location": {{"XY": .., "Z": .., "Time": ..}}.'
+            )
         loc = _location(rec.get("location"), None, what)
         shape = str(rec.get("shape", "polygon")).lower()
         name = str(rec.get("name") or rec.get("id") or rec.get("_id") or f"annotation {i + 1}")[:80]
@@ -321,20 +345,23 @@ def from_platform_json(data: bytes | str | dict | list, width: int, height: int,
         if shape == "point":
             x0, y0, _, _ = _bounds(coords, what)
             if not (0 <= x0 <= width and 0 <= y0 <= height):
-                raise UserError(f"{what} is a point ({x0:g}, {y0:g}) outside the {width}x{height} image; "
-                                "move it onto the image.")
+                raise UserError(
+                    f"{what} is a point ({x0:g}, {y0:g}) outside the {width}x{height} image; move it onto the image."
+                )
             col.get(key, loc, _tags(rec.get("tags")), name).points.append((x0, y0, 1))
         elif shape in ("polygon", "rectangle", "line", "polyline", "box"):
-            col.add_box(key, loc, make_box(*_bounds(coords, what), width, height, what=what),
-                        _tags(rec.get("tags")), name)
+            col.add_box(
+                key, loc, make_box(*_bounds(coords, what), width, height, what=what), _tags(rec.get("tags")), name
+            )
         else:
             raise UserError(f"{what} has shape {shape[:30]!r}; use polygon, rectangle or point annotations.")
     return col.result("annotation JSON")
 
 
 # ---------------------------------------------------------------------------------- label images
-def from_label_image(labels: np.ndarray, loc: Location, tags=None,
-                     shape: tuple[int, int] | None = None) -> list[Prompt]:
+def from_label_image(
+    labels: np.ndarray, loc: Location, tags=None, shape: tuple[int, int] | None = None
+) -> list[Prompt]:
     """Each non-zero label of a 2D label image -> one mask prompt at ``loc`` (ids in label order).
 
     ``shape`` is the (height, width) of the stack's frames; a label image of another shape would
@@ -344,18 +371,26 @@ def from_label_image(labels: np.ndarray, loc: Location, tags=None,
     if arr.ndim > 2:
         arr = np.squeeze(arr)
     if arr.ndim != 2:
-        raise UserError(f"The label image has shape {tuple(np.asarray(labels).shape)}; give one 2D image "
-                        "(height x width) of integer labels.")
+        raise UserError(
+            f"The label image has shape {tuple(np.asarray(labels).shape)}; give one 2D image "
+            "(height x width) of integer labels."
+        )
     if shape is not None and tuple(arr.shape) != tuple(shape):
-        raise UserError(f"The label image is {arr.shape[1]}x{arr.shape[0]} (width x height) but the stack's "
-                        f"frames are {shape[1]}x{shape[0]}; use a label image made for this stack.")
+        raise UserError(
+            f"The label image is {arr.shape[1]}x{arr.shape[0]} (width x height) but the stack's "
+            f"frames are {shape[1]}x{shape[0]}; use a label image made for this stack."
+        )
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if not (np.issubdtype(arr.dtype, np.integer)):
-        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) \
-                or not np.all(arr == np.round(arr)):
-            raise UserError("The label image must hold whole-number labels (0 = background); "
-                            "use an integer label image.")
+        if (
+            not np.issubdtype(arr.dtype, np.floating)
+            or not np.all(np.isfinite(arr))
+            or not np.all(arr == np.round(arr))
+        ):
+            raise UserError(
+                "The label image must hold whole-number labels (0 = background); use an integer label image."
+            )
         arr = arr.astype(np.int64)
     if arr.size and arr.min() < 0:
         raise UserError("The label image has negative labels; use 0 for background and 1, 2, ... for objects.")
@@ -403,8 +438,10 @@ def load_prompts(path: str | Path, width: int, height: int, tags=None, loc: Loca
         if isinstance(doc, dict) and doc.get("type") in ("FeatureCollection", "Feature"):
             return from_geojson(doc, width, height, tags=tags, default_loc=loc)
         return from_platform_json(doc, width, height, tags=tags)
-    raise UserError(f"The prompt file {p.name} is neither JSON (GeoJSON or platform annotations) nor a "
-                    "TIFF/PNG label image; choose one of those.")
+    raise UserError(
+        f"The prompt file {p.name} is neither JSON (GeoJSON or platform annotations) nor a "
+        "TIFF/PNG label image; choose one of those."
+    )
 
 
 def _read_label_file(p: Path) -> np.ndarray:
@@ -427,8 +464,10 @@ def _decode_label_file(p: Path) -> np.ndarray:
 
         return tifffile.imread(p)
     except Exception as err:  # any decoder failure is a bad file, which the user can replace
-        raise UserError(f"The label image {p.name} cannot be read ({str(err)[:80]}); save it again as a "
-                        "TIFF or PNG of integer labels.") from None
+        raise UserError(
+            f"The label image {p.name} cannot be read ({str(err)[:80]}); save it again as a "
+            "TIFF or PNG of integer labels."
+        ) from None
 
 
 # ------------------------------------------------------------------------------------ ids, dicts
@@ -438,8 +477,9 @@ def renumber(prompts: list[Prompt]) -> list[Prompt]:
     out = []
     for p in prompts:
         new = mapping.setdefault(p.obj_id, len(mapping))
-        out.append(Prompt(obj_id=new, loc=p.loc, box=p.box, points=list(p.points), mask=p.mask,
-                          tags=list(p.tags), name=p.name))
+        out.append(
+            Prompt(obj_id=new, loc=p.loc, box=p.box, points=list(p.points), mask=p.mask, tags=list(p.tags), name=p.name)
+        )
     return out
 
 
@@ -463,8 +503,9 @@ def mask_from_dict(d: dict) -> CompactMask:
         cm = CompactMask(shape, bbox, bits)  # type: ignore[arg-type]
         if not cm.empty:
             r0, c0, r1, c1 = bbox
-            if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]) or \
-                    len(bits) != -(-(r1 - r0) * (c1 - c0) // 8):
+            if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]) or len(bits) != -(
+                -(r1 - r0) * (c1 - c0) // 8
+            ):
                 raise ValueError("bbox and bits disagree")
         return cm
     except (KeyError, TypeError, ValueError) as err:
@@ -495,10 +536,18 @@ def prompt_from_dict(d: dict) -> Prompt:
             box = tuple(_number(v, "A saved prompt's box") for v in box)
             if len(box) != 4:
                 raise ValueError("box needs 4 numbers")
-        points = [(_number(x, "A saved point"), _number(y, "A saved point"), int(lab))
-                  for x, y, lab in d.get("points") or []]
+        points = [
+            (_number(x, "A saved point"), _number(y, "A saved point"), int(lab)) for x, y, lab in d.get("points") or []
+        ]
         mask = None if d.get("mask") is None else mask_from_dict(d["mask"]).to_mask()
-        return Prompt(obj_id=_index(d.get("obj_id"), "A saved prompt's obj_id"), loc=loc, box=box,
-                      points=points, mask=mask, tags=_tags(d.get("tags")), name=str(d.get("name") or ""))
+        return Prompt(
+            obj_id=_index(d.get("obj_id"), "A saved prompt's obj_id"),
+            loc=loc,
+            box=box,
+            points=points,
+            mask=mask,
+            tags=_tags(d.get("tags")),
+            name=str(d.get("name") or ""),
+        )
     except (TypeError, ValueError) as err:
         raise UserError(f"A saved prompt is damaged ({str(err)[:60]}); draw that prompt again.") from None

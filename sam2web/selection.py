@@ -13,17 +13,18 @@ Why strict: the original worker turned a blank Batch Time into a one-frame video
 nothing without a word. Every text the user types is either understood exactly or refused with
 a sentence naming the bad part and the valid range.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from sam2web.errors import UserError
 from sam2web.types import Location, Sequence
 
 ACROSS = ("time", "z")
 DIRECTIONS = ("forward", "backward", "both")
-_DASHES = re.compile(r"\s*[-\u2013\u2014:]\s*")   # "1-3", "1 – 3", "1:3"
+_DASHES = re.compile(r"\s*[-\u2013\u2014:]\s*")  # "1-3", "1 – 3", "1:3"
 _NUMBER = re.compile(r"\d+")
 
 
@@ -46,8 +47,7 @@ def parse_ranges(text: str | None, size: int, current: int, name: str = "Time") 
     stripped = raw.strip()
     if not stripped:
         if not 0 <= int(current) < size:
-            raise UserError(f"The current {name} {int(current) + 1} is outside the stack: "
-                            f"{valid}.")
+            raise UserError(f"The current {name} {int(current) + 1} is outside the stack: {valid}.")
         return [int(current)]
     if stripped.lower() in ("all", "*"):
         return list(range(size))
@@ -61,8 +61,7 @@ def parse_ranges(text: str | None, size: int, current: int, name: str = "Time") 
         for part in normalized.split():
             chosen.update(_parse_part(part, size, name, valid))
     if not chosen:
-        raise UserError(f'Batch {name} "{_show(raw)}" names no frames: {valid}, '
-                        'like "1-3, 5" or "all".')
+        raise UserError(f'Batch {name} "{_show(raw)}" names no frames: {valid}, like "1-3, 5" or "all".')
     return sorted(chosen)
 
 
@@ -73,15 +72,12 @@ def _parse_part(part: str, size: int, name: str, valid: str) -> range:
     if len(pieces) == 1:
         pieces = [pieces[0], pieces[0]]
     if len(pieces) != 2 or not all(_NUMBER.fullmatch(p) for p in pieces):
-        raise UserError(f'Batch {name} "{_show(part)}" is not a number or a range like "1-3": '
-                        f"{valid}.")
+        raise UserError(f'Batch {name} "{_show(part)}" is not a number or a range like "1-3": {valid}.')
     a, b = int(pieces[0]), int(pieces[1])
     if a < 1 or b < 1:
-        raise UserError(f'Batch {name} "{_show(part)}" starts below 1 (numbers are 1-based): '
-                        f"{valid}.")
+        raise UserError(f'Batch {name} "{_show(part)}" starts below 1 (numbers are 1-based): {valid}.')
     if a > b:
-        raise UserError(f'Batch {name} "{_show(part)}" runs backwards: write it as "{b}-{a}" '
-                        f"({valid}).")
+        raise UserError(f'Batch {name} "{_show(part)}" runs backwards: write it as "{b}-{a}" ({valid}).')
     if b > size:
         raise UserError(f'Batch {name} "{_show(part)}" goes past the end: {valid}.')
     return range(a - 1, b)
@@ -102,8 +98,9 @@ def format_ranges(indices: Iterable[int]) -> str:
     return ", ".join(parts)
 
 
-def build_sequences(xys: Iterable[int], times: Iterable[int], zs: Iterable[int],
-                    across: str = "time", direction: str = "forward") -> list[Sequence]:
+def build_sequences(
+    xys: Iterable[int], times: Iterable[int], zs: Iterable[int], across: str = "time", direction: str = "forward"
+) -> list[Sequence]:
     """The "videos" to track, as SPEC.md says.
 
     Across Time: one sequence per (XY, Z) over the chosen times; across Z: one per (XY, Time)
@@ -115,8 +112,7 @@ def build_sequences(xys: Iterable[int], times: Iterable[int], zs: Iterable[int],
     if across not in ACROSS:
         raise UserError(f'Track across must be "time" or "z", not "{across}".')
     if direction not in DIRECTIONS:
-        raise UserError(f'Track direction must be "forward", "backward" or "both", '
-                        f'not "{direction}".')
+        raise UserError(f'Track direction must be "forward", "backward" or "both", not "{direction}".')
     xys = sorted({int(v) for v in xys})
     times = sorted({int(v) for v in times})
     zs = sorted({int(v) for v in zs})
@@ -125,9 +121,11 @@ def build_sequences(xys: Iterable[int], times: Iterable[int], zs: Iterable[int],
             raise UserError(f"No {label} was chosen: enter a {label} range such as 1 or all.")
     steps, label = (times, "Time") if across == "time" else (zs, "Z")
     if len(steps) < 2:
-        raise UserError(f"Tracking across {label} needs at least 2 {label} frames but only "
-                        f"{format_ranges(steps)} is chosen: set Batch {label} to a range such as "
-                        '"1-10" or "all".')
+        raise UserError(
+            f"Tracking across {label} needs at least 2 {label} frames but only "
+            f"{format_ranges(steps)} is chosen: set Batch {label} to a range such as "
+            '"1-10" or "all".'
+        )
     sequences = []
     for xy in xys:
         others = zs if across == "time" else times

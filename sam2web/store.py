@@ -10,6 +10,7 @@ as the tracker produces them, so an interrupted run keeps what it finished.
 
 No streamlit here: the app, the job runner and tests all use the same Store.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from sam2web.errors import UserError
 from sam2web.types import CompactMask, Location, ObjectInfo, TrackResult
@@ -133,10 +135,12 @@ class Workspace:
     name: str
     created: float
     updated: float
-    dataset: dict = field(default_factory=dict)   # {"kind": "sample"} | {"kind": "files", "files": [...], "pages_as": ...}
-    display: dict = field(default_factory=dict)   # DisplaySettings.to_dict()
-    prompts: list = field(default_factory=list)   # [prompt_to_dict(p), ...] plus UI fields (colour)
-    view: dict = field(default_factory=dict)      # current location, page choices
+    dataset: dict = field(
+        default_factory=dict
+    )  # {"kind": "sample"} | {"kind": "files", "files": [...], "pages_as": ...}
+    display: dict = field(default_factory=dict)  # DisplaySettings.to_dict()
+    prompts: list = field(default_factory=list)  # [prompt_to_dict(p), ...] plus UI fields (colour)
+    view: dict = field(default_factory=dict)  # current location, page choices
 
 
 @dataclass
@@ -187,8 +191,7 @@ class Store:
         (self.root / "workspaces").mkdir(exist_ok=True)
         self.db_path = self.root / "sam2web.db"
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0,
-                                     isolation_level=None)
+        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -224,8 +227,9 @@ class Store:
         ws_id = uuid.uuid4().hex[:12]
         name = (name or "").strip() or self.unique_name(time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now)))
         with self._tx() as c:
-            c.execute("INSERT INTO workspaces (id, name, created, updated) VALUES (?,?,?,?)",
-                      (ws_id, name[:200], now, now))
+            c.execute(
+                "INSERT INTO workspaces (id, name, created, updated) VALUES (?,?,?,?)", (ws_id, name[:200], now, now)
+            )
         self.files_dir(ws_id).mkdir(parents=True, exist_ok=True)
         return self.get_workspace(ws_id)  # type: ignore[return-value]
 
@@ -236,8 +240,16 @@ class Store:
         if not rows:
             return None
         r = rows[0]
-        return Workspace(r["id"], r["name"], r["created"], r["updated"], json.loads(r["dataset"]),
-                         json.loads(r["display"]), json.loads(r["prompts"]), json.loads(r["view"]))
+        return Workspace(
+            r["id"],
+            r["name"],
+            r["created"],
+            r["updated"],
+            json.loads(r["dataset"]),
+            json.loads(r["display"]),
+            json.loads(r["prompts"]),
+            json.loads(r["view"]),
+        )
 
     def list_workspaces(self, limit: int = 50) -> list[Workspace]:
         rows = self._query("SELECT id FROM workspaces ORDER BY updated DESC LIMIT ?", (limit,))
@@ -345,8 +357,11 @@ class Store:
     # -- last opened ----------------------------------------------------------------------------
     def set_last_opened(self, ws_id: str) -> None:
         with self._tx() as c:
-            c.execute("INSERT INTO meta (key, value) VALUES ('last_opened', ?) "
-                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (ws_id,))
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_opened', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (ws_id,),
+            )
 
     def last_opened(self) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'last_opened'")
@@ -354,16 +369,33 @@ class Store:
         return ws_id if ws_id and self.get_workspace(ws_id) else None
 
     # -- runs -----------------------------------------------------------------------------------
-    def create_run(self, ws_id: str, settings: dict, objects: dict | None = None,
-                   total_frames: int = 0, random_weights: bool = False,
-                   info: dict | None = None) -> int:
+    def create_run(
+        self,
+        ws_id: str,
+        settings: dict,
+        objects: dict | None = None,
+        total_frames: int = 0,
+        random_weights: bool = False,
+        info: dict | None = None,
+    ) -> int:
         now = time.time()
         with self._tx() as c:
             cur = c.execute(
                 "INSERT INTO runs (ws_id, created, updated, settings, objects, status, total_frames,"
                 " owner, random_weights, info) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (ws_id, now, now, json.dumps(settings), json.dumps(objects or {}), "queued",
-                 int(total_frames), PROCESS_TOKEN, int(bool(random_weights)), json.dumps(info or {})))
+                (
+                    ws_id,
+                    now,
+                    now,
+                    json.dumps(settings),
+                    json.dumps(objects or {}),
+                    "queued",
+                    int(total_frames),
+                    PROCESS_TOKEN,
+                    int(bool(random_weights)),
+                    json.dumps(info or {}),
+                ),
+            )
             return int(cur.lastrowid)
 
     def get_run(self, run_id: int) -> Run | None:
@@ -372,22 +404,46 @@ class Store:
 
     @staticmethod
     def _run(r: sqlite3.Row) -> Run:
-        return Run(r["id"], r["ws_id"], r["created"], r["updated"], json.loads(r["settings"]),
-                   json.loads(r["objects"]), r["status"], r["done_frames"], r["total_frames"],
-                   r["error"], r["owner"], bool(r["random_weights"]), json.loads(r["info"]))
+        return Run(
+            r["id"],
+            r["ws_id"],
+            r["created"],
+            r["updated"],
+            json.loads(r["settings"]),
+            json.loads(r["objects"]),
+            r["status"],
+            r["done_frames"],
+            r["total_frames"],
+            r["error"],
+            r["owner"],
+            bool(r["random_weights"]),
+            json.loads(r["info"]),
+        )
 
     def list_runs(self, ws_id: str) -> list[Run]:
         rows = self._query("SELECT * FROM runs WHERE ws_id = ? ORDER BY id DESC", (ws_id,))
         return [self._run(r) for r in rows]
 
-    def update_run(self, run_id: int, *, status: str | None = None, done_frames: int | None = None,
-                   total_frames: int | None = None, error: str | None = None,
-                   objects: dict | None = None, info: dict | None = None) -> None:
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        status: str | None = None,
+        done_frames: int | None = None,
+        total_frames: int | None = None,
+        error: str | None = None,
+        objects: dict | None = None,
+        info: dict | None = None,
+    ) -> None:
         if status is not None and status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         sets, args = ["updated = ?"], [time.time()]
-        for key, value in (("status", status), ("done_frames", done_frames),
-                           ("total_frames", total_frames), ("error", error)):
+        for key, value in (
+            ("status", status),
+            ("done_frames", done_frames),
+            ("total_frames", total_frames),
+            ("error", error),
+        ):
             if value is not None:
                 sets.append(f"{key} = ?")
                 args.append(value)
@@ -423,29 +479,38 @@ class Store:
             with self._tx() as c:
                 c.executemany(
                     "UPDATE runs SET status = 'interrupted', updated = ?, error = ? WHERE id = ?",
-                    [(time.time(), "The server stopped during this run; its finished frames are kept.", i)
-                     for i in orphans])
+                    [
+                        (time.time(), "The server stopped during this run; its finished frames are kept.", i)
+                        for i in orphans
+                    ],
+                )
         return orphans
 
     # -- masks ----------------------------------------------------------------------------------
-    def add_masks(self, run_id: int, items: Iterable[tuple[int, Location, CompactMask]],
-                  done_frames: int | None = None) -> None:
+    def add_masks(
+        self, run_id: int, items: Iterable[tuple[int, Location, CompactMask]], done_frames: int | None = None
+    ) -> None:
         """Insert (or replace) masks of finished frames, and the progress, in one transaction."""
         rows = self._mask_rows(run_id, items)
         with self._tx() as c:
             c.executemany("INSERT OR REPLACE INTO masks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             if done_frames is not None:
-                c.execute("UPDATE runs SET done_frames = ?, updated = ? WHERE id = ?",
-                          (int(done_frames), time.time(), int(run_id)))
+                c.execute(
+                    "UPDATE runs SET done_frames = ?, updated = ? WHERE id = ?",
+                    (int(done_frames), time.time(), int(run_id)),
+                )
 
-    def replace_masks(self, run_id: int, locs: Iterable[Location],
-                      items: Iterable[tuple[int, Location, CompactMask]]) -> None:
+    def replace_masks(
+        self, run_id: int, locs: Iterable[Location], items: Iterable[tuple[int, Location, CompactMask]]
+    ) -> None:
         """Make the run's masks at ``locs`` exactly ``items`` (one transaction)."""
         locs = [tuple(int(v) for v in loc) for loc in locs]
         rows = self._mask_rows(run_id, items)
         with self._tx() as c:
-            c.executemany("DELETE FROM masks WHERE run_id = ? AND xy = ? AND t = ? AND z = ?",
-                          [(int(run_id), *loc) for loc in locs])
+            c.executemany(
+                "DELETE FROM masks WHERE run_id = ? AND xy = ? AND t = ? AND z = ?",
+                [(int(run_id), *loc) for loc in locs],
+            )
             c.executemany("INSERT OR REPLACE INTO masks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     @staticmethod
@@ -454,8 +519,22 @@ class Store:
         for obj_id, loc, cm in items:
             h, w = cm.shape
             r0, c0, r1, c1 = cm.bbox
-            rows.append((int(run_id), int(obj_id), int(loc[0]), int(loc[1]), int(loc[2]), int(h), int(w),
-                         int(r0), int(c0), int(r1), int(c1), sqlite3.Binary(cm.bits)))
+            rows.append(
+                (
+                    int(run_id),
+                    int(obj_id),
+                    int(loc[0]),
+                    int(loc[1]),
+                    int(loc[2]),
+                    int(h),
+                    int(w),
+                    int(r0),
+                    int(c0),
+                    int(r1),
+                    int(c1),
+                    sqlite3.Binary(cm.bits),
+                )
+            )
         return rows
 
     def count_masks(self, run_id: int) -> int:
@@ -463,28 +542,38 @@ class Store:
 
     def load_masks(self, run_id: int) -> dict[tuple[int, Location], CompactMask]:
         rows = self._query("SELECT * FROM masks WHERE run_id = ?", (int(run_id),))
-        return {(r["obj_id"], Location(r["xy"], r["t"], r["z"])):
-                CompactMask((r["height"], r["width"]), (r["r0"], r["c0"], r["r1"], r["c1"]), bytes(r["bits"]))
-                for r in rows}
+        return {
+            (r["obj_id"], Location(r["xy"], r["t"], r["z"])): CompactMask(
+                (r["height"], r["width"]), (r["r0"], r["c0"], r["r1"], r["c1"]), bytes(r["bits"])
+            )
+            for r in rows
+        }
 
     def load_result(self, run_id: int) -> TrackResult:
         """The run as a TrackResult (masks + objects), ready for geometry; partial unless done."""
         run = self.get_run(run_id)
         if run is None:
             raise UserError("That run no longer exists; pick another run or track again.")
-        objects = {int(k): ObjectInfo(int(k), v.get("name", ""), list(v.get("tags", [])))
-                   for k, v in run.objects.items()}
-        return TrackResult(masks=self.load_masks(run_id), objects=objects,
-                           channel=int(run.settings.get("channel", 0) or 0),
-                           partial=run.status != "done", random_weights=run.random_weights,
-                           settings=dict(run.settings))
+        objects = {
+            int(k): ObjectInfo(int(k), v.get("name", ""), list(v.get("tags", []))) for k, v in run.objects.items()
+        }
+        return TrackResult(
+            masks=self.load_masks(run_id),
+            objects=objects,
+            channel=int(run.settings.get("channel", 0) or 0),
+            partial=run.status != "done",
+            random_weights=run.random_weights,
+            settings=dict(run.settings),
+        )
 
     def copy_masks(self, src_run: int, dst_run: int) -> int:
         """Copy finished masks from one run into another (Resume keeps what was already done)."""
         with self._tx() as c:
             cur = c.execute(
                 "INSERT OR REPLACE INTO masks SELECT ?, obj_id, xy, t, z, height, width, r0, c0, r1, c1, bits "
-                "FROM masks WHERE run_id = ?", (int(dst_run), int(src_run)))
+                "FROM masks WHERE run_id = ?",
+                (int(dst_run), int(src_run)),
+            )
             return cur.rowcount
 
 

@@ -2,6 +2,7 @@
 
 stack -> Sequence + Prompt -> tracker -> TrackResult (masks) -> Annotation (polygons) -> Connection
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,12 +59,12 @@ class Prompt:
 class CompactMask:
     """A bool mask stored as its bounding box plus bit-packed pixels (a few % of the full size)."""
 
-    shape: tuple[int, int]          # full frame (height, width)
+    shape: tuple[int, int]  # full frame (height, width)
     bbox: tuple[int, int, int, int]  # (row0, col0, row1, col1), exclusive ends; all 0 if empty
     bits: bytes
 
     @classmethod
-    def from_mask(cls, mask: np.ndarray) -> "CompactMask":
+    def from_mask(cls, mask: np.ndarray) -> CompactMask:
         mask = np.asarray(mask, dtype=bool)
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:

@@ -28,6 +28,8 @@ $VPY -m pip install --quiet -r requirements.txt
 if ! $VPY -c "import sam2.sam2_video_predictor" >/dev/null 2>&1; then
   SAM2_BUILD_CUDA=0 $VPY -m pip install --quiet --no-deps --no-build-isolation sam2==1.1.0
 fi
+# sam2web itself, editable: the `sam2web` console script and imports without path tricks.
+$VPY -m pip install --quiet --no-deps --no-build-isolation -e .
 if [ "${1:-}" = "--test" ]; then
   $VPY -m pip install --quiet -r requirements-test.txt
   if [ ! -x /usr/bin/chromium ]; then

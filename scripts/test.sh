@@ -3,4 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
+# Lint, format and the architecture's import boundaries (pyproject.toml), then every test.
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+exec .venv/bin/python -m pytest -q "$@"

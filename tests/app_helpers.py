@@ -1,13 +1,13 @@
 """Helpers for the AppTest suites: a fresh app per test on its own data folder, run waits."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
-from sam2web import jobs
+from sam2web.service import jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -58,7 +58,7 @@ def hold_standin_runs(monkeypatch):
     """
     import threading
 
-    from sam2web import track
+    from sam2web.tracking import track
 
     gate, reached = threading.Event(), threading.Event()
     original = track.StandInTracker.propagate_in_video

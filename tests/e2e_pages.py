@@ -6,6 +6,7 @@ changes there is one place to update, and the test itself reads as the user's st
 
 All waits are Playwright waits with explicit timeouts on visible UI state; nothing sleeps.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import numpy as np
 
-PAGE_TIMEOUT_MS = 60_000     # a page's first render (imports, sample generation) on a busy 2-core CI box
-RUN_TIMEOUT_MS = 150_000     # a few frames of SAM2 tiny on CPU, plus the model build
+PAGE_TIMEOUT_MS = 60_000  # a page's first render (imports, sample generation) on a busy 2-core CI box
+RUN_TIMEOUT_MS = 150_000  # a few frames of SAM2 tiny on CPU, plus the model build
 
 
 def no_traceback(page) -> None:
@@ -33,8 +34,9 @@ def settle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
     """
     from playwright.sync_api import expect
 
-    expect(page.locator("[data-testid=stApp]")).to_have_attribute("data-test-script-state", "notRunning",
-                                                                   timeout=timeout_ms)
+    expect(page.locator("[data-testid=stApp]")).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=timeout_ms
+    )
     expect(page.locator("[data-testid=stSkeleton]")).to_have_count(0, timeout=timeout_ms)
 
 
@@ -91,8 +93,7 @@ def open_sample(page) -> tuple[int, int]:
 
 
 def _metric(page, label: str) -> int:
-    metric = page.locator("[data-testid=stMetric]").filter(
-        has=page.get_by_text(label, exact=True))
+    metric = page.locator("[data-testid=stMetric]").filter(has=page.get_by_text(label, exact=True))
     value = metric.locator("[data-testid=stMetricValue]")
     value.wait_for(timeout=PAGE_TIMEOUT_MS)
     return int(value.inner_text().strip())
@@ -179,7 +180,8 @@ def wait_run_done(page, run_id: int) -> None:
     done.or_(bad).first.wait_for(timeout=RUN_TIMEOUT_MS)
     if bad.count():
         card = page.locator("[data-testid=stVerticalBlockBorderWrapper], [data-testid=stVerticalBlock]").filter(
-            has=bad.first)
+            has=bad.first
+        )
         raise AssertionError(f"run {run_id} did not finish: {card.last.inner_text()[:1000]}")
 
 
@@ -242,6 +244,6 @@ def fetch_image(page, img_locator) -> np.ndarray:
 def colour_fraction(rgb: np.ndarray, hex_colour: str, tol: int = 40) -> float:
     """The fraction of pixels within ``tol`` (each channel) of a colour (JPEG-tolerant)."""
     c = hex_colour.lstrip("#")
-    target = np.array([int(c[i:i + 2], 16) for i in (0, 2, 4)], dtype=int)
+    target = np.array([int(c[i : i + 2], 16) for i in (0, 2, 4)], dtype=int)
     close = (np.abs(rgb.astype(int) - target) <= tol).all(axis=-1)
     return float(close.mean())

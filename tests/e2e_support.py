@@ -5,6 +5,7 @@ clean-up, launch flags) that would hide what the end-to-end test checks; keeping
 test read as the user's story. Nothing here sleeps blindly: the server is polled on its health
 endpoint with a deadline, and UI state is awaited with Playwright's own timeouts.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,16 +16,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def streamlit_bin() -> Path:
@@ -68,8 +77,10 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: floa
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode} before it was healthy:\n"
-                               f"{log_path.read_text(errors='replace')[-4000:]}")
+            raise RuntimeError(
+                f"streamlit exited with {proc.returncode} before it was healthy:\n"
+                f"{log_path.read_text(errors='replace')[-4000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
                 body = resp.read().decode(errors="replace").strip()
@@ -80,8 +91,10 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: floa
             last = repr(err)
         # bounded poll interval between health probes (the deadline above bounds the loop)
         time.sleep(0.25)
-    raise RuntimeError(f"streamlit was not healthy within {timeout:.0f}s (last answer: {last}):\n"
-                       f"{log_path.read_text(errors='replace')[-4000:]}")
+    raise RuntimeError(
+        f"streamlit was not healthy within {timeout:.0f}s (last answer: {last}):\n"
+        f"{log_path.read_text(errors='replace')[-4000:]}"
+    )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -103,30 +116,46 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def app_server(data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-               image_size: int = 256) -> Iterator[Server]:
+def app_server(
+    data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None, image_size: int = 256
+) -> Iterator[Server]:
     """Run ``streamlit run app.py`` on a free localhost port with its own data folder; always stop it.
 
     Random weights and a small model input side keep SAM2 fast enough for CI on a CPU.
     """
     port = free_port()
     env = dict(os.environ)
-    env.update({
-        "SAM2WEB_DATA": str(data_dir),
-        "SAM2WEB_RANDOM_WEIGHTS": "1",
-        "SAM2WEB_IMAGE_SIZE": str(image_size),
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "SAM2WEB_DATA": str(data_dir),
+            "SAM2WEB_RANDOM_WEIGHTS": "1",
+            "SAM2WEB_IMAGE_SIZE": str(image_size),
+            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.pop("SAM2WEB_STANDIN", None)
     env.update(extra_env or {})
-    cmd = [str(streamlit_bin()), "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+    cmd = [
+        str(streamlit_bin()),
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+    ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, log_path)

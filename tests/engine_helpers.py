@@ -3,6 +3,7 @@
 The stack is deliberately non-square (72 x 120) so any width/height swap shows up, and tiny so
 the real SAM2 (tiny, random weights, image size 256) runs a frame in a fraction of a second.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,20 +51,18 @@ def time_sequence(n: int = N_FRAMES, reverse: bool = False) -> Sequence:
 
 def box_prompt(obj_id: int, t: int, stack: SyntheticStack, which: int | None = None) -> Prompt:
     cx, cy = stack.centres(t)[obj_id if which is None else which]
-    return Prompt(obj_id=obj_id, loc=Location(0, t, 0), box=(cx - 11, cy - 11, cx + 11, cy + 11),
-                  tags=["cell"])
+    return Prompt(obj_id=obj_id, loc=Location(0, t, 0), box=(cx - 11, cy - 11, cx + 11, cy + 11), tags=["cell"])
 
 
 @functools.lru_cache(maxsize=2)
 def tiny_predictor(image_size: int = 256, precision: str = "fp32"):
     """One random-weights tiny predictor per process (building one takes ~1 s)."""
-    from sam2web import model
+    from sam2web.tracking import model
 
     old = os.environ.get(model.ENV_RANDOM)
     os.environ[model.ENV_RANDOM] = "1"
     try:
-        return model.load_predictor("tiny", device="cpu", image_size=image_size,
-                                    precision=precision)
+        return model.load_predictor("tiny", device="cpu", image_size=image_size, precision=precision)
     finally:
         if old is None:
             os.environ.pop(model.ENV_RANDOM, None)

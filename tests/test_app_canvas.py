@@ -1,13 +1,22 @@
 """The canvas <-> image pixel mapping (pure functions) and the overlay drawing."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sam2web.overlay import color_for, draw_boxes, draw_geometries, hex_to_rgb
-from sam2web.ui.canvas import (CanvasFit, canvas_box_to_image, canvas_to_image, fit_canvas, image_to_canvas,
-                               initial_drawing, shapes_from_json)
+from sam2web.ui.canvas import (
+    CanvasFit,
+    canvas_box_to_image,
+    canvas_to_image,
+    fit_canvas,
+    image_to_canvas,
+    initial_drawing,
+    shapes_from_json,
+)
 
 
 @pytest.mark.parametrize("w, h", [(1305, 1009), (256, 256), (320, 240), (64, 2000), (5000, 30)])
@@ -44,16 +53,43 @@ def test_round_trip_is_exact(w, h, fx, fy):
 
 def test_shapes_from_fabric_json_rect_scaled_and_points():
     fit = CanvasFit(400, 200, 200, 100)  # shown at half size
-    data = {"objects": [
-        {"type": "rect", "left": 0, "top": 0, "width": 10, "height": 10},  # the initial one, skipped
-        {"type": "rect", "left": 10, "top": 20, "width": 30, "height": 10, "scaleX": 2, "scaleY": 1.5,
-         "originX": "left", "originY": "top"},
-        {"type": "circle", "left": 50 - 4 - 1, "top": 30, "radius": 4, "strokeWidth": 2,
-         "originX": "left", "originY": "center", "stroke": "#ff0000"},
-        {"type": "circle", "left": 20 - 4 - 1, "top": 10, "radius": 4, "strokeWidth": 2,
-         "originX": "left", "originY": "center", "stroke": "#00ff00"},
-        {"type": "rect", "left": 5, "top": 5, "width": 0.2, "height": 0.2},  # a stray click: dropped
-    ]}
+    data = {
+        "objects": [
+            {"type": "rect", "left": 0, "top": 0, "width": 10, "height": 10},  # the initial one, skipped
+            {
+                "type": "rect",
+                "left": 10,
+                "top": 20,
+                "width": 30,
+                "height": 10,
+                "scaleX": 2,
+                "scaleY": 1.5,
+                "originX": "left",
+                "originY": "top",
+            },
+            {
+                "type": "circle",
+                "left": 50 - 4 - 1,
+                "top": 30,
+                "radius": 4,
+                "strokeWidth": 2,
+                "originX": "left",
+                "originY": "center",
+                "stroke": "#ff0000",
+            },
+            {
+                "type": "circle",
+                "left": 20 - 4 - 1,
+                "top": 10,
+                "radius": 4,
+                "strokeWidth": 2,
+                "originX": "left",
+                "originY": "center",
+                "stroke": "#00ff00",
+            },
+            {"type": "rect", "left": 5, "top": 5, "width": 0.2, "height": 0.2},  # a stray click: dropped
+        ]
+    }
     shapes = shapes_from_json(data, fit, skip=1)
     assert shapes[0] == {"kind": "box", "box": (20.0, 40.0, 140.0, 70.0)}
     assert shapes[1]["kind"] == "point" and shapes[1]["label"] == 0
@@ -97,6 +133,6 @@ def test_overlay_scaled_keeps_outline_positions():
     img = np.zeros((40, 60, 3), np.uint8)
     out = draw_geometries(img, [(sbox(10, 5, 30, 25), "#ff0000")], fill_alpha=0.0, thickness=1, scale=2.0)
     assert out.shape == (80, 120, 3)
-    assert out[30, 40].sum() == 0          # inside, no fill
-    assert out[10:12, 40, 0].max() > 100   # top edge at y = 5 * 2
-    assert out[30, 19:22, 0].max() > 100   # left edge at x = 10 * 2
+    assert out[30, 40].sum() == 0  # inside, no fill
+    assert out[10:12, 40, 0].max() > 100  # top edge at y = 5 * 2
+    assert out[30, 19:22, 0].max() > 100  # left edge at x = 10 * 2

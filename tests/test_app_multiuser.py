@@ -1,19 +1,19 @@
 """AppTest of what the browser e2e test found on a shared server: where a new session lands,
 deleting with a confirmation (and with a run in progress), distinct sample names, the effective
 model image size, "Frame N of N" on a just-started run, and what a correction re-tracks."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 
-from sam2web import jobs
+from sam2web.service import jobs
 from sam2web.ui import sidebar, state
 from sam2web.ui.canvas import INJECT_KEY
+
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
     from tests.app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
 except ImportError:  # pragma: no cover
-    from app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
-
+    from app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
 
 
 @pytest.fixture
@@ -186,14 +186,16 @@ def _correct(at, store, ws, run, frame: int, box):
     return newest
 
 
-@pytest.mark.parametrize("direction, prompt_time, corr_frame, kept, retracked", [
-    ("forward", 1, 3, [0, 1], [2, 3, 4, 5]),
-    ("both", 3, 5, [0, 1, 2, 3], [4, 5]),     # after the prompt: onward only
-    ("both", 4, 2, [2, 3, 4, 5], [0, 1]),     # before the prompt: back to the start only
-    ("backward", 6, 4, [4, 5], [0, 1, 2, 3]),
-])
-def test_correction_retracks_that_object_from_its_frame_only(data, direction, prompt_time, corr_frame,
-                                                             kept, retracked):
+@pytest.mark.parametrize(
+    "direction, prompt_time, corr_frame, kept, retracked",
+    [
+        ("forward", 1, 3, [0, 1], [2, 3, 4, 5]),
+        ("both", 3, 5, [0, 1, 2, 3], [4, 5]),  # after the prompt: onward only
+        ("both", 4, 2, [2, 3, 4, 5], [0, 1]),  # before the prompt: back to the start only
+        ("backward", 6, 4, [4, 5], [0, 1, 2, 3]),
+    ],
+)
+def test_correction_retracks_that_object_from_its_frame_only(data, direction, prompt_time, corr_frame, kept, retracked):
     at = _sample(new_app())
     at.switch_page("pages/annotate.py").run()
     at.slider(key="loc_an_time").set_value(prompt_time).run()
@@ -202,9 +204,13 @@ def test_correction_retracks_that_object_from_its_frame_only(data, direction, pr
     (run,) = data.list_runs(ws.id)
     before = data.load_result(run.id).masks
     newest = _correct(at, data, ws, run, corr_frame, (150, 100, 200, 150))
-    assert newest.settings["correction"]["direction"] == ("forward" if direction == "both" and
-                                                          corr_frame > prompt_time else
-                                                          "backward" if direction == "both" else direction)
+    assert newest.settings["correction"]["direction"] == (
+        "forward"
+        if direction == "both" and corr_frame > prompt_time
+        else "backward"
+        if direction == "both"
+        else direction
+    )
     after = data.load_result(newest.id).masks
     for t in kept:  # the frames the user did not correct are the old run's, bit for bit
         assert after[(0, (0, t, 0))].bits == before[(0, (0, t, 0))].bits, t

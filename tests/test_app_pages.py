@@ -1,5 +1,6 @@
 """AppTest over every page through app.py: sample, uploads, drawing (injected), tracking with the
 stand-in tracker, results, downloads, errors, two sessions at once, and runs interrupted by a restart."""
+
 from __future__ import annotations
 
 import io
@@ -11,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2web import jobs
+from sam2web.service import jobs
 from sam2web.ui.canvas import INJECT_KEY
+
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
     from tests.app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
 except ImportError:  # pragma: no cover
-    from app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
-
+    from app_helpers import assert_clean, errors, hold_standin_runs, new_app, submit_track, wait_runs
 
 
 def _sample(at):
@@ -101,8 +102,9 @@ def test_upload_several_frames_with_unsafe_names(data):
     # Frames of different sizes: one sentence, and the good dataset stays.
     odd = io.BytesIO()
     Image.fromarray(np.zeros((30, 30), np.uint8)).save(odd, format="PNG")
-    at.file_uploader(key="ds_upload").set_value([("a.png", _png(1), "image/png"),
-                                                 ("b.png", odd.getvalue(), "image/png")]).run()
+    at.file_uploader(key="ds_upload").set_value(
+        [("a.png", _png(1), "image/png"), ("b.png", odd.getvalue(), "image/png")]
+    ).run()
     at.button(key="ds_open_upload").click().run()
     assert_clean(at)
     assert len(errors(at)) == 1
@@ -147,9 +149,16 @@ def test_annotate_draw_rename_retag_delete(data):
 def test_import_geojson_prompts(data):
     at = _sample(new_app())
     at.switch_page("pages/annotate.py").run()
-    gj = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"Time": 0, "XY": 0, "Z": 0, "tags": ["cell"]},
-         "geometry": {"type": "Polygon", "coordinates": [[[50, 40], [90, 40], [90, 80], [50, 80], [50, 40]]]}}]}
+    gj = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"Time": 0, "XY": 0, "Z": 0, "tags": ["cell"]},
+                "geometry": {"type": "Polygon", "coordinates": [[[50, 40], [90, 40], [90, 80], [50, 80], [50, 40]]]},
+            }
+        ],
+    }
     at.file_uploader(key="ann_import_file").set_value(("p.geojson", json.dumps(gj).encode(), "application/json")).run()
     at.button(key="ann_import_btn").click().run()
     assert_clean(at)
@@ -245,7 +254,7 @@ def test_results_geojson_content(data):
 
 
 def test_cancel_and_resume_keep_finished_frames(data, monkeypatch):
-    from sam2web import track
+    from sam2web.tracking import track
 
     gate, reached = threading.Event(), threading.Event()
     original = track.StandInTracker.propagate_in_video
@@ -360,7 +369,7 @@ def test_sidebar_new_reopen_delete(data):
 def test_results_correction_and_qa(data):
     import tifffile
 
-    from sam2web import sample
+    from sam2web.stack import sample
 
     at = _sample(new_app())
     ws = _track_sample(at, data, time="1-6")

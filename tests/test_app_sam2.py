@@ -1,9 +1,11 @@
 """One AppTest run through the real SAM2 video predictor (tiny, random weights, small image size)."""
+
 from __future__ import annotations
 
 import pytest
 
-from sam2web import jobs, store as store_mod
+from sam2web import store as store_mod
+from sam2web.service import jobs
 from sam2web.ui.canvas import INJECT_KEY
 
 try:

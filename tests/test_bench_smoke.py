@@ -3,6 +3,7 @@
 No timing is asserted (timings on a shared CI machine mean nothing); what is asserted is that the
 cheapest measurements run end to end on tiny inputs and that every key other tools read is there.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,14 +16,20 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"overhead_ratio", "vs_plain_recipe", "peak_rss_mb", "plain_peak_rss_mb",
-        "repolygonize_ms", "frame_view_ms", "s_per_frame"}
+KEYS = {
+    "overhead_ratio",
+    "vs_plain_recipe",
+    "peak_rss_mb",
+    "plain_peak_rss_mb",
+    "repolygonize_ms",
+    "frame_view_ms",
+    "s_per_frame",
+}
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, SAM2WEB_RANDOM_WEIGHTS="1")
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_run_prints_table_and_json_last_line():
@@ -63,8 +70,12 @@ def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind, monkeypatch, ca
 
     monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")  # restored (unset) after the test
     tiff = data.write_tiff(tmp_path / "f.tif", data.make_frames(2, 2, side=96))
-    assert worker.main([kind, "--tiff", str(tiff), "--frames", "2", "--objects", "2",
-                        "--image-size", "128", "--threads", "1"]) == 0
+    assert (
+        worker.main(
+            [kind, "--tiff", str(tiff), "--frames", "2", "--objects", "2", "--image-size", "128", "--threads", "1"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["peak_rss_mb"] >= out["rss_before_mb"] > 0
     recipes = ["pure", "sam2web"] if kind == "pair" else ["plain"]
@@ -76,5 +87,6 @@ def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind, monkeypatch, ca
         assert out["runs"]["pure"][0]["frames"] == 2
     else:
         assert out["runs"]["plain"][0]["frames"] == 2
-    assert np.isfinite([r[clock] for rs in out["runs"].values() for r in rs
-                        for clock in ("seconds", "cpu_seconds")]).all()
+    assert np.isfinite(
+        [r[clock] for rs in out["runs"].values() for r in rs for clock in ("seconds", "cpu_seconds")]
+    ).all()

@@ -3,6 +3,7 @@
 The stand-in tracker returns the sample's true masks, so the scores are known: exact outlines
 score IoU ~1, and growing every polygon by 2 px must score lower.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from sam2web import cli, cli_track, sample
-from sam2web.model import describe
-from sam2web.track import StandInTracker
+from sam2web import cli
+from sam2web.cli import track as cli_track
+from sam2web.stack import sample
+from sam2web.tracking.model import describe
+from sam2web.tracking.track import StandInTracker
 
 N = 6
 
@@ -27,9 +30,13 @@ def sweep_data(tmp_path, monkeypatch):
     for label in ids:
         rows, cols = np.nonzero(labels[0] == label)
         x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
-        features.append({"type": "Feature", "properties": {"XY": 0, "Time": 0, "Z": 0},
-                         "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1],
-                                                                          [x0, y1], [x0, y0]]]}})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"XY": 0, "Time": 0, "Z": 0},
+                "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
+            }
+        )
     prompts = tmp_path / "prompts.geojson"
     prompts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
@@ -50,8 +57,25 @@ def sweep_data(tmp_path, monkeypatch):
 def test_sweep_scores_each_setting_and_exports_each(sweep_data, capsys):
     root, stack, gt, prompts, built = sweep_data
     out = root / "sweep"
-    rc = cli.main(["sweep", str(stack), "--prompts", str(prompts), "--gt", str(gt), "--out", str(out),
-                   "--models", "tiny,small", "--paddings", "0,2", "--smoothings", "0", "--quiet"])
+    rc = cli.main(
+        [
+            "sweep",
+            str(stack),
+            "--prompts",
+            str(prompts),
+            "--gt",
+            str(gt),
+            "--out",
+            str(out),
+            "--models",
+            "tiny,small",
+            "--paddings",
+            "0,2",
+            "--smoothings",
+            "0",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert built == ["tiny", "small"]  # one model load per size, not per padding
     rows = json.loads((out / "sweep.json").read_text())
@@ -65,15 +89,19 @@ def test_sweep_scores_each_setting_and_exports_each(sweep_data, capsys):
     assert "mean_iou" in table and table.count("forward") == 4
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (["--models", "tiny,huge"], "--models"),
-    (["--paddings", "0,a"], "--paddings"),
-    (["--paddings", "0,30"], "padding"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--models", "tiny,huge"], "--models"),
+        (["--paddings", "0,a"], "--paddings"),
+        (["--paddings", "0,30"], "padding"),
+    ],
+)
 def test_sweep_user_errors(sweep_data, capsys, extra, needle):
     root, stack, gt, prompts, _ = sweep_data
-    rc = cli.main(["sweep", str(stack), "--prompts", str(prompts), "--gt", str(gt),
-                   "--out", str(root / "s"), "--quiet", *extra])
+    rc = cli.main(
+        ["sweep", str(stack), "--prompts", str(prompts), "--gt", str(gt), "--out", str(root / "s"), "--quiet", *extra]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and "Traceback" not in err
     assert not (root / "s").exists()

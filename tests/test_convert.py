@@ -1,4 +1,5 @@
 """`python -m sam2web convert`: label images -> the four export files, links by label identity."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ from collections import Counter
 
 import numpy as np
 import tifffile
+from geom_synthetic import NUCLEI_LABELS, TRA, needs_nuclei_labels, needs_tra
 from shapely.geometry import shape
 
-from geom_synthetic import NUCLEI_LABELS, TRA, needs_nuclei_labels, needs_tra
 from sam2web.cli import main
 from sam2web.export import EXPORT_FILES
 from sam2web.geometry import rasterize_full
@@ -51,8 +52,24 @@ def test_convert_ctc_folder_gives_one_polygon_per_label_per_frame(tmp_path):
 def test_convert_options_no_connect_keep_all_and_smoothing(tmp_path):
     files = sorted(TRA.glob("man_track*.tif"))[:3]
     out = tmp_path / "o"
-    assert main(["convert", *map(str, files), "--out", str(out), "--no-connect", "--keep", "all",
-                 "--smoothing", "1", "--padding", "1"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                *map(str, files),
+                "--out",
+                str(out),
+                "--no-connect",
+                "--keep",
+                "all",
+                "--smoothing",
+                "1",
+                "--padding",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (out / "connections.csv").read_text().strip() == "parent_id,child_id,object_id,tags"
     assert {f["properties"]["Time"] for f in _features(out)} == {0, 1, 2}
 

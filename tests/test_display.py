@@ -1,4 +1,5 @@
 """Display frames: contrast, colours, composite by maximum, and nothing crashes on odd data."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from sam2web.display import (ChannelDisplay, DisplaySettings, contrast_limits, parse_color,
-                             render, render_channel_gray, to_uint8)
 from sam2web.errors import UserError
 from sam2web.stack import Stack
+from sam2web.stack.display import (
+    ChannelDisplay,
+    DisplaySettings,
+    contrast_limits,
+    parse_color,
+    render,
+    render_channel_gray,
+    to_uint8,
+)
 from sam2web.types import Location
 
 try:  # tests/ is a package in this repository; the fallback keeps a plain rootdir run working
@@ -25,8 +33,7 @@ def _stack(data: np.ndarray, axes: str = "CYX") -> Stack:
 
 
 def test_default_colours():
-    assert [c.color for c in DisplaySettings.default(_stack(ramp((1, 20, 30)))).channels] == \
-        ["#ffffff"]
+    assert [c.color for c in DisplaySettings.default(_stack(ramp((1, 20, 30)))).channels] == ["#ffffff"]
     two = DisplaySettings.default(_stack(ramp((2, 20, 30))))
     assert [c.color for c in two.channels] == ["#00ff00", "#ff00ff"]
     three = DisplaySettings.default(_stack(ramp((3, 20, 30))))
@@ -39,8 +46,12 @@ def test_default_colours():
 
 
 def test_settings_round_trip_through_json():
-    settings = DisplaySettings([ChannelDisplay(0, "#00ff00", True, "absolute", 10, 2000),
-                                ChannelDisplay(1, "#ff00ff", False, "percentile", 0.5, 99.5)])
+    settings = DisplaySettings(
+        [
+            ChannelDisplay(0, "#00ff00", True, "absolute", 10, 2000),
+            ChannelDisplay(1, "#ff00ff", False, "percentile", 0.5, 99.5),
+        ]
+    )
     again = DisplaySettings.from_dict(json.loads(json.dumps(settings.to_dict())))
     assert again == settings
     assert DisplaySettings.from_dict({}) == DisplaySettings([])
@@ -75,19 +86,21 @@ def test_percentile_contrast_spreads_the_range():
 
 def test_composite_is_maximum_with_colours():
     data = np.zeros((2, 16, 16), np.uint8)
-    data[0, :, :8] = 255      # channel 1 on the left
-    data[1, :8, :] = 255      # channel 2 on top
+    data[0, :, :8] = 255  # channel 1 on the left
+    data[1, :8, :] = 255  # channel 2 on top
     s = _stack(data)
-    settings = DisplaySettings([
-        ChannelDisplay(0, "#00ff00", mode="absolute", low=0, high=255),
-        ChannelDisplay(1, "#ff00ff", mode="absolute", low=0, high=255)])
+    settings = DisplaySettings(
+        [
+            ChannelDisplay(0, "#00ff00", mode="absolute", low=0, high=255),
+            ChannelDisplay(1, "#ff00ff", mode="absolute", low=0, high=255),
+        ]
+    )
     img = render(s, L0, settings)
-    assert tuple(img[0, 0]) == (255, 255, 255)     # both: max of green and magenta
-    assert tuple(img[12, 2]) == (0, 255, 0)        # only channel 1
-    assert tuple(img[2, 12]) == (255, 0, 255)      # only channel 2
+    assert tuple(img[0, 0]) == (255, 255, 255)  # both: max of green and magenta
+    assert tuple(img[12, 2]) == (0, 255, 0)  # only channel 1
+    assert tuple(img[2, 12]) == (255, 0, 255)  # only channel 2
     assert tuple(img[12, 12]) == (0, 0, 0)
-    hidden = DisplaySettings([settings.channels[0],
-                              ChannelDisplay(1, "#ff00ff", visible=False)])
+    hidden = DisplaySettings([settings.channels[0], ChannelDisplay(1, "#ff00ff", visible=False)])
     assert tuple(render(s, L0, hidden)[2, 12]) == (0, 0, 0)
     assert tuple(render(s, L0, settings.only(1))[12, 2]) == (0, 0, 0)
 
@@ -95,8 +108,7 @@ def test_composite_is_maximum_with_colours():
 def test_intermediate_colour_scales_intensity():
     data = np.full((1, 16, 16), 255, np.uint8)
     s = _stack(data)
-    img = render(s, L0, DisplaySettings([ChannelDisplay(0, "#804000", mode="absolute",
-                                                        low=0, high=255)]))
+    img = render(s, L0, DisplaySettings([ChannelDisplay(0, "#804000", mode="absolute", low=0, high=255)]))
     assert tuple(img[0, 0]) == (128, 64, 0)
 
 
@@ -115,7 +127,7 @@ def test_nan_and_inf_frames():
     data[0, 0, 1] = np.inf
     data[0, 0, 2] = -np.inf
     img = render(_stack(data), L0)
-    assert img[0, 0, 0] == 0                      # NaN shows black
+    assert img[0, 0, 0] == 0  # NaN shows black
     assert img[0, 1, 0] == 255 and img[0, 2, 0] == 0  # +inf white, -inf black
     assert img[19, 29, 0] > 200
     all_nan = render(_stack(np.full((1, 20, 30), np.nan, np.float32)), L0)
@@ -123,7 +135,7 @@ def test_nan_and_inf_frames():
 
 
 def test_negative_and_wide_integer_data():
-    data = (ramp((1, 20, 30)).astype(np.int32) - 300)
+    data = ramp((1, 20, 30)).astype(np.int32) - 300
     img = render(_stack(data), L0, DisplaySettings([ChannelDisplay(0, low=0, high=100)]))
     assert img[0, 0, 0] == 0 and img[19, 29, 0] == 255
 
@@ -134,10 +146,17 @@ def test_to_uint8_saturates_both_ends():
     assert list(out[0]) == [0, 0, 255, 255]
 
 
-@pytest.mark.parametrize("bad", [
-    ChannelDisplay(0, "green-ish"), ChannelDisplay(0, mode="gamma"),
-    ChannelDisplay(0, low=90, high=10), ChannelDisplay(0, low=-1, high=50),
-    ChannelDisplay(0, mode="absolute", low=10, high=5), ChannelDisplay(3)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ChannelDisplay(0, "green-ish"),
+        ChannelDisplay(0, mode="gamma"),
+        ChannelDisplay(0, low=90, high=10),
+        ChannelDisplay(0, low=-1, high=50),
+        ChannelDisplay(0, mode="absolute", low=10, high=5),
+        ChannelDisplay(3),
+    ],
+)
 def test_bad_settings_are_user_errors(bad):
     with pytest.raises(UserError):
         render(_stack(ramp((1, 20, 30))), L0, DisplaySettings([bad]))
@@ -148,8 +167,10 @@ def test_parse_color_forms():
     assert parse_color("ff00ff") == (255, 0, 255)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
-                                   np.int64, np.float16, np.float32, np.float64, bool])
+@pytest.mark.parametrize(
+    "dtype",
+    [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64, np.float16, np.float32, np.float64, bool],
+)
 def test_every_dtype_renders(dtype):
     data = (np.arange(20 * 30).reshape(1, 20, 30) % 100).astype(dtype)
     img = render(_stack(data), L0)

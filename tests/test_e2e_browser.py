@@ -9,6 +9,7 @@ random SAM2 weights (``SAM2WEB_RANDOM_WEIGHTS=1``) and a small model input (``SA
 so a few frames of the tiny model track in seconds on a CPU. Screenshots of every page go to
 test-artifacts/screenshots/ for people to look at.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,20 +17,22 @@ import time
 import warnings
 from pathlib import Path
 
-import pytest
-
-from e2e_support import CHROMIUM, app_server, chromium_browser, screenshot
 import e2e_pages as ui
+import pytest
+from e2e_support import CHROMIUM, app_server, chromium_browser, screenshot
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium (/usr/bin/chromium) is not installed; "
-                                                     "`apt-get install chromium` (the CI script does)."),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium (/usr/bin/chromium) is not installed; "
+        "`apt-get install chromium` (the CI script does).",
+    ),
 ]
 
 VIEWPORT = {"width": 1400, "height": 1600}
-TRACK_TIMES = "1-4"                  # Batch Time, 1-based
-TRACKED = {0, 1, 2, 3}               # the same, 0-based, as the exports write it
-OBJECT_COLOUR = "#e6194b"            # sam2web.overlay.color_for(0), checked below against the module
+TRACK_TIMES = "1-4"  # Batch Time, 1-based
+TRACKED = {0, 1, 2, 3}  # the same, 0-based, as the exports write it
+OBJECT_COLOUR = "#e6194b"  # sam2web.overlay.color_for(0), checked below against the module
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def _true_cell_box(width: int, height: int) -> tuple[float, float, float, float]
     """The first sample cell's bounding box at time 1 (from the sample's own true labels), +4 px."""
     import numpy as np
 
-    from sam2web import sample
+    from sam2web.stack import sample
 
     labels = sample.sample_labels(height=height, width=width)[0]
     ys, xs = np.nonzero(labels == 1)
@@ -136,10 +139,11 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         page.get_by_text("RANDOM weights", exact=False).first.wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         ui.no_traceback(page)
         ui.snap(page, "6_results")
-        geo = ui.check_geojson(ui.download(page, "annotations.geojson", tmp_path / "annotations.geojson"),
-                               width, height, TRACKED)
+        geo = ui.check_geojson(
+            ui.download(page, "annotations.geojson", tmp_path / "annotations.geojson"), width, height, TRACKED
+        )
         assert "RANDOM" in geo.get("sam2web_warning", ""), "random-weights output must say so"
-        # Random weights are seeded (sam2web.model), so this run's masks are the same every time:
+        # Random weights are seeded (sam2web.tracking.model), so this run's masks are the same every time:
         # the one object has a polygon on each of the four tracked frames.
         assert {f["properties"]["object_id"] for f in geo["features"]} == {0}
         assert {f["properties"]["Time"] for f in geo["features"]} == TRACKED
@@ -197,8 +201,9 @@ def _run_states(data_dir: Path, run_ids: list[int]) -> dict[int, tuple[str, int,
     con = sqlite3.connect(f"file:{data_dir / 'sam2web.db'}?mode=ro", uri=True, timeout=30)
     try:
         marks = ",".join("?" * len(run_ids))
-        rows = con.execute(f"SELECT id, status, done_frames, total_frames FROM runs WHERE id IN ({marks})",
-                           run_ids).fetchall()
+        rows = con.execute(
+            f"SELECT id, status, done_frames, total_frames FROM runs WHERE id IN ({marks})", run_ids
+        ).fetchall()
     finally:
         con.close()
     return {int(r[0]): (str(r[1]), int(r[2]), int(r[3])) for r in rows}
@@ -208,7 +213,7 @@ def _prepare_user(page, server, cell_label: int) -> tuple[str, tuple[int, int]]:
     """A user on the shared server: their own new workspace, the sample, one box, the Track page."""
     import numpy as np
 
-    from sam2web import sample
+    from sam2web.stack import sample
 
     page.goto(server.url)
     page.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
@@ -262,18 +267,20 @@ def test_two_users_track_at_once_one_queue(server, browser, tmp_path):
         assert states[run_a] == ("done", 6, 6) and states[run_b] == ("done", 3, 3), states
 
         # Both pages show their own run done; each user's results hold only their own run.
-        for page, run_id, other, times, name in ((page_a, run_a, run_b, set(range(6)), "a"),
-                                                  (page_b, run_b, run_a, {0, 1, 2}, "b")):
+        for page, run_id, other, times, name in (
+            (page_a, run_a, run_b, set(range(6)), "a"),
+            (page_b, run_b, run_a, {0, 1, 2}, "b"),
+        ):
             ui.wait_run_done(page, run_id)
             ui.go(page, "Results")
-            page.get_by_role("button", name="annotations.geojson", exact=True).wait_for(
-                timeout=ui.PAGE_TIMEOUT_MS)
+            page.get_by_role("button", name="annotations.geojson", exact=True).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
             ui.run_title(page, run_id, "done").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
             assert ui.run_title(page, other, r"\w+").count() == 0, "another user's run is listed"
             ui.no_traceback(page)
             ui.snap(page, f"10_two_users_{name}_results")
-            geo = ui.check_geojson(ui.download(page, "annotations.geojson", tmp_path / f"{name}.geojson"),
-                                   width, height, times)
+            geo = ui.check_geojson(
+                ui.download(page, "annotations.geojson", tmp_path / f"{name}.geojson"), width, height, times
+            )
             assert {f["properties"]["object_id"] for f in geo["features"]} <= {0}
         assert not errors, f"JavaScript errors in the page: {errors}"
     except Exception:
@@ -324,8 +331,7 @@ def test_server_crash_mid_run_keeps_frames_and_offers_resume(browser, tmp_path):
                 # The finished frames are still there and drawn.
                 page.get_by_text(f"{kept[1]} object-frame masks saved").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 ui.settle(page)
-                assert "1 object(s)" in page.locator("[data-testid=stImage]").filter(
-                    has_text="Time 1 ·").inner_text()
+                assert "1 object(s)" in page.locator("[data-testid=stImage]").filter(has_text="Time 1 ·").inner_text()
                 ui.no_traceback(page)
                 ui.snap(page, "11_results_after_crash")
                 # Resume starts a new run on the restarted server (its completion is the engine's

@@ -1,4 +1,5 @@
 """QA against ground truth: scores computed by hand, identity switches, the CTC format round trip."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,20 @@ import json
 import numpy as np
 import pytest
 import tifffile
+from geom_synthetic import TRA, needs_tra
 from shapely.affinity import translate
 
-from geom_synthetic import TRA, needs_tra
 from sam2web.cli import main
 from sam2web.ctc import labels_to_result, read_ctc, read_lineage, write_ctc, write_ctc_annotations
 from sam2web.errors import UserError
-from sam2web.evaluate import (evaluate, evaluate_paths, predictions_from_annotations, read_predictions,
-                              scores_table, sweep_table)
+from sam2web.evaluate import (
+    evaluate,
+    evaluate_paths,
+    predictions_from_annotations,
+    read_predictions,
+    scores_table,
+    sweep_table,
+)
 from sam2web.geometry import annotations_from_result, mask_to_geometry
 from sam2web.types import Annotation, CompactMask, Location, TrackResult
 
@@ -104,8 +111,13 @@ def test_prompt_frame_lost_frames_and_unmatched_objects():
     cell1 = mask_to_geometry(lab == 1, smoothing=0)
     cell2 = mask_to_geometry(lab == 2, smoothing=0)
     empty_spot = mask_to_geometry(np.pad(np.ones((2, 2), bool), ((17, 1), (26, 2))), smoothing=0)
-    preds = {(0, 0): cell2, (0, 1): cell1, (0, 3): cell1,  # prompted at frame 1 on cell 1; frame 2 missing
-             (1, 0): empty_spot, (1, 1): cell2}
+    preds = {
+        (0, 0): cell2,
+        (0, 1): cell1,
+        (0, 3): cell1,  # prompted at frame 1 on cell 1; frame 2 missing
+        (1, 0): empty_spot,
+        (1, 1): cell2,
+    }
     scores = evaluate(frames, preds, prompt_frames={0: 1})
     in_memory = [Annotation(f"{o}-0-{t}-0", o, Location(0, t, 0), g) for (o, t), g in preds.items()]
     assert predictions_from_annotations(in_memory) == preds
@@ -121,8 +133,12 @@ def test_prompt_frame_lost_frames_and_unmatched_objects():
 
 
 def test_sweep_table_lines_up_settings_and_scores():
-    text = sweep_table([({"model": "tiny", "padding": 0}, {"mean_iou": 0.91234, "id_switches": 2}),
-                        ({"model": "small", "smoothing": 0.5}, {"mean_iou": 0.5, "lost_frames": 3})])
+    text = sweep_table(
+        [
+            ({"model": "tiny", "padding": 0}, {"mean_iou": 0.91234, "id_switches": 2}),
+            ({"model": "small", "smoothing": 0.5}, {"mean_iou": 0.5, "lost_frames": 3}),
+        ]
+    )
     lines = text.splitlines()
     assert lines[0].split() == ["model", "padding", "smoothing", "mean_iou", "id_switches", "lost_frames"]
     assert lines[2].split() == ["tiny", "0", "-", "0.912", "2", "-"]

@@ -1,4 +1,5 @@
 """The four export files: content, GeoJSON that geopandas loads, atomic writes, the zip."""
+
 from __future__ import annotations
 
 import csv
@@ -11,10 +12,10 @@ import geopandas
 import numpy as np
 import pytest
 import shapely
+from geom_synthetic import synthetic_result
 from shapely import wkt
 from shapely.geometry import MultiPolygon, Polygon, box, shape
 
-from geom_synthetic import synthetic_result
 from sam2web import export
 from sam2web.export import EXPORT_FILES, export_bytes, write_exports, zip_bytes
 from sam2web.geometry import annotations_from_result
@@ -46,8 +47,16 @@ def test_geojson_is_rfc7946_and_loads_in_geopandas(sample, tmp_path):
     doc = json.loads((tmp_path / "annotations.geojson").read_text())
     assert doc["type"] == "FeatureCollection" and "sam2web_warning" not in doc
     f0 = doc["features"][0]
-    assert f0["properties"] == {"id": "0-0-0-1", "object_id": 0, "XY": 0, "Time": 0, "Z": 1, "channel": 1,
-                                "tags": ["cell", 'odd, "tag"'], "area": 275.0}
+    assert f0["properties"] == {
+        "id": "0-0-0-1",
+        "object_id": 0,
+        "XY": 0,
+        "Time": 0,
+        "Z": 1,
+        "channel": 1,
+        "tags": ["cell", 'odd, "tag"'],
+        "area": 275.0,
+    }
     for feat, a in zip(doc["features"], anns):
         g = shape(feat["geometry"])
         assert g.equals(a.geometry)
@@ -70,8 +79,11 @@ def test_csv_rows_match_the_polygons(sample):
     for row, a in zip(rows, anns):
         assert wkt.loads(row["wkt"]).equals(a.geometry)
         assert float(row["area"]) == pytest.approx(a.area)
-        assert (row["id"], int(row["object_id"]), int(row["XY"]), int(row["Time"]), int(row["Z"])) == \
-            (a.id, a.obj_id, *a.loc)
+        assert (row["id"], int(row["object_id"]), int(row["XY"]), int(row["Time"]), int(row["Z"])) == (
+            a.id,
+            a.obj_id,
+            *a.loc,
+        )
     links_rows = list(csv.DictReader(io.StringIO(files["connections.csv"].decode())))
     assert links_rows == [{"parent_id": "0-0-0-1", "child_id": "0-0-1-1", "object_id": "0", "tags": "SAM2_VIDEO"}]
 
@@ -85,8 +97,12 @@ def test_nimbus_json_has_platform_records(sample):
     ring = [(c["x"], c["y"]) for c in rec["coordinates"]]
     assert len(ring) == 4 and Polygon(ring).equals(Polygon(anns[0].geometry.exterior))  # no closing vertex
     assert Polygon([(c["x"], c["y"]) for c in doc["annotations"][1]["coordinates"]]).equals(box(40, 40, 50, 44))
-    assert doc["annotations"][2]["coordinates"][0] in ({"x": 8.0, "y": 6.25}, {"x": 8.0, "y": 9.0},
-                                                       {"x": 5.5, "y": 9.0}, {"x": 5.5, "y": 6.25})
+    assert doc["annotations"][2]["coordinates"][0] in (
+        {"x": 8.0, "y": 6.25},
+        {"x": 8.0, "y": 9.0},
+        {"x": 5.5, "y": 9.0},
+        {"x": 5.5, "y": 6.25},
+    )
     assert doc["connections"] == [{"parentId": "0-0-0-1", "childId": "0-0-1-1", "tags": ["SAM2_VIDEO"]}]
 
 

@@ -1,16 +1,17 @@
 """Mask -> polygon: pixel-exact outlines, largest component, holes, padding, smoothing, round trip."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 import shapely
+from geom_synthetic import synthetic_result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from geom_synthetic import synthetic_result
 from sam2web import geometry
 from sam2web.geometry import annotations_from_result, mask_to_geometry, rasterize_full
 from sam2web.types import CompactMask, Location, ObjectInfo, TrackResult
@@ -32,8 +33,8 @@ def test_full_frame_reaches_the_image_corners_on_a_non_square_image():
 
 def test_largest_component_not_the_first_contour():
     m = np.zeros((40, 60), dtype=bool)
-    m[0:2, 0:2] = True              # a speck at the top-left, found first by a raster scan
-    m[10:30, 20:50] = True          # the cell
+    m[0:2, 0:2] = True  # a speck at the top-left, found first by a raster scan
+    m[10:30, 20:50] = True  # the cell
     g = mask_to_geometry(m, smoothing=0)
     assert isinstance(g, Polygon)
     assert g.area == 600.0 and g.bounds == (20.0, 10.0, 50.0, 30.0)
@@ -214,13 +215,13 @@ def _varied_masks(seed: int = 0) -> list:
     for n in range(60):
         m = np.zeros(shape, dtype=bool)
         kind = n % 5
-        if kind == 0:    # noise blob: several components, holes, pinches
+        if kind == 0:  # noise blob: several components, holes, pinches
             r, c = rng.integers(0, shape[0] - 8), rng.integers(0, shape[1] - 8)
             h, w = rng.integers(3, 25, size=2)
-            m[r:r + h, c:c + w] = rng.random((min(h, shape[0] - r), min(w, shape[1] - c))) < 0.6
+            m[r : r + h, c : c + w] = rng.random((min(h, shape[0] - r), min(w, shape[1] - c))) < 0.6
         elif kind == 1:  # ring (a hole) possibly cut by the frame
             cy, cx = rng.integers(-5, shape[0] + 5), rng.integers(-5, shape[1] + 5)
-            yy, xx = np.ogrid[:shape[0], :shape[1]]
+            yy, xx = np.ogrid[: shape[0], : shape[1]]
             d2 = (yy - cy) ** 2 + (xx - cx) ** 2
             m = (d2 < rng.integers(40, 300)) & (d2 > rng.integers(4, 30))
         elif kind == 2:  # two cells and a speck
@@ -229,8 +230,8 @@ def _varied_masks(seed: int = 0) -> list:
             m[30:50, 40:80] = True
         elif kind == 3:  # a checkerboard patch: every pixel pinched
             h = rng.integers(2, 9)
-            m[10:10 + h, 20:30] = np.indices((h, 10)).sum(0) % 2 == 0
-        else:            # thin lines and a single pixel at a corner of the frame
+            m[10 : 10 + h, 20:30] = np.indices((h, 10)).sum(0) % 2 == 0
+        else:  # thin lines and a single pixel at a corner of the frame
             m[rng.integers(0, 70), :] = True
             m[:, rng.integers(0, 90)] = True
             m[0, 0] = m[69, 89] = True
@@ -241,9 +242,11 @@ def _varied_masks(seed: int = 0) -> list:
 def _cell_masks() -> list:
     """Real-looking cells: ground-truth labels of the shared real data, else synthetic ellipses."""
     from geom_synthetic import TRA
+
     masks = list(synthetic_result(n_frames=3, n_objects=20).masks.values())
     if TRA.is_dir():
         import tifffile
+
         for f in sorted(TRA.glob("man_track*.tif"))[:40]:
             labels = tifffile.imread(f)
             masks += [CompactMask.from_mask(labels == v) for v in np.unique(labels)[1:]]
@@ -268,8 +271,9 @@ def _batched(masks, keep, holes, padding, hints):
 
 def _same(a: list, b: list) -> bool:
     """Identical geometries: same types, parts, rings, vertices and vertex order."""
-    return all((x is None and y is None) or (x is not None and y is not None and x.wkb == y.wkb)
-               for x, y in zip(a, b)) and len(a) == len(b)
+    return all(
+        (x is None and y is None) or (x is not None and y is not None and x.wkb == y.wkb) for x, y in zip(a, b)
+    ) and len(a) == len(b)
 
 
 @pytest.mark.parametrize("source", ["varied", "cells"])
@@ -279,7 +283,7 @@ def test_batched_padding_equals_per_mask_padding(source, padding):
     checked = 0
     for keep in ("largest", "all"):
         for holes in (True, False):
-            for hint in ((False, True) if keep == "largest" else (False,)):
+            for hint in (False, True) if keep == "largest" else (False,):
                 # A hint ("one component", from an earlier trace) only ever comes for such masks.
                 hints = [hint and _one_component(m) for m in masks]
                 want, want_pinched = _per_mask(masks, keep, holes, padding, hints)

@@ -1,4 +1,5 @@
 """The job runner: FIFO per device with queue positions, cancel keeps frames, failures end one run."""
+
 from __future__ import annotations
 
 import threading
@@ -6,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from sam2web import jobs
 from sam2web.errors import UserError
-from sam2web.jobs import Cancelled, JobRunner, error_sentence
+from sam2web.service import jobs
+from sam2web.service.jobs import Cancelled, JobRunner, error_sentence
 from sam2web.store import Store
 from sam2web.types import CompactMask, Location
 
@@ -28,6 +29,7 @@ def _gate_job(gate: threading.Event, started: threading.Event, frames: int = 2):
             if ctx.cancelled():
                 raise Cancelled()
             ctx.save_frames([(0, Location(0, t, 0), _mask())])
+
     return work
 
 
@@ -113,12 +115,15 @@ def test_cancel_queued_run_drops_it(store):
     assert runner.wait(r1, 20) and store.get_run(r1).status == "done"
 
 
-@pytest.mark.parametrize("err, words", [
-    (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), "ran out of memory"),
-    (MemoryError(), "ran out of memory"),
-    (UserError("Choose a smaller range."), "Choose a smaller range."),
-    (RuntimeError("CUDA error: device-side assert triggered"), "device failed"),
-])
+@pytest.mark.parametrize(
+    "err, words",
+    [
+        (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), "ran out of memory"),
+        (MemoryError(), "ran out of memory"),
+        (UserError("Choose a smaller range."), "Choose a smaller range."),
+        (RuntimeError("CUDA error: device-side assert triggered"), "device failed"),
+    ],
+)
 def test_failures_end_the_run_with_a_sentence_and_runner_keeps_serving(store, err, words):
     runner = JobRunner()
     ws = store.create_workspace()
@@ -140,7 +145,7 @@ def test_failures_end_the_run_with_a_sentence_and_runner_keeps_serving(store, er
 
 
 def test_predictor_is_built_once_and_shared(monkeypatch):
-    from sam2web import model
+    from sam2web.tracking import model
 
     jobs.clear_predictors()
     built = []
@@ -164,8 +169,8 @@ def test_predictor_is_built_once_and_shared(monkeypatch):
 
 
 def test_track_job_with_standin_persists_each_frame(store, monkeypatch):
-    from sam2web.stack import Stack
-    from sam2web import display, track
+    from sam2web.stack import Stack, display
+    from sam2web.tracking import track
     from sam2web.types import Prompt, Sequence
 
     monkeypatch.setenv("SAM2WEB_STANDIN", "1")
@@ -176,8 +181,14 @@ def test_track_job_with_standin_persists_each_frame(store, monkeypatch):
     prompt = Prompt(obj_id=0, loc=Location(0, 0, 0), box=(5.0, 6.0, 20.0, 18.0), tags=["cell"])
     ws = store.create_workspace()
     run = store.create_run(ws.id, {}, objects={"0": {"name": "a", "tags": ["cell"]}})
-    job = jobs.TrackJob(open_stack=lambda: stack, sequences=[seq], prompts=[prompt],
-                        display=display.DisplaySettings.default(stack), direction="forward", model="tiny")
+    job = jobs.TrackJob(
+        open_stack=lambda: stack,
+        sequences=[seq],
+        prompts=[prompt],
+        display=display.DisplaySettings.default(stack),
+        direction="forward",
+        model="tiny",
+    )
     saved = []
     orig = store.add_masks
     monkeypatch.setattr(store, "add_masks", lambda *a, **k: (saved.append(len(list(a[1]))), orig(*a, **k))[1])

@@ -1,4 +1,5 @@
 """SPEC.md's link rule: per object, sorted by (Time, Z), earlier -> later, gaps bridged, checkbox honoured."""
+
 from __future__ import annotations
 
 from shapely.geometry import box

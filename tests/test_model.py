@@ -2,6 +2,7 @@
 
 The network is never used: downloads go to an unreachable local URL or through a fake response.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam2web import model
 from sam2web.errors import UserError
+from sam2web.tracking import model
 
 torch = pytest.importorskip("torch")
 
@@ -40,8 +41,9 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 class FakeResponse(io.BytesIO):
     """What urlopen returns, for a download without a network; can fail after some bytes."""
 
-    def __init__(self, data: bytes, length: int | None = None, fail_after: int | None = None,
-                 exc: BaseException | None = None):
+    def __init__(
+        self, data: bytes, length: int | None = None, fail_after: int | None = None, exc: BaseException | None = None
+    ):
         super().__init__(data)
         self.headers = {"Content-Length": str(len(data) if length is None else length)}
         self.fail_after = fail_after
@@ -114,17 +116,26 @@ def test_random_weights_only_when_the_environment_says_so(monkeypatch, tmp_path)
     monkeypatch.setenv(model.ENV_IMAGE_SIZE, "256")
     predictor = model.load_predictor("tiny", device="cpu")
     info = model.describe(predictor)
-    assert info == {"device": "cpu", "precision": "fp32", "model": "tiny", "image_size": 256,
-                    "random_weights": True, "checkpoint": None}
+    assert info == {
+        "device": "cpu",
+        "precision": "fp32",
+        "model": "tiny",
+        "image_size": 256,
+        "random_weights": True,
+        "checkpoint": None,
+    }
     assert not any(p.requires_grad for p in predictor.parameters())
     assert "RANDOM" in model.RANDOM_WEIGHTS_WARNING
 
 
-@pytest.mark.parametrize("content, pattern", [
-    (b"", "is empty"),
-    (b"hello, this is text, not weights\n" * 10, "not a PyTorch checkpoint"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(200), "not a PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "content, pattern",
+    [
+        (b"", "is empty"),
+        (b"hello, this is text, not weights\n" * 10, "not a PyTorch checkpoint"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), "not a PyTorch checkpoint"),
+    ],
+)
 def test_files_that_are_not_checkpoints(tmp_path, content, pattern):
     path = tmp_path / "sam2.1_hiera_tiny.pt"
     path.write_bytes(content)
@@ -193,21 +204,21 @@ def test_download_verifies_then_renames(tmp_path, tiny_ckpt, monkeypatch):
     monkeypatch.setattr(model, "_open_url", lambda url, timeout=30.0: FakeResponse(data))
     seen = []
     dest = tmp_path / "dl"
-    path = model.download_checkpoint("tiny", progress=lambda d, t: seen.append((d, t)),
-                                     dest_dir=dest)
+    path = model.download_checkpoint("tiny", progress=lambda d, t: seen.append((d, t)), dest_dir=dest)
     assert path == dest / "sam2.1_hiera_tiny.pt" and path.read_bytes() == data
     assert sorted(p.name for p in dest.iterdir()) == ["sam2.1_hiera_tiny.pt"]
     assert seen[-1] == (len(data), len(data))
 
 
-@pytest.mark.parametrize("response, exc, pattern", [
-    (lambda: FakeResponse(b"PK\x03\x04" + bytes(500), length=2000), UserError, "stopped after 504"),
-    (lambda: FakeResponse(b"x" * 5000, fail_after=3000, exc=ConnectionResetError("reset")),
-     UserError, "reset"),
-    (lambda: FakeResponse(b"x" * 5000, fail_after=3000, exc=KeyboardInterrupt()),
-     KeyboardInterrupt, None),
-    (lambda: FakeResponse(b"garbage" * 100), UserError, "not a PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "response, exc, pattern",
+    [
+        (lambda: FakeResponse(b"PK\x03\x04" + bytes(500), length=2000), UserError, "stopped after 504"),
+        (lambda: FakeResponse(b"x" * 5000, fail_after=3000, exc=ConnectionResetError("reset")), UserError, "reset"),
+        (lambda: FakeResponse(b"x" * 5000, fail_after=3000, exc=KeyboardInterrupt()), KeyboardInterrupt, None),
+        (lambda: FakeResponse(b"garbage" * 100), UserError, "not a PyTorch checkpoint"),
+    ],
+)
 def test_failed_downloads_leave_no_file(tmp_path, monkeypatch, response, exc, pattern):
     monkeypatch.setattr(model, "_open_url", lambda url, timeout=30.0: response())
     dest = tmp_path / "dl"
@@ -264,6 +275,7 @@ def test_inference_context_autocasts_only_for_bf16(monkeypatch):
 
 # ----------------------------------------------------------------------------- patches
 
+
 def test_memory_attention_patch_fixes_the_bf16_float_mismatch():
     from sam2.modeling.memory_attention import MemoryAttention
 
@@ -285,7 +297,7 @@ def test_memory_attention_patch_fixes_the_bf16_float_mismatch():
 def test_patches_are_idempotent():
     from sam2.modeling.memory_attention import MemoryAttention
 
-    from sam2web import sam2_patches
+    from sam2web.tracking import sam2_patches
 
     sam2_patches.apply()
     first = MemoryAttention.forward
@@ -297,14 +309,14 @@ def test_patches_are_idempotent():
 def test_hole_filling_works_without_the_compiled_extension():
     import sam2.utils.misc as misc
 
-    from sam2web import sam2_patches
+    from sam2web.tracking import sam2_patches
 
     sam2_patches.apply()
     if sam2_patches.has_compiled_extension():
         pytest.skip("sam2._C is present: SAM2's own kernel fills holes")
     scores = torch.full((2, 1, 12, 16), 5.0)
-    scores[0, 0, 4:6, 4:6] = -3.0      # a 4-pixel hole: filled (<= 8)
-    scores[1, 0, 2:6, 2:6] = -3.0      # a 16-pixel hole: kept
+    scores[0, 0, 4:6, 4:6] = -3.0  # a 4-pixel hole: filled (<= 8)
+    scores[1, 0, 2:6, 2:6] = -3.0  # a 16-pixel hole: kept
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the "skipping post-processing" warning would fail here
         out = misc.fill_holes_in_mask_scores(scores, 8)
@@ -313,12 +325,12 @@ def test_hole_filling_works_without_the_compiled_extension():
 
 
 def test_connected_components_match_the_kernel_contract():
-    from sam2web.sam2_patches import connected_components_cv2
+    from sam2web.tracking.sam2_patches import connected_components_cv2
 
     mask = torch.zeros(1, 1, 6, 7, dtype=torch.bool)
-    mask[0, 0, 0:2, 0:2] = True   # area 4
-    mask[0, 0, 2, 2] = True       # touches diagonally: same 8-connected component -> area 5
-    mask[0, 0, 5, 6] = True       # alone: area 1
+    mask[0, 0, 0:2, 0:2] = True  # area 4
+    mask[0, 0, 2, 2] = True  # touches diagonally: same 8-connected component -> area 5
+    mask[0, 0, 5, 6] = True  # alone: area 1
     labels, counts = connected_components_cv2(mask)
     assert labels.shape == counts.shape == mask.shape
     c = counts[0, 0].numpy()

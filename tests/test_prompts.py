@@ -1,4 +1,5 @@
 """Prompt sources and their bad inputs: every problem is one UserError sentence, never a crash."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,17 @@ from sam2web.errors import UserError
 from sam2web.export import export_bytes
 from sam2web.geometry import annotations_from_result
 from sam2web.links import connect
-from sam2web.prompts import (available_tags, from_geojson, from_label_image, from_platform_json, load_prompts,
-                             make_box, prompt_from_dict, prompt_to_dict, renumber)
+from sam2web.prompts import (
+    available_tags,
+    from_geojson,
+    from_label_image,
+    from_platform_json,
+    load_prompts,
+    make_box,
+    prompt_from_dict,
+    prompt_to_dict,
+    renumber,
+)
 from sam2web.types import CompactMask, Location, ObjectInfo, Prompt, TrackResult
 
 W, H = 120, 80  # non-square on purpose
@@ -39,14 +49,17 @@ def test_make_box_clips_to_the_image():
     assert make_box(-5, 10, 50, 200, W, H) == (0.0, 10.0, 50.0, 80.0)
 
 
-@pytest.mark.parametrize("box, words", [
-    ((10, 10, 10, 20), "empty or inverted"),
-    ((30, 10, 20, 20), "empty or inverted"),
-    ((200, 10, 260, 20), "outside"),
-    ((-30, -30, -1, -1), "outside"),
-    ((float("nan"), 0, 5, 5), "finite number"),
-    (("a", 0, 5, 5), "finite number"),
-])
+@pytest.mark.parametrize(
+    "box, words",
+    [
+        ((10, 10, 10, 20), "empty or inverted"),
+        ((30, 10, 20, 20), "empty or inverted"),
+        ((200, 10, 260, 20), "outside"),
+        ((-30, -30, -1, -1), "outside"),
+        ((float("nan"), 0, 5, 5), "finite number"),
+        (("a", 0, 5, 5), "finite number"),
+    ],
+)
 def test_make_box_refuses_bad_boxes(box, words):
     with pytest.raises(UserError, match=words):
         make_box(*box, W, H)
@@ -54,8 +67,7 @@ def test_make_box_refuses_bad_boxes(box, words):
 
 # ---------------------------------------------------------------------------------- GeoJSON
 def test_polygons_become_bounds_boxes_at_their_location():
-    data = fc(poly_feature(10, 5, 30, 25, XY=0, Time=3, Z=1, tags=["cell"]),
-              poly_feature(50, 40, 200, 60, Time=4))
+    data = fc(poly_feature(10, 5, 30, 25, XY=0, Time=3, Z=1, tags=["cell"]), poly_feature(50, 40, 200, 60, Time=4))
     prompts = from_geojson(json.dumps(data), W, H)
     assert [p.obj_id for p in prompts] == [0, 1]
     assert prompts[0].box == (10.0, 5.0, 30.0, 25.0) and prompts[0].loc == Location(0, 3, 1)
@@ -85,27 +97,44 @@ def test_box_typed_polygon_and_default_location():
     assert prompts[0].box == (1, 2, 11, 12) and prompts[0].loc == Location(0, 7, 0)
 
 
-@pytest.mark.parametrize("data, words", [
-    ("", "empty"),
-    ("{not json", "not valid JSON"),
-    (b"\xff\xfe\x00garbage", "UTF-8"),
-    ('{"type": "Feature", "properties": {"Time": 0}}', "geometry type"),
-    ('[1, 2]', "not a GeoJSON FeatureCollection"),
-    (json.dumps(fc()), "no features"),
-    (json.dumps({"type": "FeatureCollection", "features": 3}), "features"),
-    (json.dumps(fc(poly_feature(1, 1, 5, 5))), "no location"),
-    (json.dumps(fc(poly_feature(500, 500, 600, 600, Time=0))), "outside"),
-    (json.dumps(fc(poly_feature(5, 5, 5, 9, Time=0))), "empty or inverted"),
-    (json.dumps(fc(point_feature(500, 5, Time=0))), "outside"),
-    (json.dumps(fc(point_feature(5, 5, Time=0, label=7))), "label"),
-    (json.dumps(fc(point_feature(5, 5, Time=0, label=0))), "only negative points"),
-    (json.dumps(fc(poly_feature(1, 1, 5, 5, Time=-1))), "0 or more"),
-    (json.dumps(fc(poly_feature(1, 1, 5, 5, Time="two"))), "whole number"),
-    (json.dumps(fc({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [["x"]]},
-                    "properties": {"Time": 0}})), "not an \\[x, y\\] pair"),
-    (json.dumps(fc({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []},
-                    "properties": {"Time": 0}})), "no coordinates"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ("", "empty"),
+        ("{not json", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "UTF-8"),
+        ('{"type": "Feature", "properties": {"Time": 0}}', "geometry type"),
+        ("[1, 2]", "not a GeoJSON FeatureCollection"),
+        (json.dumps(fc()), "no features"),
+        (json.dumps({"type": "FeatureCollection", "features": 3}), "features"),
+        (json.dumps(fc(poly_feature(1, 1, 5, 5))), "no location"),
+        (json.dumps(fc(poly_feature(500, 500, 600, 600, Time=0))), "outside"),
+        (json.dumps(fc(poly_feature(5, 5, 5, 9, Time=0))), "empty or inverted"),
+        (json.dumps(fc(point_feature(500, 5, Time=0))), "outside"),
+        (json.dumps(fc(point_feature(5, 5, Time=0, label=7))), "label"),
+        (json.dumps(fc(point_feature(5, 5, Time=0, label=0))), "only negative points"),
+        (json.dumps(fc(poly_feature(1, 1, 5, 5, Time=-1))), "0 or more"),
+        (json.dumps(fc(poly_feature(1, 1, 5, 5, Time="two"))), "whole number"),
+        (
+            json.dumps(
+                fc(
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": [["x"]]},
+                        "properties": {"Time": 0},
+                    }
+                )
+            ),
+            "not an \\[x, y\\] pair",
+        ),
+        (
+            json.dumps(
+                fc({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []}, "properties": {"Time": 0}})
+            ),
+            "no coordinates",
+        ),
+    ],
+)
 def test_bad_geojson_is_one_sentence(data, words):
     with pytest.raises(UserError, match=words) as info:
         from_geojson(data, W, H)
@@ -127,32 +156,41 @@ def test_our_own_export_reads_back_as_prompts():
     res = TrackResult(objects={0: ObjectInfo(0, tags=["cell"]), 5: ObjectInfo(5, tags=["cell"])})
     for t in range(3):
         m = np.zeros(shape, bool)
-        m[10 + t:20 + t, 30:50] = True
+        m[10 + t : 20 + t, 30:50] = True
         res.masks[(0, Location(0, t, 0))] = CompactMask.from_mask(m)
         m2 = np.zeros(shape, bool)
-        m2[50:60, 5 + t:15 + t] = True
+        m2[50:60, 5 + t : 15 + t] = True
         res.masks[(5, Location(0, t, 0))] = CompactMask.from_mask(m2)
     anns = annotations_from_result(res, smoothing=0)
     geo = export_bytes(anns, connect(anns))["annotations.geojson"]
     every = from_geojson(geo, W, H)
     assert len(every) == 6 and {p.obj_id for p in every} == {0, 1}
     first = from_geojson(geo, W, H, first_only=True)
-    assert [(p.obj_id, p.loc.time, p.box) for p in first] == [(0, 0, (30.0, 10.0, 50.0, 20.0)),
-                                                               (1, 0, (5.0, 50.0, 15.0, 60.0))]
+    assert [(p.obj_id, p.loc.time, p.box) for p in first] == [
+        (0, 0, (30.0, 10.0, 50.0, 20.0)),
+        (1, 0, (5.0, 50.0, 15.0, 60.0)),
+    ]
     nimbus = export_bytes(anns, [])["nimbus.json"]
     assert len(from_platform_json(nimbus, W, H)) == 6  # each record is its own object (SPEC.md)
 
 
 # ------------------------------------------------------------------------------ platform JSON
 def platform_record(coords, tags=("cell",), loc=None, shape="polygon") -> dict:
-    return {"shape": shape, "coordinates": [{"x": x, "y": y} for x, y in coords],
-            "location": loc or {"XY": 0, "Z": 0, "Time": 2}, "channel": 0, "tags": list(tags)}
+    return {
+        "shape": shape,
+        "coordinates": [{"x": x, "y": y} for x, y in coords],
+        "location": loc or {"XY": 0, "Z": 0, "Time": 2},
+        "channel": 0,
+        "tags": list(tags),
+    }
 
 
 def test_platform_polygons_become_bounds_filtered_by_tag():
-    recs = [platform_record([(10, 10), (30, 12), (20, 25)]),
-            platform_record([(50, 50), (60, 55), (55, 70)], tags=["other"], loc={"XY": 0, "Z": 3, "Time": 1}),
-            platform_record([(5, 6)], shape="point")]
+    recs = [
+        platform_record([(10, 10), (30, 12), (20, 25)]),
+        platform_record([(50, 50), (60, 55), (55, 70)], tags=["other"], loc={"XY": 0, "Z": 3, "Time": 1}),
+        platform_record([(5, 6)], shape="point"),
+    ]
     everything = from_platform_json(json.dumps(recs), W, H)
     assert [p.box for p in everything[:2]] == [(10, 10, 30, 25), (50, 50, 60, 70)]
     assert everything[1].loc == Location(0, 1, 3)
@@ -164,16 +202,21 @@ def test_platform_polygons_become_bounds_filtered_by_tag():
     assert available_tags(everything) == ["cell", "other"]
 
 
-@pytest.mark.parametrize("data, words", [
-    ("{}", "neither a list"),
-    ("[]", "no annotations"),
-    ("[3]", "not an object"),
-    (json.dumps([{"shape": "polygon", "coordinates": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]}]), "no location"),
-    (json.dumps([platform_record([(1, 1), (5, 5)], shape="ellipse")]), "shape"),
-    (json.dumps([platform_record([(1, 1), (5, 5)], loc={"XY": 0, "Z": 0, "Time": 1.5})]), "whole number"),
-    (json.dumps([{"shape": "polygon", "coordinates": [{"x": "a", "y": 1}], "location": {"Time": 0}}]),
-     "finite number"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ("{}", "neither a list"),
+        ("[]", "no annotations"),
+        ("[3]", "not an object"),
+        (json.dumps([{"shape": "polygon", "coordinates": [{"x": 1, "y": 1}, {"x": 5, "y": 5}]}]), "no location"),
+        (json.dumps([platform_record([(1, 1), (5, 5)], shape="ellipse")]), "shape"),
+        (json.dumps([platform_record([(1, 1), (5, 5)], loc={"XY": 0, "Z": 0, "Time": 1.5})]), "whole number"),
+        (
+            json.dumps([{"shape": "polygon", "coordinates": [{"x": "a", "y": 1}], "location": {"Time": 0}}]),
+            "finite number",
+        ),
+    ],
+)
 def test_bad_platform_json_is_one_sentence(data, words):
     with pytest.raises(UserError, match=words):
         from_platform_json(data, W, H)
@@ -190,13 +233,16 @@ def test_each_label_becomes_one_mask_prompt():
     assert prompts[0].loc == Location(0, 4, 0) and prompts[0].tags == ["seed"]
 
 
-@pytest.mark.parametrize("labels, words", [
-    (np.zeros((H, W + 1), np.uint8), "frames are 120x80"),
-    (np.zeros((2, H, W), np.uint8), "one 2D image"),
-    (np.zeros((H, W), np.uint8), "no labels"),
-    (np.full((H, W), 0.5), "whole-number labels"),
-    (np.full((H, W), -1, np.int32), "negative"),
-])
+@pytest.mark.parametrize(
+    "labels, words",
+    [
+        (np.zeros((H, W + 1), np.uint8), "frames are 120x80"),
+        (np.zeros((2, H, W), np.uint8), "one 2D image"),
+        (np.zeros((H, W), np.uint8), "no labels"),
+        (np.full((H, W), 0.5), "whole-number labels"),
+        (np.full((H, W), -1, np.int32), "negative"),
+    ],
+)
 def test_bad_label_images(labels, words):
     with pytest.raises(UserError, match=words):
         from_label_image(labels, Location(0, 0, 0), shape=(H, W))
@@ -227,8 +273,13 @@ def test_load_prompts_bad_files(tmp_path):
     (tmp_path / "bad.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
     small = tmp_path / "small.tif"
     tifffile.imwrite(small, np.ones((5, 5), np.uint8))
-    for name, words in [("empty.json", "empty"), ("text.geojson", "neither JSON"), ("bad.tif", "holds no image|cannot be read"),
-                        ("small.tif", "frames are"), ("missing.json", "does not exist")]:
+    for name, words in [
+        ("empty.json", "empty"),
+        ("text.geojson", "neither JSON"),
+        ("bad.tif", "holds no image|cannot be read"),
+        ("small.tif", "frames are"),
+        ("missing.json", "does not exist"),
+    ]:
         with pytest.raises(UserError, match=words):
             load_prompts(tmp_path / name, W, H)
 
@@ -243,12 +294,19 @@ def test_renumber_is_stable_and_sequential():
 def test_prompt_dict_round_trip_is_json_safe():
     mask = np.zeros((H, W), bool)
     mask[10:20, 30:33] = True
-    p = Prompt(3, Location(1, 2, 3), box=(1.5, 2, 30, 40), points=[(4, 5, 1), (6, 7, 0)], mask=mask,
-               tags=["a"], name="cell")
+    p = Prompt(
+        3, Location(1, 2, 3), box=(1.5, 2, 30, 40), points=[(4, 5, 1), (6, 7, 0)], mask=mask, tags=["a"], name="cell"
+    )
     d = json.loads(json.dumps(prompt_to_dict(p)))
     q = prompt_from_dict({**d, "colour": "#ff0000"})  # UI extras are ignored
-    assert (q.obj_id, q.loc, q.box, q.points, q.tags, q.name) == (3, Location(1, 2, 3), (1.5, 2, 30, 40),
-                                                                   [(4, 5, 1), (6, 7, 0)], ["a"], "cell")
+    assert (q.obj_id, q.loc, q.box, q.points, q.tags, q.name) == (
+        3,
+        Location(1, 2, 3),
+        (1.5, 2, 30, 40),
+        [(4, 5, 1), (6, 7, 0)],
+        ["a"],
+        "cell",
+    )
     assert np.array_equal(q.mask, mask)
     assert len(d["mask"]["bits"]) < 100  # the bbox only, not the frame
     with pytest.raises(UserError, match="damaged"):
@@ -259,25 +317,61 @@ def test_prompt_dict_round_trip_is_json_safe():
 
 # ---------------------------------------------------------------------------- property tests
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["type", "features", "geometry", "coordinates", "properties", "Time", "XY", "Z", "label",
-                         "object_id", "tags", "bbox", "annotations", "shape", "location", "x", "y"]) | st.text(max_size=5),
-        children, max_size=5),
-    max_leaves=25)
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "features",
+                    "geometry",
+                    "coordinates",
+                    "properties",
+                    "Time",
+                    "XY",
+                    "Z",
+                    "label",
+                    "object_id",
+                    "tags",
+                    "bbox",
+                    "annotations",
+                    "shape",
+                    "location",
+                    "x",
+                    "y",
+                ]
+            )
+            | st.text(max_size=5),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
 
-feature_like = st.fixed_dictionaries({
-    "type": st.sampled_from(["Feature", "Other"]),
-    "geometry": st.none() | st.fixed_dictionaries({
-        "type": st.sampled_from(["Polygon", "Point", "MultiPolygon", "LineString", "Circle"]),
-        "coordinates": json_values}),
-    "properties": json_values,
-})
+feature_like = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["Feature", "Other"]),
+        "geometry": st.none()
+        | st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["Polygon", "Point", "MultiPolygon", "LineString", "Circle"]),
+                "coordinates": json_values,
+            }
+        ),
+        "properties": json_values,
+    }
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(json_values, st.builds(lambda fs: {"type": "FeatureCollection", "features": fs},
-                                          st.lists(feature_like, max_size=4))))
+@given(
+    st.one_of(
+        json_values,
+        st.builds(lambda fs: {"type": "FeatureCollection", "features": fs}, st.lists(feature_like, max_size=4)),
+    )
+)
 def test_importers_raise_only_user_errors_on_junk(tmp_path_factory, doc):
     path = tmp_path_factory.mktemp("junk") / "prompts.json"
     path.write_text(json.dumps(doc))
@@ -309,11 +403,15 @@ def test_load_prompts_raises_only_user_errors_on_junk_bytes(tmp_path_factory, ra
 def test_huge_numbers_and_nested_locations():
     big = "1" + "0" * 400
     with pytest.raises(UserError, match="finite number"):
-        from_geojson('{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"Time":0},'
-                     '"geometry":{"type":"Point","coordinates":[' + big + ',1]}}]}', W, H)
+        from_geojson(
+            '{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"Time":0},'
+            '"geometry":{"type":"Point","coordinates":[' + big + ",1]}}]}",
+            W,
+            H,
+        )
     with pytest.raises(UserError, match="whole number"):
-        from_platform_json('[{"shape":"polygon","coordinates":[{"x":1,"y":1}],"location":{"Time":' + big + '}}]', W, H)
+        from_platform_json('[{"shape":"polygon","coordinates":[{"x":1,"y":1}],"location":{"Time":' + big + "}}]", W, H)
     with pytest.raises(UserError, match="finite number"):
-        make_box(0, 0, 10 ** 400, 5, W, H)
+        make_box(0, 0, 10**400, 5, W, H)
     feat = poly_feature(1, 2, 11, 12, location={"XY": 0, "Time": 6, "Z": 2})
     assert from_geojson(fc(feat), W, H)[0].loc == Location(0, 6, 2)

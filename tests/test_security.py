@@ -1,4 +1,5 @@
 """Issue 6's security rules, checked on the files themselves so a later edit cannot drop one quietly."""
+
 from __future__ import annotations
 
 import re
@@ -28,6 +29,6 @@ def test_no_unsafe_deserialisation():
 def test_only_the_checkpoint_download_touches_the_network():
     net = re.compile(r"\b(urllib|requests|http\.client|socket|httpx|aiohttp)\b")
     users = sorted(p.relative_to(REPO).as_posix() for p in SOURCES if net.search(p.read_text()))
-    assert users == ["sam2web/model.py"]
-    model_src = (REPO / "sam2web" / "model.py").read_text()
+    assert users == ["sam2web/tracking/model.py"]
+    model_src = (REPO / "sam2web" / "tracking" / "model.py").read_text()
     assert model_src.count("urlopen(") == 1

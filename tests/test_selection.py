@@ -1,4 +1,5 @@
 """Batch ranges and sequences (SPEC.md "Sequences"; issue 6's bad ranges)."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,18 +12,21 @@ from sam2web.types import Location
 
 
 # ---------------------------------------------------------------------------------- parse
-@pytest.mark.parametrize("text, expected", [
-    ("1-3, 5-8", [0, 1, 2, 4, 5, 6, 7]),
-    ("  2 ,4 ", [1, 3]),
-    ("1 - 3", [0, 1, 2]),
-    ("3 1 2", [0, 1, 2]),
-    ("5-5", [4]),
-    ("1-3, 2-4", [0, 1, 2, 3]),
-    ("ALL", list(range(10))),
-    (" all ", list(range(10))),
-    ("1-2;9", [0, 1, 8]),
-    ("10", [9]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1-3, 5-8", [0, 1, 2, 4, 5, 6, 7]),
+        ("  2 ,4 ", [1, 3]),
+        ("1 - 3", [0, 1, 2]),
+        ("3 1 2", [0, 1, 2]),
+        ("5-5", [4]),
+        ("1-3, 2-4", [0, 1, 2, 3]),
+        ("ALL", list(range(10))),
+        (" all ", list(range(10))),
+        ("1-2;9", [0, 1, 8]),
+        ("10", [9]),
+    ],
+)
 def test_parse_valid(text, expected):
     assert parse_ranges(text, 10, current=0) == expected
 
@@ -38,17 +42,20 @@ def test_past_the_end_message_names_part_and_range():
     assert str(err.value) == 'Batch Time "1-999" goes past the end: choose numbers from 1 to 30.'
 
 
-@pytest.mark.parametrize("text, words", [
-    ("3-1", ["3-1", "backwards", "1-3"]),
-    ("0", ['"0"', "below 1"]),
-    ("a", ['"a"', "not a number"]),
-    ("1-3, x", ['"x"']),
-    ("1--3", ['"1--3"']),
-    ("-2", ['"-2"']),
-    ("2.5", ['"2.5"']),
-    (",", ["names no frames"]),
-    ("11", ['"11"', "past the end"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("3-1", ["3-1", "backwards", "1-3"]),
+        ("0", ['"0"', "below 1"]),
+        ("a", ['"a"', "not a number"]),
+        ("1-3, x", ['"x"']),
+        ("1--3", ['"1--3"']),
+        ("-2", ['"-2"']),
+        ("2.5", ['"2.5"']),
+        (",", ["names no frames"]),
+        ("11", ['"11"', "past the end"]),
+    ],
+)
 def test_bad_ranges_name_the_bad_part(text, words):
     with pytest.raises(UserError) as err:
         parse_ranges(text, 10, current=0, name="Z")
@@ -72,17 +79,21 @@ def test_format_ranges():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=1, max_value=60).flatmap(
-    lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1), min_size=1))))
+@given(
+    st.integers(min_value=1, max_value=60).flatmap(
+        lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1), min_size=1))
+    )
+)
 def test_format_then_parse_round_trips(case):
     size, chosen = case
     assert parse_ranges(format_ranges(chosen), size, current=0) == sorted(chosen)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789-,; aAlL\t–:x.")), max_size=20)
-       | st.text(max_size=20),
-       st.integers(min_value=1, max_value=50))
+@given(
+    st.text(alphabet=st.sampled_from(list("0123456789-,; aAlL\t–:x.")), max_size=20) | st.text(max_size=20),
+    st.integers(min_value=1, max_value=50),
+)
 def test_junk_never_raises_anything_but_user_error(text, size):
     try:
         result = parse_ranges(text, size, current=0)

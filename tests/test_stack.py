@@ -1,4 +1,5 @@
 """Stack: every supported layout opens with the right sizes and the right pixels, lazily."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from sam2web import sample
 from sam2web.errors import UserError
-from sam2web.stack import FrameCache, Stack, open_stack, reopen
+from sam2web.stack import FrameCache, Stack, open_stack, reopen, sample
 from sam2web.types import Location
 
 try:  # tests/ is a package in this repository; the fallback keeps a plain rootdir run working
@@ -65,8 +65,9 @@ def test_from_array_singleton_extra_axes_are_ignored():
     assert s.sizes["T"] == 3
 
 
-@pytest.mark.parametrize("axes, shape", [("TYX", (20, 30)), ("TX", (3, 30)),
-                                         ("TAYX", (3, 2, 20, 30)), ("TTYX", (3, 2, 20, 30))])
+@pytest.mark.parametrize(
+    "axes, shape", [("TYX", (20, 30)), ("TX", (3, 30)), ("TAYX", (3, 2, 20, 30)), ("TTYX", (3, 2, 20, 30))]
+)
 def test_from_array_refuses_bad_axes(axes, shape):
     with pytest.raises(UserError):
         Stack.from_array(np.zeros(shape, np.uint8), axes)
@@ -76,8 +77,7 @@ def test_from_array_refuses_bad_axes(axes, shape):
 def test_imagej_hyperstack_tzcyx(tmp_path):
     data = ramp((4, 3, 2, 20, 30))
     path = tmp_path / "hyper.tif"
-    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.5, 1 / 0.25),
-                     metadata={"axes": "TZCYX", "unit": "um"})
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 0.5, 1 / 0.25), metadata={"axes": "TZCYX", "unit": "um"})
     s = open_stack(path)
     assert s.sizes == {"XY": 1, "T": 4, "Z": 3, "C": 2, "Y": 20, "X": 30}
     assert s.dtype == np.uint16
@@ -94,8 +94,15 @@ def test_ome_tiff_series_become_positions(tmp_path):
     stacks = [ramp((3, 2, 20, 30)) + i for i in range(2)]
     with tifffile.TiffWriter(path, ome=True) as w:
         for arr in stacks:
-            w.write(arr, metadata={"axes": "TCYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.4,
-                                   "Channel": {"Name": ["dapi", "gfp"]}})
+            w.write(
+                arr,
+                metadata={
+                    "axes": "TCYX",
+                    "PhysicalSizeX": 0.3,
+                    "PhysicalSizeY": 0.4,
+                    "Channel": {"Name": ["dapi", "gfp"]},
+                },
+            )
     s = open_stack(path)
     assert s.sizes == {"XY": 2, "T": 3, "Z": 1, "C": 2, "Y": 20, "X": 30}
     assert s.channel_names == ["dapi", "gfp"]
@@ -149,8 +156,7 @@ def test_rgb_tiff_is_three_channels(tmp_path, planar):
     rgb = ramp((20, 30, 3)).astype(np.uint8)
     path = tmp_path / "rgb.tif"
     if planar:
-        tifffile.imwrite(path, np.moveaxis(rgb, -1, 0), photometric="rgb",
-                         planarconfig="separate", metadata=None)
+        tifffile.imwrite(path, np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate", metadata=None)
     else:
         tifffile.imwrite(path, rgb, photometric="rgb", metadata=None)
     s = open_stack(path)

@@ -1,4 +1,5 @@
 """Issue 6, files and folders: every bad input is refused with one sentence (a UserError)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,7 @@ def _sentence(err: pytest.ExceptionInfo) -> str:
 
 
 def _multipage(path, n=5, compression=None):
-    tifffile.imwrite(path, ramp((n, 64, 64)), compression=compression,
-                     photometric="minisblack", metadata=None)
+    tifffile.imwrite(path, ramp((n, 64, 64)), compression=compression, photometric="minisblack", metadata=None)
     return path.read_bytes()
 
 
@@ -138,8 +138,7 @@ def test_folder_mixing_gray_and_rgb_or_bit_depths(tmp_path):
 
 def test_folder_containing_a_stack(tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((20, 30), np.uint8))
-    tifffile.imwrite(tmp_path / "b.tif", np.zeros((4, 20, 30), np.uint8),
-                     photometric="minisblack", metadata=None)
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((4, 20, 30), np.uint8), photometric="minisblack", metadata=None)
     with pytest.raises(UserError, match="one 2D image"):
         open_stack(tmp_path)
 
@@ -159,8 +158,9 @@ def test_bad_file_inside_a_folder_is_named(tmp_path):
 
 
 def test_unknown_extra_dimension(tmp_path):
-    tifffile.imwrite(tmp_path / "angle.tif", np.zeros((3, 4, 20, 30), np.uint8),
-                     photometric="minisblack", metadata={"axes": "ATYX"})
+    tifffile.imwrite(
+        tmp_path / "angle.tif", np.zeros((3, 4, 20, 30), np.uint8), photometric="minisblack", metadata={"axes": "ATYX"}
+    )
     with pytest.raises(UserError) as err:
         open_stack(tmp_path / "angle.tif")
     assert "angle" in _sentence(err)
@@ -168,8 +168,7 @@ def test_unknown_extra_dimension(tmp_path):
 
 def test_unknown_singleton_dimension_is_fine(tmp_path):
     data = ramp((1, 4, 20, 30))
-    tifffile.imwrite(tmp_path / "ok.tif", data, photometric="minisblack",
-                     metadata={"axes": "ATYX"})
+    tifffile.imwrite(tmp_path / "ok.tif", data, photometric="minisblack", metadata={"axes": "ATYX"})
     s = open_stack(tmp_path / "ok.tif")
     assert s.sizes["T"] == 4
     np.testing.assert_array_equal(s.frame(Location(0, 2, 0)), data[0, 2])
@@ -190,13 +189,12 @@ def test_bad_options(tmp_path):
 def test_damaged_page_is_reported_when_read(tmp_path):
     """A page whose compressed bytes are garbage opens (header fine) but says so when read."""
     path = tmp_path / "bad.tif"
-    tifffile.imwrite(path, ramp((3, 64, 64)), compression="zlib", photometric="minisblack",
-                     metadata=None)
+    tifffile.imwrite(path, ramp((3, 64, 64)), compression="zlib", photometric="minisblack", metadata=None)
     with tifffile.TiffFile(path) as tif:
         offset = tif.pages[1].dataoffsets[0]
         count = tif.pages[1].databytecounts[0]
     raw = bytearray(path.read_bytes())
-    raw[offset:offset + count] = b"\x00" * count
+    raw[offset : offset + count] = b"\x00" * count
     path.write_bytes(bytes(raw))
     s = open_stack(path)
     with pytest.raises(UserError) as err:
@@ -212,9 +210,9 @@ def _png_with_size(path, width: int, height: int) -> None:
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(path)
     raw = bytearray(path.read_bytes())
     ihdr = raw.index(b"IHDR")
-    raw[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(raw[ihdr:ihdr + 17])) & 0xFFFFFFFF
-    raw[ihdr + 17:ihdr + 21] = struct.pack(">I", crc)
+    raw[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(raw[ihdr : ihdr + 17])) & 0xFFFFFFFF
+    raw[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     path.write_bytes(bytes(raw))
 
 
@@ -247,12 +245,9 @@ def test_jpeg_named_png(tmp_path):
 def fuzz_bases(tmp_path_factory):
     """Small valid files of each kind; the property test corrupts copies of them."""
     folder = tmp_path_factory.mktemp("fuzz")
-    tifffile.imwrite(folder / "a.tif", ramp((3, 2, 16, 24)), imagej=True,
-                     metadata={"axes": "TCYX"})
-    tifffile.imwrite(folder / "b.tif", ramp((4, 16, 24)), compression="zlib",
-                     photometric="minisblack", metadata=None)
-    tifffile.imwrite(folder / "c.ome.tif", ramp((2, 2, 16, 24)).astype(np.uint8), ome=True,
-                     metadata={"axes": "TCYX"})
+    tifffile.imwrite(folder / "a.tif", ramp((3, 2, 16, 24)), imagej=True, metadata={"axes": "TCYX"})
+    tifffile.imwrite(folder / "b.tif", ramp((4, 16, 24)), compression="zlib", photometric="minisblack", metadata=None)
+    tifffile.imwrite(folder / "c.ome.tif", ramp((2, 2, 16, 24)).astype(np.uint8), ome=True, metadata={"axes": "TCYX"})
     Image.fromarray(ramp((16, 24, 3)).astype(np.uint8)).save(folder / "d.png")
     return folder, {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -260,13 +255,12 @@ def fuzz_bases(tmp_path_factory):
 @settings(max_examples=120, deadline=None)
 @given(data=st.data())
 def test_corrupted_files_only_ever_raise_user_error(fuzz_bases, data):
-    from sam2web.display import render
+    from sam2web.stack.display import render
 
     folder, bases = fuzz_bases
     name = data.draw(st.sampled_from(sorted(bases)))
     raw = bytearray(bases[name])
-    edits = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)),
-                               min_size=1, max_size=6))
+    edits = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), min_size=1, max_size=6))
     for pos, value in edits:
         raw[pos] = value
     cut = data.draw(st.one_of(st.none(), st.integers(0, len(raw))))

@@ -1,4 +1,5 @@
 """The workspace store: reopen after a restart, interrupted runs keep frames, deletes, safe names."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -14,15 +15,20 @@ from sam2web.types import CompactMask, Location
 
 def _mask(h=20, w=30, r=5, c=7) -> CompactMask:
     m = np.zeros((h, w), bool)
-    m[r:r + 4, c:c + 6] = True
+    m[r : r + 4, c : c + 6] = True
     return CompactMask.from_mask(m)
 
 
 def test_workspace_round_trip_survives_restart(tmp_path):
     s = Store(tmp_path)
     ws = s.create_workspace("My cells")
-    s.update_workspace(ws.id, dataset={"kind": "sample"}, display={"channels": [{"index": 0}]},
-                       prompts=[{"obj_id": 0, "box": [1, 2, 3, 4]}], view={"time": 3})
+    s.update_workspace(
+        ws.id,
+        dataset={"kind": "sample"},
+        display={"channels": [{"index": 0}]},
+        prompts=[{"obj_id": 0, "box": [1, 2, 3, 4]}],
+        view={"time": 3},
+    )
     s.set_last_opened(ws.id)
     s.close()
     s2 = Store(tmp_path)  # a "restart": a new Store on the same folder
@@ -38,8 +44,9 @@ def test_workspace_round_trip_survives_restart(tmp_path):
 def test_masks_per_frame_and_load_result(tmp_path):
     s = Store(tmp_path)
     ws = s.create_workspace()
-    run = s.create_run(ws.id, {"model": "tiny", "channel": 0}, objects={"0": {"name": "a", "tags": ["cell"]}},
-                       total_frames=3)
+    run = s.create_run(
+        ws.id, {"model": "tiny", "channel": 0}, objects={"0": {"name": "a", "tags": ["cell"]}}, total_frames=3
+    )
     s.add_masks(run, [(0, Location(0, 0, 0), _mask())], done_frames=1)
     s.add_masks(run, [(0, Location(0, 1, 0), _mask(r=6))], done_frames=2)
     res = s.load_result(run)
@@ -91,15 +98,18 @@ def test_delete_removes_files_runs_and_masks(tmp_path):
     assert s.last_opened() is None
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("../../etc/passwd", "passwd"),
-    ("..\\..\\windows\\system.ini", "system.ini"),
-    ("/abs/path/cells.tif", "cells.tif"),
-    ("..", "file"),
-    ("", "file"),
-    ("my cells (1).ome.tif", "my_cells_1_.ome.tif"),
-    ("-rf.tif", "rf.tif"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\system.ini", "system.ini"),
+        ("/abs/path/cells.tif", "cells.tif"),
+        ("..", "file"),
+        ("", "file"),
+        ("my cells (1).ome.tif", "my_cells_1_.ome.tif"),
+        ("-rf.tif", "rf.tif"),
+    ],
+)
 def test_sanitize_filename(name, expected):
     assert sanitize_filename(name) == expected
 
@@ -155,7 +165,8 @@ def test_data_root_from_environment(tmp_path, monkeypatch):
     assert s.root == (tmp_path / "d").resolve() and (tmp_path / "d" / "sam2web.db").exists()
 
 
-from hypothesis import given, settings, strategies as hst  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as hst
 
 
 @settings(max_examples=300, deadline=None)

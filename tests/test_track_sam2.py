@@ -4,14 +4,15 @@ Random weights make the masks meaningless, so these tests pin the plumbing: whic
 covered, shapes (H, W) on a 72 x 120 stack, object ids, polygons inside the image, no crash in
 any direction on CPU fp32 (upstream bf16/float bug), corrections, cancel, lazy frames.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.engine_helpers import H, N_FRAMES, W, SyntheticStack, box_prompt, time_sequence, tiny_predictor
-from sam2web.track import TrackSession, track
+from sam2web.tracking.track import TrackSession, track
 from sam2web.types import Location, Prompt
+from tests.engine_helpers import N_FRAMES, H, SyntheticStack, W, box_prompt, time_sequence, tiny_predictor
 
 pytest.importorskip("sam2")
 
@@ -42,14 +43,20 @@ def assert_polygons_inside(result):
 
 def test_forward_with_a_real_stack_and_display():
     predictor = tiny_predictor(256)
-    from sam2web.display import DisplaySettings
     from sam2web.stack import Stack
+    from sam2web.stack.display import DisplaySettings
 
     synth = SyntheticStack()
     arr = np.stack([synth.frame(Location(0, t, 0)) for t in range(N_FRAMES)]).astype(np.uint16)
     stack = Stack.from_array(arr * 100, axes="TYX")
-    result = track(stack, [time_sequence()], [box_prompt(0, 1, synth)], predictor,
-                   DisplaySettings.default(stack), direction="forward")
+    result = track(
+        stack,
+        [time_sequence()],
+        [box_prompt(0, 1, synth)],
+        predictor,
+        DisplaySettings.default(stack),
+        direction="forward",
+    )
     assert frames_of(result, 0) == [1, 2, 3, 4, 5]
     assert set(result.objects) == {0}
     assert all(m.shape == (H, W) for m in result.masks.values())
@@ -72,8 +79,15 @@ def test_backward_two_objects_on_different_frames(predictor, stack):
 def test_both_directions_cover_every_frame(predictor, stack):
     prompts = [box_prompt(0, 2, stack), box_prompt(1, 4, stack)]
     seen: list[int] = []
-    result = track(stack, [time_sequence()], prompts, predictor, stack.render, direction="both",
-                   on_frame=lambda loc, masks: seen.append(loc.time))
+    result = track(
+        stack,
+        [time_sequence()],
+        prompts,
+        predictor,
+        stack.render,
+        direction="both",
+        on_frame=lambda loc, masks: seen.append(loc.time),
+    )
     assert frames_of(result, 0) == frames_of(result, 1) == list(range(N_FRAMES))
     assert sorted(set(seen)) == list(range(N_FRAMES))
     assert set(result.objects) == {0, 1}
@@ -84,7 +98,7 @@ def test_frames_are_read_lazily_and_only_where_needed(predictor, stack):
     track(stack, [time_sequence()], [box_prompt(0, 3, stack)], predictor, stack.render)
     times = [loc.time for loc in stack.reads]
     assert set(times) == {3, 4, 5}  # frames before the prompt are never rendered
-    assert len(times) == 3          # each frame rendered once: no preload, no second pass
+    assert len(times) == 3  # each frame rendered once: no preload, no second pass
 
 
 def test_correction_reuses_features_and_rewrites_from_its_frame(predictor, stack):
@@ -103,8 +117,9 @@ def test_correction_reuses_features_and_rewrites_from_its_frame(predictor, stack
 
 
 def test_correction_through_previous_result(predictor, stack):
-    previous = track(stack, [time_sequence()], [box_prompt(0, 0, stack), box_prompt(1, 0, stack)],
-                     predictor, stack.render)
+    previous = track(
+        stack, [time_sequence()], [box_prompt(0, 0, stack), box_prompt(1, 0, stack)], predictor, stack.render
+    )
     fix = Prompt(obj_id=1, loc=Location(0, 2, 0), box=(60.0, 30.0, 90.0, 60.0))
     result = track(stack, [time_sequence()], [fix], predictor, stack.render, result=previous)
     assert frames_of(result, 1) == list(range(N_FRAMES))
@@ -116,9 +131,15 @@ def test_correction_through_previous_result(predictor, stack):
 
 def test_cancel_mid_run_keeps_finished_frames(predictor, stack):
     done: list[int] = []
-    result = track(stack, [time_sequence()], [box_prompt(0, 0, stack)], predictor, stack.render,
-                   cancel=lambda: len(done) >= 2,
-                   on_frame=lambda loc, masks: done.append(loc.time))
+    result = track(
+        stack,
+        [time_sequence()],
+        [box_prompt(0, 0, stack)],
+        predictor,
+        stack.render,
+        cancel=lambda: len(done) >= 2,
+        on_frame=lambda loc, masks: done.append(loc.time),
+    )
     assert result.partial
     assert frames_of(result, 0) == [0, 1] == done
     assert [loc.time for loc in stack.reads] == [0, 1]  # stopped before frame 2 was read
@@ -127,8 +148,10 @@ def test_cancel_mid_run_keeps_finished_frames(predictor, stack):
 def test_mask_and_point_prompts(predictor, stack):
     mask = np.zeros((H, W), bool)
     mask[38:58, 70:90] = True
-    prompts = [Prompt(obj_id=3, loc=Location(0, 0, 0), mask=mask),
-               Prompt(obj_id=7, loc=Location(0, 1, 0), points=[(26.0, 24.0, 1), (60.0, 60.0, 0)])]
+    prompts = [
+        Prompt(obj_id=3, loc=Location(0, 0, 0), mask=mask),
+        Prompt(obj_id=7, loc=Location(0, 1, 0), points=[(26.0, 24.0, 1), (60.0, 60.0, 0)]),
+    ]
     result = track(stack, [time_sequence()], prompts, predictor, stack.render)
     assert set(result.objects) == {3, 7}
     assert frames_of(result, 3) == list(range(N_FRAMES))
@@ -137,12 +160,13 @@ def test_mask_and_point_prompts(predictor, stack):
 
 def test_cpu_bf16_reverse_does_not_crash(stack):
     bf16 = tiny_predictor(128, "bf16")  # bf16 matmuls are slow on most CPUs: keep it small
-    from sam2web.model import describe
+    from sam2web.tracking.model import describe
 
     assert describe(bf16)["precision"] == "bf16"
     seq = time_sequence(n=3, reverse=True)
-    result = track(stack, [seq], [box_prompt(0, 2, stack), box_prompt(1, 1, stack)], bf16,
-                   stack.render, direction="backward")
+    result = track(
+        stack, [seq], [box_prompt(0, 2, stack), box_prompt(1, 1, stack)], bf16, stack.render, direction="backward"
+    )
     assert frames_of(result, 0) == [0, 1, 2]
     assert frames_of(result, 1) == [0, 1]
 
@@ -158,7 +182,7 @@ def test_same_masks_as_plain_sam2_and_trimming_is_lossless(predictor, monkeypatc
     import sam2.sam2_video_predictor as svp
     import torch
 
-    from sam2web.track import LazyFrames
+    from sam2web.tracking.track import LazyFrames
 
     monkeypatch.setattr(predictor, "max_obj_ptrs_in_encoder", 3)
     monkeypatch.setattr(predictor, "num_maskmem", 3)

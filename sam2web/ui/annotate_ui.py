@@ -4,6 +4,7 @@ Why: drawn shapes must become prompts in full-resolution pixels at once (saved t
 workspace on every change, so a refresh loses nothing), and each box is an object with its own
 colour, id, name and tags that the user can rename, re-tag or delete.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,9 @@ def objects_of(prompts: list[Prompt]) -> dict[int, dict]:
     """obj_id -> {"name", "tags", "frames": [Location...]} in id order."""
     out: dict[int, dict] = {}
     for p in sorted(prompts, key=lambda p: p.obj_id):
-        entry = out.setdefault(p.obj_id, {"name": p.name or f"Object {p.obj_id + 1}", "tags": list(p.tags),
-                                          "frames": []})
+        entry = out.setdefault(
+            p.obj_id, {"name": p.name or f"Object {p.obj_id + 1}", "tags": list(p.tags), "frames": []}
+        )
         entry["frames"].append(p.loc)
         if p.name:
             entry["name"] = p.name
@@ -44,8 +46,16 @@ def next_obj_id(prompts: list[Prompt]) -> int:
     return max((p.obj_id for p in prompts), default=-1) + 1
 
 
-def apply_shapes(prompts: list[Prompt], shapes: list[dict], loc: Location, mode: str, selected: int | None,
-                 width: int, height: int, tags: list[str]) -> tuple[list[Prompt], int | None]:
+def apply_shapes(
+    prompts: list[Prompt],
+    shapes: list[dict],
+    loc: Location,
+    mode: str,
+    selected: int | None,
+    width: int,
+    height: int,
+    tags: list[str],
+) -> tuple[list[Prompt], int | None]:
     """Turn newly drawn shapes into prompts; returns (prompts, the object to select next).
 
     A box in "box_new" mode is a new object; in "box_obj" mode it replaces (or adds) the selected
@@ -64,8 +74,15 @@ def apply_shapes(prompts: list[Prompt], shapes: list[dict], loc: Location, mode:
                     existing.box = box
                 else:
                     info = objects_of(prompts).get(selected, {})
-                    prompts.append(Prompt(obj_id=selected, loc=loc, box=box, tags=list(info.get("tags", tags)),
-                                          name=info.get("name", "")))
+                    prompts.append(
+                        Prompt(
+                            obj_id=selected,
+                            loc=loc,
+                            box=box,
+                            tags=list(info.get("tags", tags)),
+                            name=info.get("name", ""),
+                        )
+                    )
             else:
                 new_id = next_obj_id(prompts)
                 prompts.append(Prompt(obj_id=new_id, loc=loc, box=box, tags=list(tags), name=f"Object {new_id + 1}"))
@@ -77,8 +94,12 @@ def apply_shapes(prompts: list[Prompt], shapes: list[dict], loc: Location, mode:
             existing = _prompt_at(prompts, target, loc)
             if existing is None:
                 info = objects_of(prompts).get(target, {})
-                existing = Prompt(obj_id=target, loc=loc, tags=list(info.get("tags", tags)),
-                                  name=info.get("name", f"Object {target + 1}"))
+                existing = Prompt(
+                    obj_id=target,
+                    loc=loc,
+                    tags=list(info.get("tags", tags)),
+                    name=info.get("name", f"Object {target + 1}"),
+                )
                 prompts.append(existing)
             existing.points = list(existing.points) + [point]
             selected = target
@@ -108,8 +129,13 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     sel_default = st.session_state["ann_selected"] if "ann_selected" in st.session_state else view.get("selected_obj")
     options = [None] + ids
     index = options.index(sel_default) if sel_default in options else 0
-    selected = c2.selectbox("Selected object", options, index=index, key=f"ann_sel_{st.session_state.get('ann_version', 0)}",
-                            format_func=lambda i: "— none —" if i is None else f"#{i} {objects[i]['name']}")
+    selected = c2.selectbox(
+        "Selected object",
+        options,
+        index=index,
+        key=f"ann_sel_{st.session_state.get('ann_version', 0)}",
+        format_func=lambda i: "— none —" if i is None else f"#{i} {objects[i]['name']}",
+    )
     st.session_state["ann_selected"] = selected
     if view.get("selected_obj") != selected:
         view = {**view, "selected_obj": selected}
@@ -118,24 +144,34 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     tags_text = c3.text_input("Tags for new objects (comma-separated)", value="cell", key="ann_tags")
     fit = canvas.fit_canvas(width, height)
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]
-    initial = canvas.initial_drawing([(p.box, color_for(p.obj_id)) for p in here if p.box is not None],
-                                     [pt for p in here for pt in p.points], fit)
+    initial = canvas.initial_drawing(
+        [(p.box, color_for(p.obj_id)) for p in here if p.box is not None], [pt for p in here for pt in p.points], fit
+    )
     rgb = state.render(ws, stack, loc, settings)
-    stroke = canvas.NEGATIVE_COLOR if mode == "neg" else canvas.POSITIVE_COLOR if mode == "pos" else \
-        color_for(selected if (mode == "box_obj" and selected is not None) else next_obj_id(prompts))
+    stroke = (
+        canvas.NEGATIVE_COLOR
+        if mode == "neg"
+        else canvas.POSITIVE_COLOR
+        if mode == "pos"
+        else color_for(selected if (mode == "box_obj" and selected is not None) else next_obj_id(prompts))
+    )
     key = f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{st.session_state.get('ann_version', 0)}"
-    shapes = canvas.draw_on_frame(rgb, fit, "box" if mode.startswith("box") else "point", initial, key,
-                                  stroke_color=stroke)
+    shapes = canvas.draw_on_frame(
+        rgb, fit, "box" if mode.startswith("box") else "point", initial, key, stroke_color=stroke
+    )
     if shapes:
         with state.guard():
-            new_prompts, new_sel = apply_shapes(prompts, shapes, loc, mode, selected, width, height,
-                                                parse_tags(tags_text))
+            new_prompts, new_sel = apply_shapes(
+                prompts, shapes, loc, mode, selected, width, height, parse_tags(tags_text)
+            )
             state.save_prompts(ws, new_prompts)
             st.session_state["ann_selected"] = new_sel
             _bump()
             st.rerun()
-    st.caption(f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px "
-               f"shown at {fit.canvas_w} × {fit.canvas_h}; coordinates are mapped back to image pixels.")
+    st.caption(
+        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px "
+        f"shown at {fit.canvas_w} × {fit.canvas_h}; coordinates are mapped back to image pixels."
+    )
 
 
 def object_list(ws: Workspace) -> None:
@@ -149,8 +185,10 @@ def object_list(ws: Workspace) -> None:
     for obj_id, info in objects.items():
         color = color_for(obj_id)
         c0, c1, c2, c3, c4 = st.columns([0.3, 2, 2, 2, 1])
-        c0.markdown(f"<div style='width:18px;height:18px;margin-top:32px;background:{color};"
-                    f"border-radius:3px'></div>", unsafe_allow_html=True)
+        c0.markdown(
+            f"<div style='width:18px;height:18px;margin-top:32px;background:{color};border-radius:3px'></div>",
+            unsafe_allow_html=True,
+        )
         name = c1.text_input(f"Name of #{obj_id}", value=info["name"], key=f"ann_name_{obj_id}_{ver}")
         tags = c2.text_input(f"Tags of #{obj_id}", value=", ".join(info["tags"]), key=f"ann_tagsof_{obj_id}_{ver}")
         frames = ", ".join(f"T{l.time + 1}/Z{l.z + 1}/XY{l.xy + 1}" for l in info["frames"][:4])
@@ -192,8 +230,9 @@ def do_import(ws: Workspace, stack: Any, loc: Location, name: str, data: bytes, 
     s = state.store()
     path = s.save_upload(ws.id, name, data, staging=True)
     try:
-        imported = prompts_mod.load_prompts(path, int(stack.sizes["X"]), int(stack.sizes["Y"]),
-                                            tags=tags or None, loc=loc)
+        imported = prompts_mod.load_prompts(
+            path, int(stack.sizes["X"]), int(stack.sizes["Y"]), tags=tags or None, loc=loc
+        )
     finally:
         s.discard_staging(ws.id)
     if not imported:

@@ -11,6 +11,7 @@ Test injection (documented contract): before a run, set
 returns those shapes (once; the key is popped) instead of rendering the canvas, so AppTest can
 "draw" without a browser.
 """
+
 from __future__ import annotations
 
 import io
@@ -62,7 +63,9 @@ def image_to_canvas(x: float, y: float, fit: CanvasFit) -> tuple[float, float]:
     return x * fit.canvas_w / fit.image_w, y * fit.canvas_h / fit.image_h
 
 
-def canvas_box_to_image(left: float, top: float, width: float, height: float, fit: CanvasFit) -> tuple[float, float, float, float]:
+def canvas_box_to_image(
+    left: float, top: float, width: float, height: float, fit: CanvasFit
+) -> tuple[float, float, float, float]:
     """A canvas rectangle to an (x0, y0, x1, y1) box in image pixels, clipped to the image."""
     x0, y0 = canvas_to_image(min(left, left + width), min(top, top + height), fit)
     x1, y1 = canvas_to_image(max(left, left + width), max(top, top + height), fit)
@@ -116,24 +119,58 @@ def shapes_from_json(json_data: dict | None, fit: CanvasFit, skip: int = 0, min_
     return shapes
 
 
-def initial_drawing(boxes: list[tuple[tuple[float, float, float, float], str]],
-                    points: list[tuple[float, float, int]], fit: CanvasFit, stroke_width: int = 2) -> dict:
+def initial_drawing(
+    boxes: list[tuple[tuple[float, float, float, float], str]],
+    points: list[tuple[float, float, int]],
+    fit: CanvasFit,
+    stroke_width: int = 2,
+) -> dict:
     """Existing prompts of this frame as canvas objects (boxes in their object colour, points)."""
     objects: list[dict[str, Any]] = []
     for (x0, y0, x1, y1), color in boxes:
         cx0, cy0 = image_to_canvas(x0, y0, fit)
         cx1, cy1 = image_to_canvas(x1, y1, fit)
-        objects.append({"type": "rect", "left": cx0, "top": cy0, "width": cx1 - cx0, "height": cy1 - cy0,
-                        "originX": "left", "originY": "top", "scaleX": 1, "scaleY": 1, "angle": 0,
-                        "stroke": color, "strokeWidth": stroke_width, "fill": "rgba(0,0,0,0)",
-                        "strokeUniform": True, "selectable": False, "evented": False})
+        objects.append(
+            {
+                "type": "rect",
+                "left": cx0,
+                "top": cy0,
+                "width": cx1 - cx0,
+                "height": cy1 - cy0,
+                "originX": "left",
+                "originY": "top",
+                "scaleX": 1,
+                "scaleY": 1,
+                "angle": 0,
+                "stroke": color,
+                "strokeWidth": stroke_width,
+                "fill": "rgba(0,0,0,0)",
+                "strokeUniform": True,
+                "selectable": False,
+                "evented": False,
+            }
+        )
     radius = 4
     for x, y, label in points:
         cx, cy = image_to_canvas(x, y, fit)
         color = POSITIVE_COLOR if label else NEGATIVE_COLOR
-        objects.append({"type": "circle", "left": cx - radius - 1, "top": cy, "originX": "left",
-                        "originY": "center", "radius": radius, "strokeWidth": 2, "stroke": color,
-                        "fill": color, "scaleX": 1, "scaleY": 1, "selectable": False, "evented": False})
+        objects.append(
+            {
+                "type": "circle",
+                "left": cx - radius - 1,
+                "top": cy,
+                "originX": "left",
+                "originY": "center",
+                "radius": radius,
+                "strokeWidth": 2,
+                "stroke": color,
+                "fill": color,
+                "scaleX": 1,
+                "scaleY": 1,
+                "selectable": False,
+                "evented": False,
+            }
+        )
     return {"version": "5.3.0", "objects": objects}
 
 
@@ -145,8 +182,9 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def draw_on_frame(background_rgb: np.ndarray, fit: CanvasFit, mode: str, initial: dict, key: str,
-                  stroke_color: str = "#ffff00") -> list[dict]:
+def draw_on_frame(
+    background_rgb: np.ndarray, fit: CanvasFit, mode: str, initial: dict, key: str, stroke_color: str = "#ffff00"
+) -> list[dict]:
     """Show the frame on the canvas and return the NEWLY drawn shapes, in image pixels.
 
     ``mode`` is "box" or "point". Tests bypass the widget through ``st.session_state[INJECT_KEY]``.
@@ -156,9 +194,8 @@ def draw_on_frame(background_rgb: np.ndarray, fit: CanvasFit, mode: str, initial
     injected = st.session_state.pop(INJECT_KEY, None)
     if injected is not None:
         return [dict(s) for s in injected]
-    from streamlit_drawable_canvas import st_canvas
-
     import cv2
+    from streamlit_drawable_canvas import st_canvas
 
     shown = background_rgb
     if (fit.canvas_w, fit.canvas_h) != (fit.image_w, fit.image_h):

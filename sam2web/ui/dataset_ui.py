@@ -3,6 +3,7 @@
 Why here and not in the page: the page stays a readable outline; the widget details (and the
 rule "a failed upload never replaces a good dataset") live in one place.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,7 @@ def _target_workspace(ws: Workspace) -> Workspace:
 def open_sample(ws: Workspace) -> None:
     target = _target_workspace(ws)
     s = state.store()
-    s.update_workspace(target.id, dataset={"kind": "sample", "pages_as": "time"}, display={}, prompts=[],
-                       view={})
+    s.update_workspace(target.id, dataset={"kind": "sample", "pages_as": "time"}, display={}, prompts=[], view={})
     if target.name.startswith("Workspace "):
         s.rename_workspace(target.id, s.unique_name("Sample time-lapse", exclude_id=target.id))
 
@@ -57,8 +57,7 @@ def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
     try:
         from sam2web import stack as stack_mod
 
-        probe = stack_mod.open_stack([str(p) for p in paths] if len(paths) > 1 else str(paths[0]),
-                                     pages_as=pages_as)
+        probe = stack_mod.open_stack([str(p) for p in paths] if len(paths) > 1 else str(paths[0]), pages_as=pages_as)
         probe.close()
     except UserError:
         s.discard_staging(ws.id)
@@ -68,11 +67,14 @@ def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
         os.replace(s.staging_dir(ws.id), s.staging_dir(target.id))
     s.commit_staging(target.id)
     names = [p.name for p in paths]
-    s.update_workspace(target.id, dataset={"kind": "files", "files": names, "pages_as": pages_as},
-                       display={}, prompts=[], view={})
+    s.update_workspace(
+        target.id, dataset={"kind": "files", "files": names, "pages_as": pages_as}, display={}, prompts=[], view={}
+    )
     if target.name.startswith("Workspace "):
-        s.rename_workspace(target.id, s.unique_name(names[0] if len(names) == 1 else
-                                                    f"{names[0]} (+{len(names) - 1})", exclude_id=target.id))
+        s.rename_workspace(
+            target.id,
+            s.unique_name(names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1})", exclude_id=target.id),
+        )
 
 
 def open_controls(ws: Workspace) -> None:
@@ -81,11 +83,17 @@ def open_controls(ws: Workspace) -> None:
         limit = upload_limit_mb()
         st.caption(
             f"TIFF / OME-TIFF / ImageJ hyperstacks, or several per-frame TIFF/PNG/JPEG files at once. "
-            f"Upload limit: {limit} MB per file (server.maxUploadSize in .streamlit/config.toml).")
+            f"Upload limit: {limit} MB per file (server.maxUploadSize in .streamlit/config.toml)."
+        )
         files = st.file_uploader("Stack file(s)", type=UPLOAD_TYPES, accept_multiple_files=True, key="ds_upload")
-        pages_as = st.radio("Pages of a multi-page TIFF are", ["time", "z"], horizontal=True, key="ds_pages_as",
-                            format_func=lambda v: "Time points" if v == "time" else "Z slices",
-                            help="Used only when the file does not say which axis its pages are.")
+        pages_as = st.radio(
+            "Pages of a multi-page TIFF are",
+            ["time", "z"],
+            horizontal=True,
+            key="ds_pages_as",
+            format_func=lambda v: "Time points" if v == "time" else "Z slices",
+            help="Used only when the file does not say which axis its pages are.",
+        )
         c1, c2 = st.columns(2)
         if c1.button("Open uploaded files", key="ds_open_upload", type="primary", icon=":material/upload:"):
             with state.guard():
@@ -100,8 +108,17 @@ def open_controls(ws: Workspace) -> None:
 def describe(stack: Any) -> None:
     sizes = stack.sizes
     cols = st.columns(7)
-    for col, (label, key) in zip(cols, (("Positions (XY)", "XY"), ("Time points", "T"), ("Z slices", "Z"),
-                                        ("Channels", "C"), ("Height", "Y"), ("Width", "X"))):
+    for col, (label, key) in zip(
+        cols,
+        (
+            ("Positions (XY)", "XY"),
+            ("Time points", "T"),
+            ("Z slices", "Z"),
+            ("Channels", "C"),
+            ("Height", "Y"),
+            ("Width", "X"),
+        ),
+    ):
         col.metric(label, sizes[key])
     cols[6].metric("Data type", str(stack.dtype))
     extra = [f"**Name:** {stack.name}", f"**Channels:** {', '.join(stack.channel_names)}"]
@@ -113,7 +130,7 @@ def describe(stack: Any) -> None:
 
 def display_controls(ws: Workspace, stack: Any) -> Any:
     """Per-channel visibility, colour and contrast; saved to the workspace when changed."""
-    from sam2web import display
+    from sam2web.stack import display
 
     settings = state.display_settings(ws, stack)
     names = stack.channel_names
@@ -124,17 +141,24 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
             c1, c2, c3, c4, c5 = st.columns([2, 1, 2, 2, 2])
             visible = c1.checkbox(name, value=ch.visible, key=f"loc_ch_vis_{ch.index}")
             color = c2.color_picker("Colour", value=ch.color, key=f"loc_ch_col_{ch.index}")
-            mode = c3.selectbox("Contrast", ["percentile", "absolute"], key=f"loc_ch_mode_{ch.index}",
-                                index=0 if ch.mode == "percentile" else 1,
-                                format_func=lambda m: "Percentile" if m == "percentile" else "Min / max")
+            mode = c3.selectbox(
+                "Contrast",
+                ["percentile", "absolute"],
+                key=f"loc_ch_mode_{ch.index}",
+                index=0 if ch.mode == "percentile" else 1,
+                format_func=lambda m: "Percentile" if m == "percentile" else "Min / max",
+            )
             if mode != ch.mode:  # switching modes resets the limits to that mode's defaults
                 low, high = (1.0, 99.8) if mode == "percentile" else _raw_range(stack)
             else:
                 low, high = ch.low, ch.high
             low = c4.number_input("Low", value=float(low), key=f"loc_ch_low_{ch.index}_{mode}")
             high = c5.number_input("High", value=float(high), key=f"loc_ch_high_{ch.index}_{mode}")
-            new_channels.append(display.ChannelDisplay(index=ch.index, color=color, visible=visible, mode=mode,
-                                                       low=float(low), high=float(high)))
+            new_channels.append(
+                display.ChannelDisplay(
+                    index=ch.index, color=color, visible=visible, mode=mode, low=float(low), high=float(high)
+                )
+            )
         if not any(c.visible for c in new_channels):
             st.warning("All channels are hidden; the frame is black. Tick a channel to see it.")
     new = display.DisplaySettings(channels=new_channels)
@@ -157,5 +181,8 @@ def _raw_range(stack: Any) -> tuple[float, float]:
 def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
     rgb = state.render(ws, stack, loc, settings)
     sizes = stack.sizes
-    st.image(rgb, caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · "
-                          f"Z {loc.z + 1}/{sizes['Z']}", width=state.image_width(rgb))
+    st.image(
+        rgb,
+        caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · Z {loc.z + 1}/{sizes['Z']}",
+        width=state.image_width(rgb),
+    )

@@ -4,6 +4,7 @@ downloads and the QA section.
 Why: masks are stored per frame, so polygons are recomputed here on every padding/smoothing
 change (milliseconds, no model); the page only lays these out.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ def pick_run(ws: Workspace) -> Run | None:
     if not runs:
         st.info("No runs yet: draw boxes on the Annotate page, then start tracking on the Track page.")
         return None
-    labels = {r.id: f"Run {r.id} · {r.status} · {r.settings.get('model', '')} · "
-                    f"{r.settings.get('across', '')}/{r.settings.get('direction', '')}" for r in runs}
+    labels = {
+        r.id: f"Run {r.id} · {r.status} · {r.settings.get('model', '')} · "
+        f"{r.settings.get('across', '')}/{r.settings.get('direction', '')}"
+        for r in runs
+    }
     ids = list(labels)
     pending = st.session_state.pop("res_run_next", None)
     if pending in ids:
@@ -49,8 +53,17 @@ def load_result(run: Run) -> Any:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _annotations_cached(db: str, run_id: int, n_masks: int, updated: float, padding: float, smoothing: float,
-                        keep: str, connect: bool, _result: Any) -> tuple[list, list]:
+def _annotations_cached(
+    db: str,
+    run_id: int,
+    n_masks: int,
+    updated: float,
+    padding: float,
+    smoothing: float,
+    keep: str,
+    connect: bool,
+    _result: Any,
+) -> tuple[list, list]:
     from sam2web import geometry, links
 
     anns = geometry.annotations_from_result(_result, padding=padding, smoothing=smoothing, keep=keep)
@@ -59,22 +72,42 @@ def _annotations_cached(db: str, run_id: int, n_masks: int, updated: float, padd
 
 def geometry_controls(run: Run) -> dict:
     c1, c2, c3, c4 = st.columns(4)
-    padding = c1.number_input("Padding (px)", -20.0, 20.0, float(run.settings.get("padding", 0.0)), 0.5,
-                              key=f"res_padding_{run.id}")
-    smoothing = c2.number_input("Smoothing (px)", 0.0, 3.0, float(run.settings.get("smoothing", 0.3)), 0.1,
-                                key=f"res_smoothing_{run.id}")
-    keep_all = c3.checkbox("Keep all fragments", value=False, key=f"res_keep_{run.id}",
-                           help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).")
-    connect = c4.checkbox("Connect sequentially", value=bool(run.settings.get("connect", True)),
-                          key=f"res_connect_{run.id}")
-    return {"padding": float(padding), "smoothing": float(smoothing), "keep": "all" if keep_all else "largest",
-            "connect": bool(connect)}
+    padding = c1.number_input(
+        "Padding (px)", -20.0, 20.0, float(run.settings.get("padding", 0.0)), 0.5, key=f"res_padding_{run.id}"
+    )
+    smoothing = c2.number_input(
+        "Smoothing (px)", 0.0, 3.0, float(run.settings.get("smoothing", 0.3)), 0.1, key=f"res_smoothing_{run.id}"
+    )
+    keep_all = c3.checkbox(
+        "Keep all fragments",
+        value=False,
+        key=f"res_keep_{run.id}",
+        help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).",
+    )
+    connect = c4.checkbox(
+        "Connect sequentially", value=bool(run.settings.get("connect", True)), key=f"res_connect_{run.id}"
+    )
+    return {
+        "padding": float(padding),
+        "smoothing": float(smoothing),
+        "keep": "all" if keep_all else "largest",
+        "connect": bool(connect),
+    }
 
 
 def annotations(run: Run, result: Any, opts: dict) -> tuple[list, list]:
     s = state.store()
-    return _annotations_cached(str(s.db_path), run.id, s.count_masks(run.id), run.updated, opts["padding"],
-                               opts["smoothing"], opts["keep"], opts["connect"], result)
+    return _annotations_cached(
+        str(s.db_path),
+        run.id,
+        s.count_masks(run.id),
+        run.updated,
+        opts["padding"],
+        opts["smoothing"],
+        opts["keep"],
+        opts["connect"],
+        result,
+    )
 
 
 def frames_of(run: Run, result: Any) -> list[Location]:
@@ -97,10 +130,17 @@ def object_table(run: Run, anns: list, result: Any) -> pd.DataFrame:
         mine = [a for a in anns if a.obj_id == obj_id]
         info = run.objects.get(str(obj_id), {})
         steps = [axis(a.loc) + 1 for a in mine]
-        rows.append({"object": obj_id, "name": info.get("name", f"Object {obj_id + 1}"),
-                     "tags": ", ".join(info.get("tags", [])), "frames tracked": len(mine),
-                     f"first {across}": min(steps) if steps else None, f"last {across}": max(steps) if steps else None,
-                     "mean area (px²)": round(sum(a.area for a in mine) / len(mine), 1) if mine else 0.0})
+        rows.append(
+            {
+                "object": obj_id,
+                "name": info.get("name", f"Object {obj_id + 1}"),
+                "tags": ", ".join(info.get("tags", [])),
+                "frames tracked": len(mine),
+                f"first {across}": min(steps) if steps else None,
+                f"last {across}": max(steps) if steps else None,
+                "mean area (px²)": round(sum(a.area for a in mine) / len(mine), 1) if mine else 0.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -118,12 +158,22 @@ def area_chart(run: Run, anns: list, visible: set[int]) -> None:
     objects = sorted(df["object"].unique(), key=lambda o: int(o[1:]))
     frames = sorted(int(f) for f in df["frame"].unique())
     st.markdown(f"**Area (px²) over {label}**")
-    chart = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=50)).encode(
-        x=alt.X("frame:Q", title=label, scale=alt.Scale(domain=[min(frames) - 0.5, max(frames) + 0.5]),
-                axis=alt.Axis(format="d", tickMinStep=1, values=frames if len(frames) <= 30 else alt.Undefined)),
-        y=alt.Y("area:Q", title="area (px²)"),
-        color=alt.Color("object:N", scale=alt.Scale(domain=objects, range=[color_for(int(o[1:])) for o in objects])),
-        tooltip=["object", "frame", "area"],
+    chart = (
+        alt.Chart(df)
+        .mark_line(point=alt.OverlayMarkDef(size=50))
+        .encode(
+            x=alt.X(
+                "frame:Q",
+                title=label,
+                scale=alt.Scale(domain=[min(frames) - 0.5, max(frames) + 0.5]),
+                axis=alt.Axis(format="d", tickMinStep=1, values=frames if len(frames) <= 30 else alt.Undefined),
+            ),
+            y=alt.Y("area:Q", title="area (px²)"),
+            color=alt.Color(
+                "object:N", scale=alt.Scale(domain=objects, range=[color_for(int(o[1:])) for o in objects])
+            ),
+            tooltip=["object", "frame", "area"],
+        )
     )
     st.altair_chart(chart, width="stretch")
 
@@ -142,8 +192,9 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         current = (current % len(frames)) + 1
     st.session_state[key] = current  # the slider reads its value from here (no value= argument)
     c1, c2 = st.columns([1.3, 5])
-    if c1.button("Pause" if playing else "Play", key="res_play", icon=":material/pause:" if playing else
-                 ":material/play_arrow:"):
+    if c1.button(
+        "Pause" if playing else "Play", key="res_play", icon=":material/pause:" if playing else ":material/play_arrow:"
+    ):
         st.session_state["res_playing"] = not playing
         st.rerun()
     if len(frames) > 1:
@@ -156,8 +207,9 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
     width = min(state.image_width(rgb), 900)
     img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
-    st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)",
-             width="stretch")
+    st.image(
+        img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)", width="stretch"
+    )
     return loc
 
 
@@ -168,24 +220,31 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
         if not objs:
             st.caption("This run has no objects.")
             return
-        obj = st.selectbox("Object to correct", objs, key="res_corr_obj",
-                           format_func=lambda i: f"#{i} {run.objects[str(i)].get('name', '')}")
+        obj = st.selectbox(
+            "Object to correct",
+            objs,
+            key="res_corr_obj",
+            format_func=lambda i: f"#{i} {run.objects[str(i)].get('name', '')}",
+        )
         width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
         fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
         rgb = state.render(ws, stack, loc, state.display_settings(ws, stack))
         st.caption("Draw the box where the object really is, then press the button.")
         ver = st.session_state.get("res_corr_ver", 0)
-        shapes = canvas.draw_on_frame(rgb, fit, "box", {"objects": []}, key=f"res_corr_canvas_{run.id}_{ver}",
-                                      stroke_color=color_for(obj))
+        shapes = canvas.draw_on_frame(
+            rgb, fit, "box", {"objects": []}, key=f"res_corr_canvas_{run.id}_{ver}", stroke_color=color_for(obj)
+        )
         boxes = [sh for sh in shapes if sh["kind"] == "box"]
         if boxes:
             st.session_state["res_corr_box"] = list(boxes[-1]["box"])
         box = st.session_state.get("res_corr_box")
         if box:
             st.caption(f"Correction box: ({box[0]:.0f}, {box[1]:.0f}) – ({box[2]:.0f}, {box[3]:.0f}) px")
-        st.caption(f"Re-tracks object #{obj} from {_axis_label(run)} {_step(run, loc) + 1} "
-                   f"{_away_word(correction_direction(run, obj, loc))} in a new run; the frames on the other "
-                   f"side and the other objects are copied from run {run.id} unchanged.")
+        st.caption(
+            f"Re-tracks object #{obj} from {_axis_label(run)} {_step(run, loc) + 1} "
+            f"{_away_word(correction_direction(run, obj, loc))} in a new run; the frames on the other "
+            f"side and the other objects are copied from run {run.id} unchanged."
+        )
         if st.button("Re-track this object from here", key="res_corr_go", disabled=not box):
             with state.guard():
                 run_id = submit_correction(ws, stack, run, obj, loc, box)
@@ -221,9 +280,13 @@ def correction_direction(run: Run, obj_id: int, loc: Location) -> str:
         return direction
     across = run.settings.get("across", "time")
     axis, other = ("Time", "Z") if across == "time" else ("Z", "Time")
-    mine = [p.get("loc", {}) for p in run.settings.get("prompts", []) if int(p.get("obj_id", -1)) == obj_id
-            and int(p.get("loc", {}).get("XY", 0)) == loc.xy
-            and int(p.get("loc", {}).get(other, 0)) == (loc.z if across == "time" else loc.time)]
+    mine = [
+        p.get("loc", {})
+        for p in run.settings.get("prompts", [])
+        if int(p.get("obj_id", -1)) == obj_id
+        and int(p.get("loc", {}).get("XY", 0)) == loc.xy
+        and int(p.get("loc", {}).get(other, 0)) == (loc.z if across == "time" else loc.time)
+    ]
     firsts = [int(p.get(axis, 0)) for p in mine]
     if not firsts:
         return "forward"
@@ -239,9 +302,11 @@ def correction_summary(run: Run | None) -> str:
     obj = int(corr.get("obj_id", 0))
     name = run.objects.get(str(obj), {}).get("name", "")
     direction = corr.get("direction", run.settings.get("direction", "forward"))
-    return (f"object #{obj} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
-            f"{_away_word(direction)}; its other frames and the other objects are copied from run "
-            f"{corr.get('from_run')}.")
+    return (
+        f"object #{obj} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
+        f"{_away_word(direction)}; its other frames and the other objects are copied from run "
+        f"{corr.get('from_run')}."
+    )
 
 
 def correction_note(run: Run) -> None:
@@ -258,7 +323,8 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     object prompted now, from the prompt frame on in the direction of the run (see
     ``correction_direction`` for "both").
     """
-    from sam2web import model, prompts as prompts_mod
+    from sam2web import prompts as prompts_mod
+    from sam2web.tracking import model
 
     bx = prompts_mod.make_box(*box, int(stack.sizes["X"]), int(stack.sizes["Y"]))
     info = run.objects.get(str(obj_id), {})
@@ -275,16 +341,24 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     state.save_prompts(ws, prompts + [prompt])
     s = state.store()
     previous = s.load_result(run.id)
-    settings = {**run.settings, "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx),
-                                               "from_run": run.id, "direction": direction},
-                "prompts": list(run.settings.get("prompts", [])) + [prompts_mod.prompt_to_dict(prompt)]}
-    new_id = s.create_run(ws.id, settings, objects=run.objects, random_weights=run.random_weights,
-                          total_frames=sum(len(q.frames) for q in sequences), info={"corrected_from": run.id})
+    settings = {
+        **run.settings,
+        "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx), "from_run": run.id, "direction": direction},
+        "prompts": list(run.settings.get("prompts", [])) + [prompts_mod.prompt_to_dict(prompt)],
+    }
+    new_id = s.create_run(
+        ws.id,
+        settings,
+        objects=run.objects,
+        random_weights=run.random_weights,
+        total_frames=sum(len(q.frames) for q in sequences),
+        info={"corrected_from": run.id},
+    )
     s.copy_masks(run.id, new_id)
     job = track_ui.make_job(ws, values, sequences, [prompt], state.display_settings(ws, stack), set())
     job.previous = previous
     device = "cpu" if track_ui.use_standin() else model.pick_device(values["device"])
-    from sam2web.jobs import get_runner
+    from sam2web.service.jobs import get_runner
 
     get_runner().submit(s, new_id, device, job)
     st.session_state["res_run_next"] = new_id  # selected on the next rerun (the widget exists already)
@@ -301,26 +375,36 @@ def downloads(run: Run, anns: list, links_: list) -> None:
     for col, (name, data) in zip(cols, files.items()):
         mime = next((m for ext, m in mimes.items() if name.endswith(ext)), "application/octet-stream")
         col.download_button(name, data, file_name=name, mime=mime, key=f"res_dl_{name}", icon=":material/download:")
-    cols[-1].download_button("All (zip)", export.zip_bytes(files), file_name=f"sam2web_run{run.id}.zip",
-                             mime="application/zip", key="res_dl_zip", icon=":material/folder_zip:")
+    cols[-1].download_button(
+        "All (zip)",
+        export.zip_bytes(files),
+        file_name=f"sam2web_run{run.id}.zip",
+        mime="application/zip",
+        key="res_dl_zip",
+        icon=":material/folder_zip:",
+    )
 
 
 def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:
     """Score the run against ground-truth labels the user uploads (sam2web.evaluate)."""
     with st.expander("QA: score against ground truth"):
-        st.caption("Upload per-frame label images (Cell Tracking Challenge TRA/SEG `man_track*.tif`, plus "
-                   "`man_track.txt` for divisions), or one label stack, in the order of the time points "
-                   "(or Z slices) of this dataset.")
-        files = st.file_uploader("Ground-truth labels", type=["tif", "tiff", "png", "txt"],
-                                 accept_multiple_files=True, key="res_gt")
+        st.caption(
+            "Upload per-frame label images (Cell Tracking Challenge TRA/SEG `man_track*.tif`, plus "
+            "`man_track.txt` for divisions), or one label stack, in the order of the time points "
+            "(or Z slices) of this dataset."
+        )
+        files = st.file_uploader(
+            "Ground-truth labels", type=["tif", "tiff", "png", "txt"], accept_multiple_files=True, key="res_gt"
+        )
         c1, c2 = st.columns(2)
         if c1.button("Score", key="res_score"):
             with state.guard():
                 if not files:
                     raise UserError("Upload ground-truth label images first.")
                 st.session_state[f"res_scores_{run.id}"] = score_uploads(ws, run, anns, files, xy)
-        if (ws.dataset or {}).get("kind") == "sample" and c2.button("Score against the sample's true labels",
-                                                                    key="res_score_sample"):
+        if (ws.dataset or {}).get("kind") == "sample" and c2.button(
+            "Score against the sample's true labels", key="res_score_sample"
+        ):
             with state.guard():
                 st.session_state[f"res_scores_{run.id}"] = score_sample(run, anns, stack, xy)
         scores = st.session_state.get(f"res_scores_{run.id}")
@@ -352,8 +436,9 @@ def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> 
         images = [p for p in paths if not p.name.endswith(".txt")]
         if not images:
             raise UserError("Upload the label images too, not only the lineage file.")
-        frames, lineage = evaluate.read_truth([str(p) for p in images] if len(images) > 1 else str(images[0]),
-                                              run.settings.get("across", "time"), 0)
+        frames, lineage = evaluate.read_truth(
+            [str(p) for p in images] if len(images) > 1 else str(images[0]), run.settings.get("across", "time"), 0
+        )
         preds, prompt_frames = _predictions(run, anns, xy)
         return evaluate.evaluate(frames, preds, prompt_frames, lineage).to_dict()
     finally:
@@ -362,21 +447,27 @@ def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> 
 
 def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
     """The built-in sample knows its true labels: a one-click QA demo."""
-    from sam2web import evaluate, sample
+    from sam2web import evaluate
+    from sam2web.stack import sample
 
     if run.settings.get("across", "time") != "time":
         raise UserError("The sample's true labels are per time point; score a run tracked across Time.")
     labels = sample.sample_labels(int(stack.sizes["T"]), int(stack.sizes["Y"]), int(stack.sizes["X"]))
-    lineage = {lab: parent for lab, _b, _e, parent in sample.sample_lineage(
-        int(stack.sizes["T"]), int(stack.sizes["Y"]), int(stack.sizes["X"])) if parent}
+    lineage = {
+        lab: parent
+        for lab, _b, _e, parent in sample.sample_lineage(
+            int(stack.sizes["T"]), int(stack.sizes["Y"]), int(stack.sizes["X"])
+        )
+        if parent
+    }
     preds, prompt_frames = _predictions(run, anns, xy)
-    return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames,
-                             lineage).to_dict()
+    return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames, lineage).to_dict()
 
 
 def show_scores(scores: dict) -> None:
-    overall = {k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and
-               not isinstance(v, bool)}
+    overall = {
+        k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     if overall:
         cols = st.columns(len(overall))
         for col, (k, v) in zip(cols, overall.items()):

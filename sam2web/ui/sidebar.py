@@ -3,6 +3,7 @@
 Why: the user must always see which workspace they are in and be able to get back to earlier
 work; everything else on the page depends on that choice.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,6 @@ import streamlit as st
 from sam2web.errors import UserError
 from sam2web.store import Workspace
 from sam2web.ui import state
-
 
 DEL_PENDING = "sb_del_pending"  # the workspace whose delete button was pressed, awaiting confirmation
 STOP_WAIT_S = 10.0  # how long a delete waits for a cancelled run to stop (it stops within a frame)
@@ -25,7 +25,7 @@ def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
     browser session has open is refused; queued/running runs are cancelled and waited for first,
     so no worker thread writes into a deleted run and the app keeps serving.
     """
-    from sam2web.jobs import get_runner
+    from sam2web.service.jobs import get_runner
     from sam2web.store import ACTIVE_STATUSES
 
     s = state.store()
@@ -33,8 +33,10 @@ def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
     if ws is None:
         return
     if state.open_elsewhere(ws_id):
-        raise UserError(f"The workspace {ws.name!r} is open in another browser session; it can be deleted "
-                        f"once that session has closed it or moved to another workspace.")
+        raise UserError(
+            f"The workspace {ws.name!r} is open in another browser session; it can be deleted "
+            f"once that session has closed it or moved to another workspace."
+        )
     runner = get_runner()
     wait_s = STOP_WAIT_S if wait_s is None else wait_s
     active = [r for r in s.list_runs(ws_id) if r.status in ACTIVE_STATUSES]
@@ -42,8 +44,10 @@ def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
         runner.cancel(run.id)
     for run in active:
         if not runner.wait(run.id, wait_s):
-            raise UserError(f"Run {run.id} of {ws.name!r} was cancelled but is still finishing its frame; "
-                            f"press Delete again in a moment.")
+            raise UserError(
+                f"Run {run.id} of {ws.name!r} was cancelled but is still finishing its frame; "
+                f"press Delete again in a moment."
+            )
     s.delete_workspace(ws_id)
 
 
@@ -83,8 +87,10 @@ def _confirm_delete(ws: Workspace) -> None:
 
     s = state.store()
     active = [r.id for r in s.list_runs(ws.id) if r.status in ACTIVE_STATUSES]
-    text = (f"Delete the workspace **{ws.name}** ({_when(ws.updated)})? Its prompts, runs, masks and uploaded "
-            f"files are removed; this cannot be undone.")
+    text = (
+        f"Delete the workspace **{ws.name}** ({_when(ws.updated)})? Its prompts, runs, masks and uploaded "
+        f"files are removed; this cannot be undone."
+    )
     if active:
         text += f" Its run(s) {', '.join(map(str, active))} in progress will be cancelled first."
     st.warning(text)
@@ -163,17 +169,24 @@ def render() -> None:
                     continue
                 c1, c2 = st.columns([6, 1], gap="small", vertical_alignment="center")
                 label = f"{_when(other.updated)} · {_label(other)}"
-                if c1.button(label, key=f"sb_open_{other.id}", width="stretch",
-                             help=f"Open {other.name} (last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})"):
+                if c1.button(
+                    label,
+                    key=f"sb_open_{other.id}",
+                    width="stretch",
+                    help=f"Open {other.name} (last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})",
+                ):
                     state.open_workspace(other.id)
                     st.rerun()
-                if c2.button(":material/delete:", key=f"sb_del_{other.id}", help=f"Delete {other.name}…",
-                             type="tertiary"):
+                if c2.button(
+                    ":material/delete:", key=f"sb_del_{other.id}", help=f"Delete {other.name}…", type="tertiary"
+                ):
                     st.session_state[DEL_PENDING] = other.id  # confirmed on the next run
                     st.rerun()
         with st.expander("Delete this workspace"):
-            st.caption("Deletes its prompts, runs, masks and uploaded files. This cannot be undone; "
-                       "runs in progress are cancelled first.")
+            st.caption(
+                "Deletes its prompts, runs, masks and uploaded files. This cannot be undone; "
+                "runs in progress are cancelled first."
+            )
             if st.button("Delete this workspace", key="sb_del_current", type="primary"):
                 with state.guard():
                     with st.spinner("Deleting…"):

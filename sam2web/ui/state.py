@@ -4,6 +4,7 @@ Why: every page needs "which workspace, which dataset, which frame"; keeping tha
 pages thin and makes a refresh, a closed tab or a restart land the user where they were (the
 workspace id lives in the URL, ``?ws=...``, and as "last opened" in the store).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,9 +12,10 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -127,16 +129,20 @@ def current_workspace() -> Workspace:
     if last is not None and not open_elsewhere(last.id):
         _remember(last.id)
         st.session_state[NOTE_KEY] = (
-            last.id, f"Reopened {last.name!r}, the last workspace used on this server. If it is not "
-                     f"yours, start a New workspace in the sidebar.")
+            last.id,
+            f"Reopened {last.name!r}, the last workspace used on this server. If it is not "
+            f"yours, start a New workspace in the sidebar.",
+        )
         return last
     ws = s.create_workspace()
     _remember(ws.id)
     if last is not None:
         st.session_state[NOTE_KEY] = (
-            ws.id, f"The last workspace used on this server, {last.name!r}, is open in another browser "
-                   f"session, so this session got a new workspace of its own; to join it, open it "
-                   f"under Recent workspaces.")
+            ws.id,
+            f"The last workspace used on this server, {last.name!r}, is open in another browser "
+            f"session, so this session got a new workspace of its own; to join it, open it "
+            f"under Recent workspaces.",
+        )
     return ws
 
 
@@ -180,7 +186,7 @@ def dataset_key(ws: Workspace) -> str:
 
 def sample_paths() -> list[Path]:
     """The built-in sample, written once under the data folder."""
-    from sam2web import sample
+    from sam2web.stack import sample
 
     folder = sample_folder()
     return [Path(p) for p in _as_list(sample.sample_path(folder))]
@@ -220,7 +226,7 @@ def open_dataset(ws: Workspace) -> Any | None:
 
 def display_settings(ws: Workspace, stack: Any) -> Any:
     """The workspace's DisplaySettings, or the default for this stack when none was saved or it no longer fits."""
-    from sam2web import display
+    from sam2web.stack import display
 
     saved = ws.display or {}
     if saved.get("channels"):
@@ -235,7 +241,7 @@ def display_settings(ws: Workspace, stack: Any) -> Any:
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def _render_cached(key: str, loc: tuple[int, int, int], display_json: str, _stack: Any) -> np.ndarray:
-    from sam2web import display
+    from sam2web.stack import display
 
     settings = display.DisplaySettings.from_dict(json.loads(display_json))
     return display.render(_stack, Location(*loc), settings)
@@ -243,8 +249,9 @@ def _render_cached(key: str, loc: tuple[int, int, int], display_json: str, _stac
 
 def render(ws: Workspace, stack: Any, loc: Location, settings: Any) -> np.ndarray:
     """The frame as uint8 RGB, cached per (dataset, location, display settings): switching frames is instant."""
-    return _render_cached(dataset_key(ws), tuple(int(v) for v in loc),
-                          json.dumps(settings.to_dict(), sort_keys=True), stack)
+    return _render_cached(
+        dataset_key(ws), tuple(int(v) for v in loc), json.dumps(settings.to_dict(), sort_keys=True), stack
+    )
 
 
 # -- location ----------------------------------------------------------------------------------
@@ -258,8 +265,11 @@ def current_location(ws: Workspace, stack: Any) -> Location:
         except (TypeError, ValueError):
             return 0
 
-    return Location(clamp(view.get("xy", 0), sizes["XY"]), clamp(view.get("time", 0), sizes["T"]),
-                    clamp(view.get("z", 0), sizes["Z"]))
+    return Location(
+        clamp(view.get("xy", 0), sizes["XY"]),
+        clamp(view.get("time", 0), sizes["T"]),
+        clamp(view.get("z", 0), sizes["Z"]),
+    )
 
 
 def save_location(ws: Workspace, loc: Location) -> None:
@@ -275,14 +285,16 @@ def location_sliders(ws: Workspace, stack: Any, prefix: str) -> Location:
     loc = current_location(ws, stack)
     sizes = stack.sizes
     values = {"xy": loc.xy, "time": loc.time, "z": loc.z}
-    axes = [(a, k, lab) for a, k, lab in (("xy", "XY", "XY"), ("time", "T", "Time"), ("z", "Z", "Z"))
-            if int(sizes[k]) > 1]
+    axes = [
+        (a, k, lab) for a, k, lab in (("xy", "XY", "XY"), ("time", "T", "Time"), ("z", "Z", "Z")) if int(sizes[k]) > 1
+    ]
     if axes:
         cols = st.columns(max(2, len(axes)))
         for col, (axis, size_key, label) in zip(cols, axes):
             with col:
-                values[axis] = int(st.slider(label, 1, int(sizes[size_key]), values[axis] + 1,
-                                             key=f"{prefix}_{axis}")) - 1
+                values[axis] = (
+                    int(st.slider(label, 1, int(sizes[size_key]), values[axis] + 1, key=f"{prefix}_{axis}")) - 1
+                )
     new = Location(values["xy"], values["time"], values["z"])
     save_location(ws, new)
     return new

@@ -26,25 +26,37 @@ folder) and kept in a process-wide LRU cache (``SHARED_CACHE``, SAM2WEB_FRAME_CA
 Frames are always (height, width) = (rows, columns) exactly as stored: the original worker swapped
 width and height, which distorted every non-square image.
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence as Seq
 
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack_common import (AXES, DEFAULT_CACHE_BYTES, MIN_SIDE, FrameCache, Opened,
-                                  Reader, _check_frame_size, _default_channel_names, _fit_names,
-                                  _map_axes, _natural_key, _norm_pages_as, _sniff,
-                                  _to_canonical)
+from sam2web.stack.common import (
+    AXES,
+    DEFAULT_CACHE_BYTES,
+    MIN_SIDE,
+    FrameCache,
+    Opened,
+    Reader,
+    _check_frame_size,
+    _default_channel_names,
+    _fit_names,
+    _map_axes,
+    _natural_key,
+    _norm_pages_as,
+    _sniff,
+    _to_canonical,
+)
 from sam2web.types import Location
 
-__all__ = ["AXES", "DEFAULT_CACHE_BYTES", "MIN_SIDE", "SHARED_CACHE", "FrameCache", "Stack",
-           "open_stack", "reopen"]
+__all__ = ["AXES", "DEFAULT_CACHE_BYTES", "MIN_SIDE", "SHARED_CACHE", "FrameCache", "Stack", "open_stack", "reopen"]
 
 SHARED_CACHE = FrameCache(DEFAULT_CACHE_BYTES)
 _UID_LOCK = threading.Lock()
@@ -80,9 +92,15 @@ class Stack:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def from_array(cls, array: np.ndarray, axes: str = "TYX", name: str = "array",
-                   pixel_size: tuple[float, float, str] | None = None,
-                   channel_names: list[str] | None = None, pages_as: str = "time") -> "Stack":
+    def from_array(
+        cls,
+        array: np.ndarray,
+        axes: str = "TYX",
+        name: str = "array",
+        pixel_size: tuple[float, float, str] | None = None,
+        channel_names: list[str] | None = None,
+        pages_as: str = "time",
+    ) -> Stack:
         """Wrap an in-memory array (a view, not a copy) whose axes are named by letters.
 
         Letters: T time, Z depth, C channel, P (or R/M) position -> XY, Y, X; S is RGB samples
@@ -92,8 +110,10 @@ class Stack:
         array = np.asarray(array)
         axes = axes.upper()
         if len(axes) != array.ndim:
-            raise UserError(f'The axes "{axes}" name {len(axes)} dimensions but the array has '
-                            f"{array.ndim} (shape {array.shape}): give one letter per dimension.")
+            raise UserError(
+                f'The axes "{axes}" name {len(axes)} dimensions but the array has '
+                f"{array.ndim} (shape {array.shape}): give one letter per dimension."
+            )
         if "Y" not in axes or "X" not in axes:
             raise UserError(f'The axes "{axes}" must include both Y and X.')
         ypos, xpos = axes.index("Y"), axes.index("X")
@@ -115,9 +135,15 @@ class Stack:
         n_c = array.shape[3]
         rgb = n_c == 3 and any(a == "S" and i > max(ypos, xpos) for i, a in enumerate(axes))
         names = list(channel_names) if channel_names else _default_channel_names(n_c, rgb=rgb)
-        return cls(sizes=dict(zip(AXES, (int(s) for s in array.shape))), dtype=array.dtype,
-                   name=name, reader=read, channel_names=_fit_names(names, n_c),
-                   pixel_size=pixel_size, source={"kind": "array"})
+        return cls(
+            sizes=dict(zip(AXES, (int(s) for s in array.shape))),
+            dtype=array.dtype,
+            name=name,
+            reader=read,
+            channel_names=_fit_names(names, n_c),
+            pixel_size=pixel_size,
+            source={"kind": "array"},
+        )
 
     # -- access ---------------------------------------------------------------------------
     @property
@@ -134,11 +160,17 @@ class Stack:
 
     def check_location(self, loc: Location, channel: int = 0) -> None:
         """Raise UserError (with 1-based numbers, as the user sees them) for a place outside."""
-        for value, key, label in ((loc.xy, "XY", "XY"), (loc.time, "T", "Time"),
-                                  (loc.z, "Z", "Z"), (channel, "C", "channel")):
+        for value, key, label in (
+            (loc.xy, "XY", "XY"),
+            (loc.time, "T", "Time"),
+            (loc.z, "Z", "Z"),
+            (channel, "C", "channel"),
+        ):
             if not 0 <= int(value) < self.sizes[key]:
-                raise UserError(f"{label} {int(value) + 1} is outside the stack {self.name}: "
-                                f"choose {label} from 1 to {self.sizes[key]}.")
+                raise UserError(
+                    f"{label} {int(value) + 1} is outside the stack {self.name}: "
+                    f"choose {label} from 1 to {self.sizes[key]}."
+                )
 
     def frame(self, loc: Location, channel: int = 0) -> np.ndarray:
         """One 2D frame (Y, X) of raw data; read-only because it may be shared through the cache."""
@@ -151,23 +183,28 @@ class Stack:
             return hit
         arr = np.array(self.reader(*key), copy=True)
         if arr.shape != (self.height, self.width):
-            raise UserError(f"A frame of {self.name} has size {arr.shape[1]} x {arr.shape[0]} "
-                            f"instead of {self.width} x {self.height}: re-save the file.")
+            raise UserError(
+                f"A frame of {self.name} has size {arr.shape[1]} x {arr.shape[0]} "
+                f"instead of {self.width} x {self.height}: re-save the file."
+            )
         arr.setflags(write=False)
         self.cache.put(cache_key, arr)
         return arr
 
     def locations(self) -> list[Location]:
         """Every (XY, Time, Z) place of the stack, in file order."""
-        return [Location(p, t, z) for p in range(self.sizes["XY"])
-                for t in range(self.sizes["T"]) for z in range(self.sizes["Z"])]
+        return [
+            Location(p, t, z)
+            for p in range(self.sizes["XY"])
+            for t in range(self.sizes["T"])
+            for z in range(self.sizes["Z"])
+        ]
 
     def describe(self) -> str:
         """One line for the UI: dimensions, type and pixel size."""
         s = self.sizes
         parts = [f"{s['X']} x {s['Y']} px"]
-        for key, label in (("XY", "positions"), ("T", "time points"), ("Z", "Z slices"),
-                           ("C", "channels")):
+        for key, label in (("XY", "positions"), ("T", "time points"), ("Z", "Z slices"), ("C", "channels")):
             parts.append(f"{s[key]} {label}")
         parts.append(str(self.dtype))
         if self.pixel_size:
@@ -184,7 +221,7 @@ class Stack:
                 pass
         self._closers.clear()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -196,24 +233,30 @@ def _private_cache(cache_bytes: int | None) -> FrameCache | None:
 
 
 def _build(opened: Opened, name: str, source: dict, cache_bytes: int | None) -> Stack:
-    stack = Stack(sizes=opened.sizes, dtype=opened.dtype, name=name, reader=opened.reader,
-                  channel_names=opened.channel_names, pixel_size=opened.pixel_size,
-                  source=source, cache=_private_cache(cache_bytes))
+    stack = Stack(
+        sizes=opened.sizes,
+        dtype=opened.dtype,
+        name=name,
+        reader=opened.reader,
+        channel_names=opened.channel_names,
+        pixel_size=opened.pixel_size,
+        source=source,
+        cache=_private_cache(cache_bytes),
+    )
     if opened.close is not None:
         stack._closers.append(opened.close)
     return stack
 
 
 def _open_tiff(path: Path, pages_as: str, axes: str | None, cache_bytes: int | None) -> Stack:
-    from sam2web.stack_tiff import TiffReader
+    from sam2web.stack.tiff import TiffReader
 
     source = {"kind": "file", "paths": [str(path)], "pages_as": pages_as, "axes": axes}
     return _build(TiffReader(path, pages_as, axes).opened(), path.name, source, cache_bytes)
 
 
-def _open_files(files: list[Path], pages_as: str, name: str, cache_bytes: int | None,
-                source: dict) -> Stack:
-    from sam2web.stack_files import open_files
+def _open_files(files: list[Path], pages_as: str, name: str, cache_bytes: int | None, source: dict) -> Stack:
+    from sam2web.stack.files import open_files
 
     decoded = 64 << 20 if cache_bytes is None else max(cache_bytes // 4, 1 << 20)
     return _build(open_files(files, pages_as, decoded), name, source, cache_bytes)
@@ -222,8 +265,12 @@ def _open_files(files: list[Path], pages_as: str, name: str, cache_bytes: int | 
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
-def open_stack(paths: str | os.PathLike | Seq[str | os.PathLike], pages_as: str = "time",
-               axes: str | None = None, cache_bytes: int | None = None) -> Stack:
+def open_stack(
+    paths: str | os.PathLike | Seq[str | os.PathLike],
+    pages_as: str = "time",
+    axes: str | None = None,
+    cache_bytes: int | None = None,
+) -> Stack:
     """Open a TIFF / OME-TIFF / ImageJ hyperstack, a single 2D image, or a folder/list of frames.
 
     ``pages_as`` says whether the pages of a plain multi-page TIFF (or the files of a folder or
@@ -245,16 +292,16 @@ def open_stack(paths: str | os.PathLike | Seq[str | os.PathLike], pages_as: str 
         if not path.exists():
             raise UserError(f"{path} does not exist: check the path.")
         if path.is_dir():
-            from sam2web.stack_files import list_images
+            from sam2web.stack.files import list_images
 
             files = list_images(path)
             if not files:
-                raise UserError(f"The folder {path} has no TIFF, PNG or JPEG images: choose a "
-                                "folder that contains the frames.")
+                raise UserError(
+                    f"The folder {path} has no TIFF, PNG or JPEG images: choose a folder that contains the frames."
+                )
             source = {"kind": "folder", "paths": [str(path)], "pages_as": pages_as}
             if len(files) == 1:
-                return open_stack(files[0], pages_as=pages_as, axes=axes,
-                                  cache_bytes=cache_bytes)
+                return open_stack(files[0], pages_as=pages_as, axes=axes, cache_bytes=cache_bytes)
             return _open_files(files, pages_as, path.name, cache_bytes, source)
         kind = _sniff(path)
         if kind == "tiff":
@@ -273,9 +320,11 @@ def open_stack(paths: str | os.PathLike | Seq[str | os.PathLike], pages_as: str 
 def reopen(source: dict, cache_bytes: int | None = None) -> Stack:
     """Open again the stack a ``Stack.source`` describes (the workspace stores only this)."""
     if not source or source.get("kind") == "array" or not source.get("paths"):
-        raise UserError("This dataset was not opened from files and cannot be reopened: open "
-                        "the file again.")
+        raise UserError("This dataset was not opened from files and cannot be reopened: open the file again.")
     paths = source["paths"]
-    return open_stack(paths[0] if len(paths) == 1 else paths,
-                      pages_as=source.get("pages_as", "time"), axes=source.get("axes"),
-                      cache_bytes=cache_bytes)
+    return open_stack(
+        paths[0] if len(paths) == 1 else paths,
+        pages_as=source.get("pages_as", "time"),
+        axes=source.get("axes"),
+        cache_bytes=cache_bytes,
+    )

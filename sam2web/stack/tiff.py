@@ -5,6 +5,7 @@ pages and samples map to (XY, T, Z, C), refuses broken or absurd files with a se
 reads single frames: by memory map when the file is uncompressed and contiguous, else one page
 at a time (never the whole series).
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack_common import (_FILE_POSITION, Opened, _brief, _check_frame_size,
-                                  _default_channel_names, _map_axes)
+from sam2web.stack.common import _FILE_POSITION, Opened, _brief, _check_frame_size, _default_channel_names, _map_axes
 
 
 class _TiffLog:
@@ -53,8 +53,15 @@ class _TiffLog:
         self._local.bucket = self._previous
 
 
-_TRUNCATION_HINTS = ("invalid page offset", "corrupted", "truncat", "incorrect Strip",
-                     "incorrect Tile", "beyond end", "invalid tag")
+_TRUNCATION_HINTS = (
+    "invalid page offset",
+    "corrupted",
+    "truncat",
+    "incorrect Strip",
+    "incorrect Tile",
+    "beyond end",
+    "invalid tag",
+)
 
 
 @dataclass
@@ -62,17 +69,19 @@ class _SeriesLayout:
     """How the pages of one tifffile series map to (t, z, c)."""
 
     series_index: int
-    leading_shape: tuple[int, ...]         # dims that index pages (C order)
-    leading_target: list[str]              # per leading dim: "T", "Z", "C" or "" (size 1)
-    n_samples: int                         # samples per pixel used as channels (alpha dropped)
-    planar: bool                           # samples stored as separate planes
+    leading_shape: tuple[int, ...]  # dims that index pages (C order)
+    leading_target: list[str]  # per leading dim: "T", "Z", "C" or "" (size 1)
+    n_samples: int  # samples per pixel used as channels (alpha dropped)
+    planar: bool  # samples stored as separate planes
     n_pages: int
 
 
 def _damaged(path: Path, err: Exception | None = None) -> UserError:
     detail = f" ({_brief(err)})" if err and str(err) else ""
-    return UserError(f"{path.name} could not be read as a TIFF, it may be truncated or damaged"
-                     f"{detail}: export it again from the original software.")
+    return UserError(
+        f"{path.name} could not be read as a TIFF, it may be truncated or damaged"
+        f"{detail}: export it again from the original software."
+    )
 
 
 def _pixel_size_tiff(tif, series) -> tuple[float, float, str] | None:
@@ -101,9 +110,9 @@ def _pixel_size_tiff(tif, series) -> tuple[float, float, str] | None:
                 return None
             return _round(1.0 / xres), _round(1.0 / yres), _norm_unit(unit)
         runit = int(page.tags["ResolutionUnit"].value) if "ResolutionUnit" in page.tags else 2
-        if runit == 2:   # inch
+        if runit == 2:  # inch
             return _round(25400.0 / xres), _round(25400.0 / yres), "µm"
-        if runit == 3:   # centimetre
+        if runit == 3:  # centimetre
             return _round(10000.0 / xres), _round(10000.0 / yres), "µm"
         return None
     except Exception:  # metadata is a nicety; a frame must still open without it
@@ -138,8 +147,12 @@ def _channel_names_tiff(tif, n_c: int, rgb: bool) -> list[str]:
         if tif.is_imagej:
             # ImageJ keeps one label per plane; channel names when they repeat every C planes
             labels = (tif.imagej_metadata or {}).get("Labels")
-            if isinstance(labels, (list, tuple)) and n_c > 1 and len(labels) >= n_c and all(
-                    str(lab) == str(labels[i % n_c]) for i, lab in enumerate(labels)):
+            if (
+                isinstance(labels, (list, tuple))
+                and n_c > 1
+                and len(labels) >= n_c
+                and all(str(lab) == str(labels[i % n_c]) for i, lab in enumerate(labels))
+            ):
                 names = [str(x) for x in labels[:n_c]]
                 if all(names) and len(set(names)) == n_c:
                     return names
@@ -153,8 +166,9 @@ def _layout(path: Path, tif, series, index: int, pages_as: str, axes: str | None
     key = series.keyframe
     sp, depth, height, width, sc = key.shaped
     if depth > 1:
-        raise UserError(f"{path.name} stores volumes inside single pages (tiled depth {depth}): "
-                        "save it with one 2D image per page.")
+        raise UserError(
+            f"{path.name} stores volumes inside single pages (tiled depth {depth}): save it with one 2D image per page."
+        )
     samples = sp * sc
     _check_frame_size(height, width, samples * key.dtype.itemsize if key.dtype else 1, path.name)
     extras = [int(x) for x in (getattr(key, "extrasamples", ()) or ())]
@@ -165,17 +179,21 @@ def _layout(path: Path, tif, series, index: int, pages_as: str, axes: str | None
     if axes is not None:
         letters = axes.upper()
         if len(letters) != len(series.shape):
-            raise UserError(f'The axes "{axes}" name {len(letters)} dimensions but '
-                            f"{path.name} has {len(series.shape)} (shape {tuple(series.shape)}): "
-                            "give one letter per dimension.")
+            raise UserError(
+                f'The axes "{axes}" name {len(letters)} dimensions but '
+                f"{path.name} has {len(series.shape)} (shape {tuple(series.shape)}): "
+                "give one letter per dimension."
+            )
         ser_dims = list(zip(letters, series.shape))
     else:
         ser_dims = list(zip(series.axes, series.shape))
     ser_dims = [(a, n) for a, n in ser_dims if n > 1 or a in "YX"]
     n_page = len(page_dims)
     if [n for _, n in ser_dims[-n_page:]] != [n for _, n in page_dims]:
-        raise UserError(f"{path.name} has an irregular page layout (axes {series.axes}, shape "
-                        f"{tuple(series.shape)}): save it as an ImageJ hyperstack or OME-TIFF.")
+        raise UserError(
+            f"{path.name} has an irregular page layout (axes {series.axes}, shape "
+            f"{tuple(series.shape)}): save it as an ImageJ hyperstack or OME-TIFF."
+        )
     lead = ser_dims[:-n_page] if n_page else ser_dims
     letters = [a for a, _ in lead]
     shape = [n for _, n in lead]
@@ -184,8 +202,14 @@ def _layout(path: Path, tif, series, index: int, pages_as: str, axes: str | None
     for ax in ("T", "Z", "C", "XY"):
         for d in mapping[ax]:
             target[d] = ax
-    return _SeriesLayout(series_index=index, leading_shape=tuple(shape), leading_target=target,
-                         n_samples=n_samples, planar=sp > 1, n_pages=int(np.prod(shape or [1])))
+    return _SeriesLayout(
+        series_index=index,
+        leading_shape=tuple(shape),
+        leading_target=target,
+        n_samples=n_samples,
+        planar=sp > 1,
+        n_pages=int(np.prod(shape or [1])),
+    )
 
 
 class TiffReader:
@@ -215,9 +239,12 @@ class TiffReader:
         if n_pages:
             first_page = self.tif.pages.first
             try:
-                _check_frame_size(int(first_page.imagelength), int(first_page.imagewidth),
-                                  max(1, int(first_page.samplesperpixel))
-                                  * max(1, int(first_page.bitspersample) // 8), path.name)
+                _check_frame_size(
+                    int(first_page.imagelength),
+                    int(first_page.imagewidth),
+                    max(1, int(first_page.samplesperpixel)) * max(1, int(first_page.bitspersample) // 8),
+                    path.name,
+                )
             except UserError:
                 self.tif.close()
                 raise
@@ -226,17 +253,20 @@ class TiffReader:
         if problems or not all_series or n_pages == 0:
             self.tif.close()
             if any("page offset" in m for m in problems):
-                raise UserError(f"{path.name} is truncated: its list of images breaks off after "
-                                f"{n_pages} page(s); copy or export the file again.")
+                raise UserError(
+                    f"{path.name} is truncated: its list of images breaks off after "
+                    f"{n_pages} page(s); copy or export the file again."
+                )
             raise _damaged(path, ValueError(problems[0]) if problems else None)
         first = all_series[0]
         # OME positions (and other multi-series files) are XY when their shape matches the first.
-        self.series = [s for s in all_series
-                       if tuple(s.shape) == tuple(first.shape) and s.dtype == first.dtype
-                       and s.axes == first.axes]
+        self.series = [
+            s
+            for s in all_series
+            if tuple(s.shape) == tuple(first.shape) and s.dtype == first.dtype and s.axes == first.axes
+        ]
         try:
-            self.layouts = [_layout(path, self.tif, s, i, pages_as, axes)
-                            for i, s in enumerate(self.series)]
+            self.layouts = [_layout(path, self.tif, s, i, pages_as, axes) for i, s in enumerate(self.series)]
         except UserError:
             self.tif.close()
             raise
@@ -255,11 +285,18 @@ class TiffReader:
         self.xy_inside = "XY" in lay.leading_target
         if self.xy_inside and len(self.series) > 1:
             self.tif.close()
-            raise UserError(f"{path.name} has positions both as image series and inside a "
-                            "series: save each position as its own OME-TIFF series or file.")
-        self.sizes = {"XY": n["XY"] if self.xy_inside else len(self.series),
-                      "T": n["T"], "Z": n["Z"],
-                      "C": n["C"] * lay.n_samples, "Y": self.height, "X": self.width}
+            raise UserError(
+                f"{path.name} has positions both as image series and inside a "
+                "series: save each position as its own OME-TIFF series or file."
+            )
+        self.sizes = {
+            "XY": n["XY"] if self.xy_inside else len(self.series),
+            "T": n["T"],
+            "Z": n["Z"],
+            "C": n["C"] * lay.n_samples,
+            "Y": self.height,
+            "X": self.width,
+        }
         self._check_complete()
         self.memmaps = self._try_memmap()
         rgb = lay.n_samples == 3 and n["C"] == 1 and int(key.photometric) == 2
@@ -289,8 +326,10 @@ class TiffReader:
                 raise _damaged(self.path, err) from None
             if end > size:
                 self.tif.close()
-                raise UserError(f"{self.path.name} is truncated ({size} bytes, but its pages "
-                                f"need {end}): copy or export the file again.")
+                raise UserError(
+                    f"{self.path.name} is truncated ({size} bytes, but its pages "
+                    f"need {end}): copy or export the file again."
+                )
 
     def _try_memmap(self) -> list | None:
         """Memory-map uncompressed contiguous series: a frame read is then a plain slice."""
@@ -313,8 +352,7 @@ class TiffReader:
                 return None
         return maps
 
-    def _page_index(self, lay: _SeriesLayout, xy: int, t: int, z: int,
-                    c: int) -> tuple[int, int]:
+    def _page_index(self, lay: _SeriesLayout, xy: int, t: int, z: int, c: int) -> tuple[int, int]:
         """(page number in the series, sample index within the page) for one frame."""
         c_lead, sample = divmod(c, lay.n_samples)
         value = {"XY": xy, "T": t, "Z": z, "C": c_lead}
@@ -349,9 +387,11 @@ class TiffReader:
                 data = page.asarray()
             data = data.reshape(sp, h, w, sc)
         except Exception as err:
-            raise UserError(f"Frame {idx + 1} of {self.path.name} could not be decoded "
-                            f"({_brief(err)}): the file may be damaged; export it "
-                            "again.") from None
+            raise UserError(
+                f"Frame {idx + 1} of {self.path.name} could not be decoded "
+                f"({_brief(err)}): the file may be damaged; export it "
+                "again."
+            ) from None
         return data[sample, :, :, 0] if lay.planar else data[0, :, :, sample]
 
     def channel_names(self) -> list[str]:
@@ -361,13 +401,17 @@ class TiffReader:
         self.memmaps = None
         self.tif.close()
 
-
     def opened(self) -> Opened:
         """The reader as sam2web.stack wants it."""
-        return Opened(sizes=dict(self.sizes), dtype=self.dtype, reader=self.read,
-                      channel_names=self.channel_names(),
-                      pixel_size=_pixel_size_tiff(self.tif, self.series[0]), close=self.close,
-                      extra={"rgb": self.rgb})
+        return Opened(
+            sizes=dict(self.sizes),
+            dtype=self.dtype,
+            reader=self.read,
+            channel_names=self.channel_names(),
+            pixel_size=_pixel_size_tiff(self.tif, self.series[0]),
+            close=self.close,
+            extra={"rgb": self.rgb},
+        )
 
 
 def pixel_size_of(path: Path) -> tuple[float, float, str] | None:

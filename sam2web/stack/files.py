@@ -3,6 +3,7 @@
 OWNER: stack helper. Every file's header is read up front (sizes, channels and bit depth must
 agree, or the odd file is named in a sentence); pixels are decoded only when a frame is asked for.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -12,10 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack_common import (_TIME, _Z, IMAGE_EXTENSIONS, FrameCache, Opened, _brief,
-                                  _check_frame_size, _default_channel_names, _natural_key,
-                                  _norm_pages_as, _sniff)
-from sam2web.stack_tiff import TiffReader, pixel_size_of
+from sam2web.stack.common import (
+    _TIME,
+    _Z,
+    IMAGE_EXTENSIONS,
+    FrameCache,
+    Opened,
+    _brief,
+    _check_frame_size,
+    _default_channel_names,
+    _natural_key,
+    _norm_pages_as,
+    _sniff,
+)
+from sam2web.stack.tiff import TiffReader, pixel_size_of
 
 
 @dataclass
@@ -31,12 +42,23 @@ class _ImageHeader:
 
 def _pil_dtype(mode: str) -> tuple[np.dtype, int, bool]:
     """(dtype, channels, rgb) that a PIL image mode decodes to (alpha dropped, palette -> RGB)."""
-    table = {"1": (np.uint8, 1, False), "L": (np.uint8, 1, False), "LA": (np.uint8, 1, False),
-             "P": (np.uint8, 3, True), "PA": (np.uint8, 3, True), "RGB": (np.uint8, 3, True),
-             "RGBA": (np.uint8, 3, True), "RGBX": (np.uint8, 3, True), "CMYK": (np.uint8, 3, True),
-             "YCbCr": (np.uint8, 3, True), "I;16": (np.uint16, 1, False),
-             "I;16B": (np.uint16, 1, False), "I;16L": (np.uint16, 1, False),
-             "I": (np.int32, 1, False), "F": (np.float32, 1, False)}
+    table = {
+        "1": (np.uint8, 1, False),
+        "L": (np.uint8, 1, False),
+        "LA": (np.uint8, 1, False),
+        "P": (np.uint8, 3, True),
+        "PA": (np.uint8, 3, True),
+        "RGB": (np.uint8, 3, True),
+        "RGBA": (np.uint8, 3, True),
+        "RGBX": (np.uint8, 3, True),
+        "CMYK": (np.uint8, 3, True),
+        "YCbCr": (np.uint8, 3, True),
+        "I;16": (np.uint16, 1, False),
+        "I;16B": (np.uint16, 1, False),
+        "I;16L": (np.uint16, 1, False),
+        "I": (np.int32, 1, False),
+        "F": (np.float32, 1, False),
+    }
     if mode not in table:
         raise KeyError(mode)
     d, c, rgb = table[mode]
@@ -51,9 +73,11 @@ def _image_header(path: Path) -> _ImageHeader:
         try:
             s = rd.sizes
             if s["XY"] * s["T"] * s["Z"] > 1:
-                raise UserError(f"{path.name} holds {s['XY'] * s['T'] * s['Z']} images, but "
-                                "files given together must each be one 2D image: open that "
-                                "stack on its own.")
+                raise UserError(
+                    f"{path.name} holds {s['XY'] * s['T'] * s['Z']} images, but "
+                    "files given together must each be one 2D image: open that "
+                    "stack on its own."
+                )
             return _ImageHeader(path, kind, s["Y"], s["X"], s["C"], rd.dtype, rd.rgb)
         finally:
             rd.close()
@@ -66,16 +90,20 @@ def _image_header(path: Path) -> _ImageHeader:
                 width, height = im.size
                 mode = im.mode
     except Image.DecompressionBombError as err:
-        raise UserError(f"{path.name} is too large to decode safely ({_brief(err)}): crop or "
-                        "bin the images first.") from None
+        raise UserError(
+            f"{path.name} is too large to decode safely ({_brief(err)}): crop or bin the images first."
+        ) from None
     except Exception as err:
-        raise UserError(f"{path.name} could not be read as a {kind.upper()} image "
-                        f"({_brief(err)}): export it again.") from None
+        raise UserError(
+            f"{path.name} could not be read as a {kind.upper()} image ({_brief(err)}): export it again."
+        ) from None
     try:
         dtype, channels, rgb = _pil_dtype(mode)
     except KeyError:
-        raise UserError(f"{path.name} uses the image mode {mode}, which sam2web cannot read: "
-                        "save it as 8- or 16-bit grayscale or RGB.") from None
+        raise UserError(
+            f"{path.name} uses the image mode {mode}, which sam2web cannot read: "
+            "save it as 8- or 16-bit grayscale or RGB."
+        ) from None
     _check_frame_size(height, width, channels * dtype.itemsize, path.name)
     return _ImageHeader(path, kind, height, width, channels, dtype, rgb)
 
@@ -94,7 +122,7 @@ def _decode_image(header: _ImageHeader) -> np.ndarray:
                     sp, _, h, w, sc = page.shaped
                     data = tif.series[0].pages[0].asarray().reshape(sp, h, w, sc)
             data = np.moveaxis(data, 0, -1).reshape(h, w, sp * sc)
-            return data[..., :header.channels]
+            return data[..., : header.channels]
         from PIL import Image
 
         with warnings.catch_warnings():
@@ -108,11 +136,12 @@ def _decode_image(header: _ImageHeader) -> np.ndarray:
     except UserError:
         raise
     except Exception as err:
-        raise UserError(f"{path.name} could not be decoded ({_brief(err)}): the file may be "
-                        "damaged; export it again.") from None
+        raise UserError(
+            f"{path.name} could not be decoded ({_brief(err)}): the file may be damaged; export it again."
+        ) from None
     if data.ndim == 2:
         data = data[:, :, None]
-    data = data[:, :, :header.channels]
+    data = data[:, :, : header.channels]
     if data.dtype != header.dtype:
         data = data.astype(header.dtype)
     return data
@@ -125,15 +154,21 @@ def open_files(files: list[Path], pages_as: str, decoded_cache_bytes: int = 64 <
     ref = headers[0]
     for h in headers[1:]:
         if (h.height, h.width) != (ref.height, ref.width):
-            raise UserError(f"{h.path.name} is {h.width} x {h.height} pixels but "
-                            f"{ref.path.name} is {ref.width} x {ref.height}: all images of a "
-                            "stack must have the same size.")
+            raise UserError(
+                f"{h.path.name} is {h.width} x {h.height} pixels but "
+                f"{ref.path.name} is {ref.width} x {ref.height}: all images of a "
+                "stack must have the same size."
+            )
         if h.channels != ref.channels:
-            raise UserError(f"{h.path.name} has {h.channels} channel(s) but {ref.path.name} has "
-                            f"{ref.channels}: use images of one kind (all gray or all RGB).")
+            raise UserError(
+                f"{h.path.name} has {h.channels} channel(s) but {ref.path.name} has "
+                f"{ref.channels}: use images of one kind (all gray or all RGB)."
+            )
         if h.dtype != ref.dtype:
-            raise UserError(f"{h.path.name} is {h.dtype} but {ref.path.name} is {ref.dtype}: "
-                            "save all images with the same bit depth.")
+            raise UserError(
+                f"{h.path.name} is {h.dtype} but {ref.path.name} is {ref.dtype}: "
+                "save all images with the same bit depth."
+            )
     n = len(headers)
     # whole decoded files (Y, X, C), so the channels of one RGB file are decoded once
     decoded = FrameCache(decoded_cache_bytes)
@@ -145,20 +180,34 @@ def open_files(files: list[Path], pages_as: str, decoded_cache_bytes: int = 64 <
         if data is None:
             data = _decode_image(headers[i])
             if data.shape[:2] != (ref.height, ref.width):
-                raise UserError(f"{headers[i].path.name} decoded to a different size than its "
-                                "header says: export it again.")
+                raise UserError(
+                    f"{headers[i].path.name} decoded to a different size than its header says: export it again."
+                )
             decoded.put(key, data)
         return data[:, :, c]
 
-    sizes = {"XY": 1, "T": n if axis == _TIME else 1, "Z": n if axis == _Z else 1,
-             "C": ref.channels, "Y": ref.height, "X": ref.width}
+    sizes = {
+        "XY": 1,
+        "T": n if axis == _TIME else 1,
+        "Z": n if axis == _Z else 1,
+        "C": ref.channels,
+        "Y": ref.height,
+        "X": ref.width,
+    }
     pixel_size = pixel_size_of(ref.path) if ref.kind == "tiff" else None
-    return Opened(sizes=sizes, dtype=ref.dtype, reader=read,
-                  channel_names=_default_channel_names(ref.channels, ref.rgb),
-                  pixel_size=pixel_size)
+    return Opened(
+        sizes=sizes,
+        dtype=ref.dtype,
+        reader=read,
+        channel_names=_default_channel_names(ref.channels, ref.rgb),
+        pixel_size=pixel_size,
+    )
 
 
 def list_images(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
     return sorted(files, key=_natural_key)

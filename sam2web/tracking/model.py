@@ -14,17 +14,18 @@ OWNER: engine helper. Contract:
 
 Why it is shaped like this: the app caches one predictor per (size, device, image size,
 precision) with ``st.cache_resource`` and shares it between sessions, so the predictor holds no
-per-run state (that lives in the inference state built by ``sam2web.track``). torch and sam2 are
+per-run state (that lives in the inference state built by ``sam2web.tracking.track``). torch and sam2 are
 imported lazily so that the rest of sam2web works without them.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sam2web.errors import UserError
 
@@ -44,8 +45,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 ENV_CHECKPOINTS = "SAM2WEB_CHECKPOINTS"
 ENV_RANDOM = "SAM2WEB_RANDOM_WEIGHTS"
 ENV_IMAGE_SIZE = "SAM2WEB_IMAGE_SIZE"
-RANDOM_WEIGHTS_WARNING = ("WARNING: SAM2 runs with RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1); "
-                          "the masks are meaningless and only exercise the plumbing.")
+RANDOM_WEIGHTS_WARNING = (
+    "WARNING: SAM2 runs with RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1); "
+    "the masks are meaningless and only exercise the plumbing."
+)
 # Number of Hiera trunk blocks per size: how a checkpoint of the wrong size is recognised.
 _TRUNK_BLOCKS = {12: "tiny", 16: "small", 24: "base_plus", 48: "large"}
 
@@ -53,6 +56,7 @@ ProgressFn = Callable[[int, int], None]
 
 
 # ----------------------------------------------------------------------------- checkpoints
+
 
 def check_size(size: str) -> str:
     if size not in MODELS:
@@ -94,8 +98,9 @@ def find_checkpoint(size: str, explicit: str | Path | None = None) -> Path | Non
         if path.is_dir():
             path = path / file_name
         if not path.exists():
-            raise UserError(f"Checkpoint file {path} does not exist; check the path given with "
-                            f"--checkpoint (or the path field).")
+            raise UserError(
+                f"Checkpoint file {path} does not exist; check the path given with --checkpoint (or the path field)."
+            )
         return path
     for folder in checkpoint_dirs():
         candidate = folder / file_name
@@ -108,8 +113,10 @@ def missing_checkpoint_message(size: str, reason: str = "") -> str:
     """One sentence: which file to put where (used by the CLI, the app and failed downloads)."""
     _, file_name = MODELS[size]
     state = f"could not be downloaded ({reason})" if reason else "is not on this machine"
-    return (f"The SAM2.1 {size} checkpoint {state}: download {DOWNLOAD_BASE}{file_name} and put "
-            f"it at {download_dir() / file_name} (or pass --checkpoint PATH).")
+    return (
+        f"The SAM2.1 {size} checkpoint {state}: download {DOWNLOAD_BASE}{file_name} and put "
+        f"it at {download_dir() / file_name} (or pass --checkpoint PATH)."
+    )
 
 
 def _open_url(url: str, timeout: float = 30.0):
@@ -119,8 +126,7 @@ def _open_url(url: str, timeout: float = 30.0):
     return urllib.request.urlopen(url, timeout=timeout)
 
 
-def download_checkpoint(size: str, progress: ProgressFn | None = None,
-                        dest_dir: str | Path | None = None) -> Path:
+def download_checkpoint(size: str, progress: ProgressFn | None = None, dest_dir: str | Path | None = None) -> Path:
     """Download the official checkpoint, verify it, and only then give it its final name.
 
     The bytes go to a hidden temporary file in the target folder (same file system, so the
@@ -133,8 +139,10 @@ def download_checkpoint(size: str, progress: ProgressFn | None = None,
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"Cannot create the checkpoint folder {folder} ({err.strerror}); set "
-                        f"{ENV_CHECKPOINTS} to a writable folder.") from None
+        raise UserError(
+            f"Cannot create the checkpoint folder {folder} ({err.strerror}); set "
+            f"{ENV_CHECKPOINTS} to a writable folder."
+        ) from None
     final = folder / file_name
     url = DOWNLOAD_BASE + file_name
     fd, tmp_name = tempfile.mkstemp(prefix=f".{file_name}.", suffix=".part", dir=folder)
@@ -160,8 +168,7 @@ def download_checkpoint(size: str, progress: ProgressFn | None = None,
                 if progress is not None:
                     progress(done, total)
         if total and done != total:
-            raise UserError(missing_checkpoint_message(
-                size, f"the download stopped after {done} of {total} bytes"))
+            raise UserError(missing_checkpoint_message(size, f"the download stopped after {done} of {total} bytes"))
         verify_checkpoint(tmp, size)
         if size in SHA256:
             _check_sha256(tmp, SHA256[size], size)
@@ -187,8 +194,9 @@ def _check_sha256(path: Path, expected: str, size: str) -> None:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     if digest.hexdigest() != expected:
-        raise UserError(f"The downloaded SAM2.1 {size} checkpoint has the wrong SHA-256 digest; "
-                        f"try the download again.")
+        raise UserError(
+            f"The downloaded SAM2.1 {size} checkpoint has the wrong SHA-256 digest; try the download again."
+        )
 
 
 def _load_state_dict(path: Path) -> dict:
@@ -199,8 +207,10 @@ def _load_state_dict(path: Path) -> dict:
         with open(path, "rb") as fh:
             head = fh.read(4)
     except OSError as err:
-        raise UserError(f"Cannot read checkpoint {path} ({err.strerror or err}); check the file "
-                        f"and its permissions, or pass another --checkpoint PATH.") from None
+        raise UserError(
+            f"Cannot read checkpoint {path} ({err.strerror or err}); check the file "
+            f"and its permissions, or pass another --checkpoint PATH."
+        ) from None
     if not head:
         raise UserError(f"Checkpoint {path} is empty; delete it and download it again.")
     try:
@@ -215,24 +225,30 @@ def _load_state_dict(path: Path) -> dict:
         import zipfile
 
         if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
-            raise UserError(f"Checkpoint {path} is truncated or corrupted (an interrupted "
-                            f"download?); delete it and download it again.") from None
+            raise UserError(
+                f"Checkpoint {path} is truncated or corrupted (an interrupted "
+                f"download?); delete it and download it again."
+            ) from None
         if isinstance(err, pickle.UnpicklingError) and zipfile.is_zipfile(path):
-            raise UserError(f"{path} holds Python objects besides weights, which sam2web refuses "
-                            f"to load for safety; use the official sam2.1_hiera_<size>.pt "
-                            f"file.") from None
-        raise UserError(f"{path} is not a PyTorch checkpoint ({type(err).__name__}); use the "
-                        f"official sam2.1_hiera_<size>.pt file.") from None
+            raise UserError(
+                f"{path} holds Python objects besides weights, which sam2web refuses "
+                f"to load for safety; use the official sam2.1_hiera_<size>.pt "
+                f"file."
+            ) from None
+        raise UserError(
+            f"{path} is not a PyTorch checkpoint ({type(err).__name__}); use the official sam2.1_hiera_<size>.pt file."
+        ) from None
     state = data.get("model") if isinstance(data, dict) else None
     if not isinstance(state, dict):
-        raise UserError(f"{path} is not a SAM2 checkpoint (it has no 'model' weights); use the "
-                        f"official sam2.1_hiera_<size>.pt file.")
+        raise UserError(
+            f"{path} is not a SAM2 checkpoint (it has no 'model' weights); use the "
+            f"official sam2.1_hiera_<size>.pt file."
+        )
     return state
 
 
 def _guess_size(keys) -> str | None:
-    blocks = {int(m.group(1)) for k in keys
-              if (m := re.match(r"image_encoder\.trunk\.blocks\.(\d+)\.", k))}
+    blocks = {int(m.group(1)) for k in keys if (m := re.match(r"image_encoder\.trunk\.blocks\.(\d+)\.", k))}
     return _TRUNK_BLOCKS.get(len(blocks)) if blocks else None
 
 
@@ -243,15 +259,21 @@ def _check_state_dict(state: dict, expected: dict, path: Path, size: str) -> Non
     if missing or unexpected:
         other = _guess_size(state.keys())
         if other and other != size:
-            raise UserError(f"Checkpoint {path} holds the SAM2.1 {other} model, not {size}; "
-                            f"choose the model '{other}' or use {MODELS[size][1]}.")
-        raise UserError(f"Checkpoint {path} does not match the SAM2.1 {size} model "
-                        f"({len(missing)} weights missing, {len(unexpected)} unexpected; a SAM2.0 "
-                        f"file?); use {MODELS[size][1]}.")
+            raise UserError(
+                f"Checkpoint {path} holds the SAM2.1 {other} model, not {size}; "
+                f"choose the model '{other}' or use {MODELS[size][1]}."
+            )
+        raise UserError(
+            f"Checkpoint {path} does not match the SAM2.1 {size} model "
+            f"({len(missing)} weights missing, {len(unexpected)} unexpected; a SAM2.0 "
+            f"file?); use {MODELS[size][1]}."
+        )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
-            raise UserError(f"Checkpoint {path} does not match the SAM2.1 {size} model (weight "
-                            f"{key} has shape {tuple(state[key].shape)}); use {MODELS[size][1]}.")
+            raise UserError(
+                f"Checkpoint {path} does not match the SAM2.1 {size} model (weight "
+                f"{key} has shape {tuple(state[key].shape)}); use {MODELS[size][1]}."
+            )
 
 
 def verify_checkpoint(path: str | Path, size: str) -> dict:
@@ -266,6 +288,7 @@ def verify_checkpoint(path: str | Path, size: str) -> dict:
 
 # ----------------------------------------------------------------------------- device, precision
 
+
 def pick_device(name: str = "auto") -> str:
     """``auto``: CUDA, then Apple MPS, then CPU. A forced device must exist."""
     import torch
@@ -278,11 +301,11 @@ def pick_device(name: str = "auto") -> str:
     if name == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if name == "cuda" and not cuda:
-        raise UserError("Device 'cuda' was asked for but no CUDA GPU is available to this torch; "
-                        "use --device auto or cpu.")
+        raise UserError(
+            "Device 'cuda' was asked for but no CUDA GPU is available to this torch; use --device auto or cpu."
+        )
     if name == "mps" and not mps:
-        raise UserError("Device 'mps' was asked for but Apple MPS is not available; use "
-                        "--device auto or cpu.")
+        raise UserError("Device 'mps' was asked for but Apple MPS is not available; use --device auto or cpu.")
     return name
 
 
@@ -303,8 +326,7 @@ def default_image_size() -> int | None:
     try:
         return check_image_size(int(raw))
     except ValueError:
-        raise UserError(f"{ENV_IMAGE_SIZE}={raw!r} is not a whole number; set it to e.g. 512 "
-                        f"or unset it.") from None
+        raise UserError(f"{ENV_IMAGE_SIZE}={raw!r} is not a whole number; set it to e.g. 512 or unset it.") from None
 
 
 def check_image_size(image_size: int | None) -> int | None:
@@ -312,8 +334,10 @@ def check_image_size(image_size: int | None) -> int | None:
     if image_size is None:
         return None
     if image_size < 128 or image_size > 2048 or image_size % 32:
-        raise UserError(f"Image size {image_size} is not usable; choose a multiple of 32 between "
-                        f"128 and 2048 (1024 is SAM2's own, 512 is ~8x faster on a CPU).")
+        raise UserError(
+            f"Image size {image_size} is not usable; choose a multiple of 32 between "
+            f"128 and 2048 (1024 is SAM2's own, 512 is ~8x faster on a CPU)."
+        )
     return int(image_size)
 
 
@@ -322,6 +346,7 @@ def random_weights_requested() -> bool:
 
 
 # ----------------------------------------------------------------------------- building
+
 
 def _overrides(image_size: int | None) -> list[str]:
     out = [
@@ -345,7 +370,7 @@ def _build(size: str, image_size: int | None, device: str):
     """Build the video predictor with random (deterministic) weights on ``device``."""
     import torch
 
-    from sam2web import sam2_patches
+    from sam2web.tracking import sam2_patches
 
     sam2_patches.apply()
     from sam2.build_sam import build_sam2_video_predictor
@@ -353,8 +378,9 @@ def _build(size: str, image_size: int | None, device: str):
     config, _ = MODELS[size]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # random weights are the same in every run (tests, demos)
-        return build_sam2_video_predictor(config, ckpt_path=None, device=device,
-                                          hydra_overrides_extra=_overrides(image_size))
+        return build_sam2_video_predictor(
+            config, ckpt_path=None, device=device, hydra_overrides_extra=_overrides(image_size)
+        )
 
 
 def _setup_cuda() -> None:
@@ -366,9 +392,15 @@ def _setup_cuda() -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def load_predictor(size: str = DEFAULT_MODEL, checkpoint: str | Path | None = None,
-                   device: str = "auto", image_size: int | None = None, precision: str = "auto",
-                   download: bool = False, progress: ProgressFn | None = None):
+def load_predictor(
+    size: str = DEFAULT_MODEL,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    image_size: int | None = None,
+    precision: str = "auto",
+    download: bool = False,
+    progress: ProgressFn | None = None,
+):
     """Build a reusable SAM2.1 video predictor.
 
     ``image_size`` (or env SAM2WEB_IMAGE_SIZE) runs the model at a reduced input side, e.g. 512
@@ -416,9 +448,14 @@ def describe(predictor) -> dict:
     info = getattr(predictor, "sam2web_info", None)
     if info is not None:
         return dict(info)
-    return {"device": "cpu", "precision": "fp32", "model": type(predictor).__name__,
-            "image_size": getattr(predictor, "image_size", None),
-            "random_weights": bool(getattr(predictor, "random_weights", False)), "checkpoint": None}
+    return {
+        "device": "cpu",
+        "precision": "fp32",
+        "model": type(predictor).__name__,
+        "image_size": getattr(predictor, "image_size", None),
+        "random_weights": bool(getattr(predictor, "random_weights", False)),
+        "checkpoint": None,
+    }
 
 
 def inference_context(predictor):

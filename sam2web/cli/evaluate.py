@@ -14,6 +14,7 @@ examples:
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,29 @@ from sam2web.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", required=True, nargs="+", metavar="GT",
-                        help="ground-truth label images: a CTC TRA/SEG folder, files, or a label stack")
+    parser.add_argument(
+        "--gt",
+        required=True,
+        nargs="+",
+        metavar="GT",
+        help="ground-truth label images: a CTC TRA/SEG folder, files, or a label stack",
+    )
     parser.add_argument("--pred", required=True, metavar="DIR", help="an export folder (annotations.geojson)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the scores as JSON")
-    parser.add_argument("--across", choices=("time", "z"), default="time",
-                        help="the tracking axis: time points or Z slices (default: time)")
+    parser.add_argument(
+        "--across",
+        choices=("time", "z"),
+        default="time",
+        help="the tracking axis: time points or Z slices (default: time)",
+    )
     parser.add_argument("--xy", type=int, default=1, help="the position to score, 1-based (default: 1)")
-    parser.add_argument("--prompt-frame", action="append", default=[], metavar="OBJ=FRAME",
-                        help="0-based frame where object OBJ was prompted (repeatable); default: its first frame")
+    parser.add_argument(
+        "--prompt-frame",
+        action="append",
+        default=[],
+        metavar="OBJ=FRAME",
+        help="0-based frame where object OBJ was prompted (repeatable); default: its first frame",
+    )
 
 
 def _prompt_frames(items: list[str]) -> dict[int, int]:
@@ -51,8 +66,13 @@ def run(args: argparse.Namespace) -> int:
     if args.xy < 1:
         raise UserError(f"--xy {args.xy} is not a position; positions start at 1.")
     gt = [Path(p) for p in args.gt]
-    scores = evaluate_paths(gt if len(gt) > 1 else gt[0], Path(args.pred), across=args.across,
-                            xy=args.xy - 1, prompt_frames=_prompt_frames(args.prompt_frame))
+    scores = evaluate_paths(
+        gt if len(gt) > 1 else gt[0],
+        Path(args.pred),
+        across=args.across,
+        xy=args.xy - 1,
+        prompt_frames=_prompt_frames(args.prompt_frame),
+    )
     print(scores_table(scores))
     if args.json:
         from sam2web.export import atomic_write

@@ -3,24 +3,26 @@
 OWNER: stack helper. Private to sam2web.stack and its readers (stack_tiff, stack_files); other
 modules use sam2web.stack's public surface.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence as Seq
 
 import numpy as np
 
 from sam2web.errors import UserError
 
 AXES = ("XY", "T", "Z", "C", "Y", "X")
-MIN_SIDE = 8                      # smaller frames cannot be tracked meaningfully
-MAX_FRAME_PIXELS = 2**31 - 1      # per frame; refused from the header, before allocating
-MAX_FRAME_BYTES = 1 << 30         # one decoded page (all its samples) may not exceed 1 GiB
+MIN_SIDE = 8  # smaller frames cannot be tracked meaningfully
+MAX_FRAME_PIXELS = 2**31 - 1  # per frame; refused from the header, before allocating
+MAX_FRAME_BYTES = 1 << 30  # one decoded page (all its samples) may not exceed 1 GiB
 IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 # One frame cache for the whole process, so memory stays bounded however many stacks are open
 # (the app caches several). SAM2WEB_FRAME_CACHE_MB sets its size.
@@ -33,10 +35,20 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 # Axis letters of tifffile / from_array and where they go. Generic ("unnamed") axes follow pages_as.
 _TIME, _Z, _C = "T", "Z", "C"
 _GENERIC = set("IQ")
-_POSITION = set("PRM")            # from_array: P(osition), R, M; S before Y/X is handled apart
-_FILE_POSITION = set("RM")        # in files: tifffile's tile/position (R) and mosaic (M) axes
-_AXIS_NAMES = {"A": "angle", "P": "phase", "R": "tile", "H": "lifetime", "E": "lambda",
-               "L": "exposure", "V": "event", "M": "mosaic", "J": "column", "K": "row"}
+_POSITION = set("PRM")  # from_array: P(osition), R, M; S before Y/X is handled apart
+_FILE_POSITION = set("RM")  # in files: tifffile's tile/position (R) and mosaic (M) axes
+_AXIS_NAMES = {
+    "A": "angle",
+    "P": "phase",
+    "R": "tile",
+    "H": "lifetime",
+    "E": "lambda",
+    "L": "exposure",
+    "V": "event",
+    "M": "mosaic",
+    "J": "column",
+    "K": "row",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,7 +92,6 @@ class FrameCache:
         return len(self._items)
 
 
-
 # A reader turns (xy, t, z, c) into a 2D array; it must be thread-safe.
 Reader = Callable[[int, int, int, int], np.ndarray]
 
@@ -104,7 +115,6 @@ def _brief(err: Exception | str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-
 # --------------------------------------------------------------------------------------------
 # Axis mapping helpers
 # --------------------------------------------------------------------------------------------
@@ -117,8 +127,9 @@ def _norm_pages_as(pages_as: str) -> str:
     raise UserError(f'Pages must be read as "time" or "z", not "{pages_as}".')
 
 
-def _map_axes(letters: Seq[str], shape: Seq[int], pages_as: str, what: str,
-              positions: set[str] = _POSITION) -> dict[str, list[int]]:
+def _map_axes(
+    letters: Seq[str], shape: Seq[int], pages_as: str, what: str, positions: set[str] = _POSITION
+) -> dict[str, list[int]]:
     """Map named axes to our six; return {our axis: [source dims]} (several dims only for C).
 
     Refuses, with a sentence, unknown extra dimensions that are not of size 1, because guessing
@@ -137,8 +148,7 @@ def _map_axes(letters: Seq[str], shape: Seq[int], pages_as: str, what: str,
             continue
         elif a in (_TIME, _Z):
             if out[a]:
-                raise UserError(f"{what} has two {'Time' if a == _TIME else 'Z'} axes: "
-                                "name each dimension once.")
+                raise UserError(f"{what} has two {'Time' if a == _TIME else 'Z'} axes: name each dimension once.")
             out[a].append(dim)
         elif a in ("C", "S"):
             out["C"].append(dim)
@@ -150,15 +160,19 @@ def _map_axes(letters: Seq[str], shape: Seq[int], pages_as: str, what: str,
             generic.append(dim)
         else:
             name = _AXIS_NAMES.get(a, "unknown")
-            raise UserError(f"{what} has a dimension {a} ({name}) of size {n} that cannot be "
-                            "mapped to position, time, Z or channel: keep one value of it and "
-                            "save the rest as TZCYX.")
+            raise UserError(
+                f"{what} has a dimension {a} ({name}) of size {n} that cannot be "
+                "mapped to position, time, Z or channel: keep one value of it and "
+                "save the rest as TZCYX."
+            )
     if generic:
         if len(generic) > 1 or out[first] and out[other]:
             sizes = " and ".join(str(shape[d]) for d in generic)
-            raise UserError(f"{what} has {len(generic)} unnamed dimensions (sizes {sizes}): "
-                            "save it as an ImageJ hyperstack with named axes, or name them "
-                            '(e.g. axes "TCYX").')
+            raise UserError(
+                f"{what} has {len(generic)} unnamed dimensions (sizes {sizes}): "
+                "save it as an ImageJ hyperstack with named axes, or name them "
+                '(e.g. axes "TCYX").'
+            )
         target = first if not out[first] else other
         out[target].append(generic[0])
     return out
@@ -168,8 +182,7 @@ def _to_canonical(array: np.ndarray, mapping: dict[str, list[int]]) -> np.ndarra
     """A view of ``array`` with axes (XY, T, Z, C, Y, X); size-1 and merged dims handled."""
     used = [d for dims in mapping.values() for d in dims]
     rest = [d for d in range(array.ndim) if d not in used]  # all size 1
-    order = (mapping["XY"] + mapping["T"] + mapping["Z"] + mapping["C"] + mapping["Y"]
-             + mapping["X"] + rest)
+    order = mapping["XY"] + mapping["T"] + mapping["Z"] + mapping["C"] + mapping["Y"] + mapping["X"] + rest
     view = np.transpose(array, order)
     shape = []
     for key in AXES:
@@ -182,11 +195,15 @@ def _to_canonical(array: np.ndarray, mapping: dict[str, list[int]]) -> np.ndarra
 
 def _check_frame_size(height: int, width: int, bytes_per_pixel: int, name: str) -> None:
     if height < MIN_SIDE or width < MIN_SIDE:
-        raise UserError(f"{name} has frames of {width} x {height} pixels, too small to track: "
-                        f"use images of at least {MIN_SIDE} x {MIN_SIDE} pixels.")
+        raise UserError(
+            f"{name} has frames of {width} x {height} pixels, too small to track: "
+            f"use images of at least {MIN_SIDE} x {MIN_SIDE} pixels."
+        )
     if height * width > MAX_FRAME_PIXELS or height * width * bytes_per_pixel > MAX_FRAME_BYTES:
-        raise UserError(f"{name} declares frames of {width} x {height} pixels, more than sam2web "
-                        "can read (at most 1 GiB per frame): crop or bin the images first.")
+        raise UserError(
+            f"{name} declares frames of {width} x {height} pixels, more than sam2web "
+            "can read (at most 1 GiB per frame): crop or bin the images first."
+        )
 
 
 def _default_channel_names(n: int, rgb: bool) -> list[str]:
@@ -221,7 +238,7 @@ def _sniff(path: Path) -> str:
         with open(path, "rb") as fh:
             head = fh.read(16)
     except OSError as err:
-        raise UserError(f"{path.name} cannot be read ({err.strerror}): check its permissions.")
+        raise UserError(f"{path.name} cannot be read ({err.strerror}): check its permissions.") from None
     if head[:4] in _TIFF_MAGIC:
         kind = "tiff"
     elif head.startswith(_PNG_MAGIC):
@@ -235,7 +252,8 @@ def _sniff(path: Path) -> str:
     suffix = path.suffix.lower()
     expected = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
     if suffix in expected and expected[suffix] != kind:
-        raise UserError(f"{path.name} is named {suffix} but holds a {kind.upper()} image: rename "
-                        f"it to .{ 'tif' if kind == 'tiff' else kind} or re-save it as {suffix}.")
+        raise UserError(
+            f"{path.name} is named {suffix} but holds a {kind.upper()} image: rename "
+            f"it to .{'tif' if kind == 'tiff' else kind} or re-save it as {suffix}."
+        )
     return kind
-

@@ -1,4 +1,4 @@
-"""Two small, idempotent fixes to the installed sam2 1.1.0, applied by ``sam2web.model``.
+"""Two small, idempotent fixes to the installed sam2 1.1.0, applied by ``sam2web.tracking.model``.
 
 Why patches at all: the upstream video predictor was written for CUDA with the compiled
 ``sam2._C`` extension. On a plain CPU install two things go wrong:
@@ -22,6 +22,7 @@ A third, cosmetic one silences SAM2's own per-propagation tqdm bar (sam2web repo
 itself). All patches are class/module level (they hold no per-run state), marked so applying twice
 is a no-op, and keep the original callables reachable as ``_sam2web_original``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -75,8 +76,9 @@ def _patch_memory_attention() -> None:
             memory = memory.to(query.dtype)
         if memory_pos is not None and memory_pos.dtype != query.dtype:
             memory_pos = memory_pos.to(query.dtype)
-        return original(self, curr, memory, curr_pos=curr_pos, memory_pos=memory_pos,
-                        num_obj_ptr_tokens=num_obj_ptr_tokens)
+        return original(
+            self, curr, memory, curr_pos=curr_pos, memory_pos=memory_pos, num_obj_ptr_tokens=num_obj_ptr_tokens
+        )
 
     forward._sam2web_patched = True  # type: ignore[attr-defined]
     forward._sam2web_original = original  # type: ignore[attr-defined]

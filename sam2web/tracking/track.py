@@ -27,12 +27,14 @@ per-frame outputs that fall out of SAM2's memory window (``num_maskmem`` frames 
 prompt frames, so a long run holds about what a short one does. Backbone features of recently
 visited frames are kept in a small LRU (bounded in MB) so a correction does not recompute them.
 """
+
 from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,7 @@ RenderFn = Callable[[Location], np.ndarray]
 
 
 # ----------------------------------------------------------------------------- frame source
+
 
 def to_model_input(rgb: np.ndarray, image_size: int):
     """uint8 RGB (H, W, 3) -> float tensor (3, S, S) resized and normalised exactly like SAM2's
@@ -70,8 +73,15 @@ class LazyFrames:
     it; nothing is kept, because SAM2 itself caches the features of the frame it works on.
     """
 
-    def __init__(self, render_fn: RenderFn, locs: Iterable[Location], image_size: int,
-                 height: int, width: int, device: str = "cpu"):
+    def __init__(
+        self,
+        render_fn: RenderFn,
+        locs: Iterable[Location],
+        image_size: int,
+        height: int,
+        width: int,
+        device: str = "cpu",
+    ):
         self.render_fn = render_fn
         self.locs = tuple(locs)
         self.image_size = int(image_size)
@@ -85,8 +95,7 @@ class LazyFrames:
     def rgb(self, index: int) -> np.ndarray:
         rgb = np.asarray(self.render_fn(self.locs[index]))
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[:2] != (self.height, self.width):
-            raise ValueError(f"render returned shape {rgb.shape}, expected "
-                             f"({self.height}, {self.width}, 3)")
+            raise ValueError(f"render returned shape {rgb.shape}, expected ({self.height}, {self.width}, 3)")
         return rgb if rgb.dtype == np.uint8 else np.clip(rgb, 0, 255).astype(np.uint8)
 
     def __getitem__(self, index: int):
@@ -167,6 +176,7 @@ class FeatureCache:
 
 # ----------------------------------------------------------------------------- stand-in
 
+
 class StandInTracker:
     """A deterministic tracker with the SAM2VideoPredictor surface, for tests and the app's tests.
 
@@ -179,9 +189,12 @@ class StandInTracker:
 
     accepts_frame_source = True
 
-    def __init__(self, drift: tuple[int, int] = (2, 1),
-                 masks: Callable[[int, Location], np.ndarray | None] | None = None,
-                 image_size: int = 1024):
+    def __init__(
+        self,
+        drift: tuple[int, int] = (2, 1),
+        masks: Callable[[int, Location], np.ndarray | None] | None = None,
+        image_size: int = 1024,
+    ):
         self.drift = drift
         self.masks_fn = masks
         self.image_size = image_size
@@ -190,8 +203,14 @@ class StandInTracker:
 
     def init_state(self, video_path, **_: Any) -> dict:
         frames = video_path
-        return {"frames": frames, "num_frames": len(frames), "video_height": frames.height,
-                "video_width": frames.width, "prompts": {}, "obj_ids": []}
+        return {
+            "frames": frames,
+            "num_frames": len(frames),
+            "video_height": frames.height,
+            "video_width": frames.width,
+            "prompts": {},
+            "obj_ids": [],
+        }
 
     def reset_state(self, state: dict) -> None:
         state["prompts"].clear()
@@ -203,14 +222,14 @@ class StandInTracker:
         state["prompts"].setdefault(obj_id, {})[frame_idx] = region
         return frame_idx, list(state["obj_ids"]), self._logits(state, frame_idx, False)
 
-    def add_new_points_or_box(self, state, frame_idx, obj_id, points=None, labels=None,
-                              clear_old_points=True, normalize_coords=True, box=None):
+    def add_new_points_or_box(
+        self, state, frame_idx, obj_id, points=None, labels=None, clear_old_points=True, normalize_coords=True, box=None
+    ):
         h, w = state["video_height"], state["video_width"]
         region = np.zeros((h, w), dtype=bool)
         if box is not None:
             x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=float).ravel())
-            region[max(0, int(np.floor(y0))):int(np.ceil(y1)),
-                   max(0, int(np.floor(x0))):int(np.ceil(x1))] = True
+            region[max(0, int(np.floor(y0))) : int(np.ceil(y1)), max(0, int(np.floor(x0))) : int(np.ceil(x1))] = True
         elif points is not None:
             pts = np.asarray(points, dtype=float).reshape(-1, 2)
             labs = np.asarray(labels).ravel()
@@ -218,7 +237,7 @@ class StandInTracker:
             if len(pos):
                 x0, y0 = pos.min(axis=0) - 3
                 x1, y1 = pos.max(axis=0) + 4
-                region[max(0, int(y0)):int(y1), max(0, int(x0)):int(x1)] = True
+                region[max(0, int(y0)) : int(y1), max(0, int(x0)) : int(x1)] = True
         return self._register(state, obj_id, frame_idx, region)
 
     def add_new_mask(self, state, frame_idx, obj_id, mask):
@@ -231,8 +250,7 @@ class StandInTracker:
             return np.zeros((h, w), bool) if mask is None else np.asarray(mask, dtype=bool)
         prompts = state["prompts"][obj_id]
         behind = [p for p in prompts if (p >= frame_idx if reverse else p <= frame_idx)]
-        ref = (min(behind) if reverse else max(behind)) if behind else \
-            min(prompts, key=lambda p: abs(p - frame_idx))
+        ref = (min(behind) if reverse else max(behind)) if behind else min(prompts, key=lambda p: abs(p - frame_idx))
         steps = frame_idx - ref
         dx, dy = self.drift[0] * steps, self.drift[1] * steps
         out = np.zeros((h, w), dtype=bool)
@@ -248,8 +266,7 @@ class StandInTracker:
         arr = np.stack(masks)[:, None].astype(np.float32)
         return np.where(arr > 0, 10.0, -10.0).astype(np.float32)
 
-    def propagate_in_video(self, state, start_frame_idx=None, max_frame_num_to_track=None,
-                           reverse=False):
+    def propagate_in_video(self, state, start_frame_idx=None, max_frame_num_to_track=None, reverse=False):
         if not state["obj_ids"]:
             raise RuntimeError("No input points or masks are provided for any object.")
         n = state["num_frames"]
@@ -258,8 +275,7 @@ class StandInTracker:
         count = n if max_frame_num_to_track is None else max_frame_num_to_track
         self.calls.append((start_frame_idx, reverse))
         if reverse:
-            order = range(start_frame_idx, max(start_frame_idx - count, 0) - 1, -1) \
-                if start_frame_idx > 0 else []
+            order = range(start_frame_idx, max(start_frame_idx - count, 0) - 1, -1) if start_frame_idx > 0 else []
         else:
             order = range(start_frame_idx, min(start_frame_idx + count, n - 1) + 1)
         for t in order:
@@ -268,8 +284,10 @@ class StandInTracker:
 
 # ----------------------------------------------------------------------------- the run
 
-NO_PROMPTS_ON_FRAMES = ("There are no prompts on the selected frames; draw a box on one of the "
-                        "selected frames, or widen the XY/Time/Z ranges to include the prompts.")
+NO_PROMPTS_ON_FRAMES = (
+    "There are no prompts on the selected frames; draw a box on one of the "
+    "selected frames, or widen the XY/Time/Z ranges to include the prompts."
+)
 
 
 def check_prompts_placed(sequences: list[Sequence], prompts: list[Prompt]) -> None:
@@ -294,7 +312,7 @@ class _SeqRun:
 def _render_fn(stack, display) -> RenderFn:
     if callable(display):
         return display
-    from sam2web.display import render
+    from sam2web.stack.display import render
 
     return lambda loc: render(stack, loc, display)
 
@@ -327,15 +345,22 @@ class TrackSession:
     ``result`` accumulates masks across ``run`` calls.
     """
 
-    def __init__(self, stack, sequences: list[Sequence], predictor, display,
-                 direction: str = "forward", result: TrackResult | None = None,
-                 feature_cache_mb: float = 64.0, trim_memory: bool = True):
+    def __init__(
+        self,
+        stack,
+        sequences: list[Sequence],
+        predictor,
+        display,
+        direction: str = "forward",
+        result: TrackResult | None = None,
+        feature_cache_mb: float = 64.0,
+        trim_memory: bool = True,
+    ):
         if direction not in DIRECTIONS:
             raise UserError(f"Unknown direction '{direction}'; choose forward, backward or both.")
         if not sequences:
-            raise UserError("No sequences to track; select at least two frames along the "
-                            "tracking axis.")
-        from sam2web.model import describe
+            raise UserError("No sequences to track; select at least two frames along the tracking axis.")
+        from sam2web.tracking.model import describe
 
         self.stack = stack
         self.predictor = predictor
@@ -346,9 +371,10 @@ class TrackSession:
         self.info = info
         image_size = int(getattr(predictor, "image_size", 1024) or 1024)
         device = str(getattr(predictor, "device", "cpu"))
-        self.seqs = [_SeqRun(i, s, LazyFrames(self.render, s.frames, image_size, self.height,
-                                              self.width, device))
-                     for i, s in enumerate(sequences)]
+        self.seqs = [
+            _SeqRun(i, s, LazyFrames(self.render, s.frames, image_size, self.height, self.width, device))
+            for i, s in enumerate(sequences)
+        ]
         self.features = FeatureCache(feature_cache_mb)  # one budget, keyed (sequence, frame)
         self.trim_memory = trim_memory
         if result is None:
@@ -360,10 +386,16 @@ class TrackSession:
             result.settings = dict(result.settings)
         result.channel = _display_channel(display) if not callable(display) else result.channel
         result.random_weights = bool(info.get("random_weights")) or result.random_weights
-        result.settings.update({"direction": direction, "across": sequences[0].across,
-                                "model": info.get("model"), "device": info.get("device"),
-                                "precision": info.get("precision"),
-                                "image_size": info.get("image_size")})
+        result.settings.update(
+            {
+                "direction": direction,
+                "across": sequences[0].across,
+                "model": info.get("model"),
+                "device": info.get("device"),
+                "precision": info.get("precision"),
+                "image_size": info.get("image_size"),
+            }
+        )
         self.result = result
 
     # -- prompts ---------------------------------------------------------------------------
@@ -376,8 +408,7 @@ class TrackSession:
         prompts = list(prompts)
         for p in prompts:
             self._check_prompt(p)
-        placed = [(p, [run for run in self.seqs if run.sequence.index_of(p.loc) is not None])
-                  for p in prompts]
+        placed = [(p, [run for run in self.seqs if run.sequence.index_of(p.loc) is not None]) for p in prompts]
         placed = [(p, runs) for p, runs in placed if runs]
         if prompts and not placed:
             raise UserError(NO_PROMPTS_ON_FRAMES)
@@ -393,28 +424,29 @@ class TrackSession:
 
     def _check_prompt(self, p: Prompt) -> None:
         if p.box is None and not p.points and p.mask is None:
-            raise UserError(f"Prompt of object {p.obj_id} has no box, points or mask; draw one "
-                            f"or delete it.")
+            raise UserError(f"Prompt of object {p.obj_id} has no box, points or mask; draw one or delete it.")
         if p.mask is not None and np.asarray(p.mask).shape != (self.height, self.width):
-            raise UserError(f"Mask prompt of object {p.obj_id} is {np.asarray(p.mask).shape}, "
-                            f"not the image size ({self.height}, {self.width}); use a label "
-                            f"image of the stack's size.")
+            raise UserError(
+                f"Mask prompt of object {p.obj_id} is {np.asarray(p.mask).shape}, "
+                f"not the image size ({self.height}, {self.width}); use a label "
+                f"image of the stack's size."
+            )
         if p.mask is not None and not np.asarray(p.mask).any():
-            raise UserError(f"Mask prompt of object {p.obj_id} is empty; give it some pixels "
-                            f"or delete it.")
+            raise UserError(f"Mask prompt of object {p.obj_id} is empty; give it some pixels or delete it.")
 
     # -- running ---------------------------------------------------------------------------
     @property
     def pending(self) -> bool:
         return any(run.pending for run in self.seqs)
 
-    def run(self, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-            on_frame: OnFrameFn | None = None) -> TrackResult:
+    def run(
+        self, progress: ProgressFn | None = None, cancel: CancelFn | None = None, on_frame: OnFrameFn | None = None
+    ) -> TrackResult:
         """Add queued prompts and propagate; only sequences with new prompts are visited.
 
         On cancel the masks finished so far stay in ``result`` and ``result.partial`` is True.
         """
-        from sam2web.model import inference_context
+        from sam2web.tracking.model import inference_context
 
         todo = [run for run in self.seqs if run.pending]
         self.result.partial = False
@@ -471,8 +503,7 @@ class TrackSession:
             run.prompted.setdefault(obj_id, set()).add(f)
         return new, {o: before.get(o, float("inf")) for o in new}
 
-    def _passes(self, new: dict[int, list[int]],
-                before: dict[int, float]) -> list[tuple[int, bool, dict[int, int]]]:
+    def _passes(self, new: dict[int, list[int]], before: dict[int, float]) -> list[tuple[int, bool, dict[int, int]]]:
         """Plan the propagations: (start frame, reverse, {obj_id: write bound}).
 
         Each object is tracked away from its prompts: a forward pass writes an object from its
@@ -490,8 +521,7 @@ class TrackSession:
                 passes.append((max(rev.values()), True, rev))
         return passes
 
-    def _run_sequence(self, run: _SeqRun, seq_i: int, n_seq: int, progress, cancel,
-                      on_frame) -> bool:
+    def _run_sequence(self, run: _SeqRun, seq_i: int, n_seq: int, progress, cancel, on_frame) -> bool:
         new, before = self._add(run)
         run.runs += 1
         passes = [p for p in self._passes(new, before) if not (p[1] and p[0] == 0)]
@@ -500,8 +530,7 @@ class TrackSession:
         done = 0
         for start, reverse, bounds in passes:
             order = range(start, -1, -1) if reverse else range(start, n)
-            gen = self.predictor.propagate_in_video(run.state, start_frame_idx=start,
-                                                    reverse=reverse)
+            gen = self.predictor.propagate_in_video(run.state, start_frame_idx=start, reverse=reverse)
             try:
                 for expected in order:
                     self._inject(run, run.state, expected)
@@ -529,8 +558,10 @@ class TrackSession:
         return True
 
     def _oom_message(self) -> str:
-        return (f"Tracking ran out of memory on {self.info.get('device', 'this device')}; use a "
-                f"smaller model or image size, fewer objects, or shorter sequences, and run again.")
+        return (
+            f"Tracking ran out of memory on {self.info.get('device', 'this device')}; use a "
+            f"smaller model or image size, fewer objects, or shorter sequences, and run again."
+        )
 
     def _store(self, run, t, obj_ids, logits, reverse, bounds, on_frame) -> None:
         loc = run.sequence.frames[t]
@@ -572,8 +603,7 @@ class TrackSession:
             return
         p = self.predictor
         stride = int(getattr(p, "memory_temporal_stride_for_eval", 1) or 1)
-        keep = max(int(getattr(p, "num_maskmem", 7)) * stride,
-                   int(getattr(p, "max_obj_ptrs_in_encoder", 16))) + 1
+        keep = max(int(getattr(p, "num_maskmem", 7)) * stride, int(getattr(p, "max_obj_ptrs_in_encoder", 16))) + 1
         for out in per_obj.values():
             cond = out["cond_frame_outputs"]
             non_cond = out["non_cond_frame_outputs"]
@@ -583,13 +613,22 @@ class TrackSession:
                     del non_cond[u]
 
 
-def track(stack, sequences: list[Sequence], prompts: list[Prompt], predictor, display,
-          direction: str = "forward", progress: ProgressFn | None = None,
-          cancel: CancelFn | None = None, result: TrackResult | None = None,
-          on_frame: OnFrameFn | None = None, session: TrackSession | None = None) -> TrackResult:
+def track(
+    stack,
+    sequences: list[Sequence],
+    prompts: list[Prompt],
+    predictor,
+    display,
+    direction: str = "forward",
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    result: TrackResult | None = None,
+    on_frame: OnFrameFn | None = None,
+    session: TrackSession | None = None,
+) -> TrackResult:
     """Track ``prompts`` through ``sequences`` in one joint propagation per sequence.
 
-    ``display`` is the DisplaySettings for ``sam2web.display.render`` (or a callable
+    ``display`` is the DisplaySettings for ``sam2web.stack.display.render`` (or a callable
     ``loc -> uint8 RGB``). With ``result=previous`` only the objects prompted now are re-tracked
     (from their prompt frame on) and the rest of ``previous`` is kept. With ``session`` the
     prompts are added to that live session (corrections reusing SAM2's memory).

@@ -19,6 +19,7 @@ Everything is deterministic for a given seed, and the true labels come from the 
 QA demos can score tracks against them (labels keep their id across frames; daughters get new
 ids, Cell Tracking Challenge style).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,9 @@ class _Cell:
     label: int
     cx: float
     cy: float
-    a: float        # semi-axes in pixels
+    a: float  # semi-axes in pixels
     b: float
-    angle: float    # degrees
+    angle: float  # degrees
 
 
 def _layout(n_frames: int, height: int, width: int, seed: int) -> list[list[_Cell]]:
@@ -52,13 +53,21 @@ def _layout(n_frames: int, height: int, width: int, seed: int) -> list[list[_Cel
     anchors = [(0.28, 0.30), (0.72, 0.28), (0.30, 0.72), (0.70, 0.72)]
     cells = []
     for i, (fx, fy) in enumerate(anchors):
-        cells.append(dict(
-            label=i + 1, x=fx * width + rng.uniform(-8, 8) * scale,
-            y=fy * height + rng.uniform(-8, 8) * scale,
-            vx=rng.uniform(-0.9, 0.9) * scale, vy=rng.uniform(-0.6, 0.6) * scale,
-            phase=rng.uniform(0, 2 * np.pi), a=rng.uniform(15, 19) * scale,
-            b=rng.uniform(10, 13) * scale, angle=rng.uniform(0, 180), spin=rng.uniform(-2, 2)))
-    divide_at = max(1, n_frames // 2)   # the first frame with daughters
+        cells.append(
+            dict(
+                label=i + 1,
+                x=fx * width + rng.uniform(-8, 8) * scale,
+                y=fy * height + rng.uniform(-8, 8) * scale,
+                vx=rng.uniform(-0.9, 0.9) * scale,
+                vy=rng.uniform(-0.6, 0.6) * scale,
+                phase=rng.uniform(0, 2 * np.pi),
+                a=rng.uniform(15, 19) * scale,
+                b=rng.uniform(10, 13) * scale,
+                angle=rng.uniform(0, 180),
+                spin=rng.uniform(-2, 2),
+            )
+        )
+    divide_at = max(1, n_frames // 2)  # the first frame with daughters
     mother = cells[0]
     frames: list[list[_Cell]] = []
     for t in range(n_frames):
@@ -71,12 +80,11 @@ def _layout(n_frames: int, height: int, width: int, seed: int) -> list[list[_Cel
             if c is mother and t >= divide_at:
                 # two daughters drifting apart along the mother's long axis
                 k = t - divide_at
-                gap = (c["a"] * 0.55 + 1.2 * k * scale)
+                gap = c["a"] * 0.55 + 1.2 * k * scale
                 rad = np.deg2rad(angle)
                 dx, dy = gap * np.cos(rad), gap * np.sin(rad)
                 for sign, label in ((-1, len(cells) + 1), (1, len(cells) + 2)):
-                    present.append(_Cell(label, cx + sign * dx, cy + sign * dy,
-                                         c["a"] * 0.62, c["b"] * 0.85, angle))
+                    present.append(_Cell(label, cx + sign * dx, cy + sign * dy, c["a"] * 0.62, c["b"] * 0.85, angle))
                 continue
             a = c["a"]
             if c is mother:  # the mother stretches before it splits
@@ -97,8 +105,7 @@ def _clamp(cell: _Cell, height: int, width: int) -> _Cell:
 def _draw(img: np.ndarray, cell: _Cell, value: int, shrink: float = 1.0) -> None:
     center = (int(round(cell.cx * 16)), int(round(cell.cy * 16)))
     axes = (max(1, int(round(cell.a * shrink * 16))), max(1, int(round(cell.b * shrink * 16))))
-    cv2.ellipse(img, center, axes, cell.angle, 0, 360, int(value), thickness=-1,
-                lineType=cv2.LINE_8, shift=4)
+    cv2.ellipse(img, center, axes, cell.angle, 0, 360, int(value), thickness=-1, lineType=cv2.LINE_8, shift=4)
 
 
 def _check(n_frames: int, height: int, width: int) -> None:
@@ -106,8 +113,7 @@ def _check(n_frames: int, height: int, width: int) -> None:
         raise ValueError("the sample needs at least 2 frames of 64 x 64 pixels")
 
 
-def sample_labels(n_frames: int = 24, height: int = 240, width: int = 320,
-                  seed: int = 0) -> np.ndarray:
+def sample_labels(n_frames: int = 24, height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray:
     """True instance labels (T, Y, X) uint16 of the sample; 0 is background."""
     _check(n_frames, height, width)
     out = np.zeros((n_frames, height, width), np.uint16)
@@ -117,8 +123,9 @@ def sample_labels(n_frames: int = 24, height: int = 240, width: int = 320,
     return out
 
 
-def sample_lineage(n_frames: int = 24, height: int = 240, width: int = 320,
-                   seed: int = 0) -> list[tuple[int, int, int, int]]:
+def sample_lineage(
+    n_frames: int = 24, height: int = 240, width: int = 320, seed: int = 0
+) -> list[tuple[int, int, int, int]]:
     """Cell Tracking Challenge lineage rows (label, begin, end, parent; parent 0 = none)."""
     _check(n_frames, height, width)
     spans: dict[int, list[int]] = {}
@@ -133,8 +140,7 @@ def sample_lineage(n_frames: int = 24, height: int = 240, width: int = 320,
     return rows
 
 
-def sample_array(n_frames: int = 24, height: int = 240, width: int = 320,
-                 seed: int = 0) -> np.ndarray:
+def sample_array(n_frames: int = 24, height: int = 240, width: int = 320, seed: int = 0) -> np.ndarray:
     """The sample's pixels (T, C=2, Y, X) uint16: textured cell bodies and bright nuclei."""
     _check(n_frames, height, width)
     rng = np.random.default_rng(seed + 1)
@@ -163,8 +169,9 @@ def sample_array(n_frames: int = 24, height: int = 240, width: int = 320,
     return out
 
 
-def write_sample(path: str | os.PathLike, n_frames: int = 24, height: int = 240,
-                 width: int = 320, seed: int = 0) -> Path:
+def write_sample(
+    path: str | os.PathLike, n_frames: int = 24, height: int = 240, width: int = 320, seed: int = 0
+) -> Path:
     """Write the sample as an ImageJ hyperstack (TCYX, pixel size in µm), atomically."""
     import tifffile
 
@@ -174,11 +181,18 @@ def write_sample(path: str | os.PathLike, n_frames: int = 24, height: int = 240,
     fd, tmp = tempfile.mkstemp(prefix=".sample-", suffix=".tif", dir=path.parent)
     os.close(fd)
     try:
-        tifffile.imwrite(tmp, data, imagej=True,
-                         resolution=(1.0 / PIXEL_SIZE_UM, 1.0 / PIXEL_SIZE_UM),
-                         metadata={"axes": "TCYX", "unit": "um", "finterval": 300,
-                                   "Labels": [CHANNEL_NAMES[c] for _ in range(n_frames)
-                                              for c in range(2)]})
+        tifffile.imwrite(
+            tmp,
+            data,
+            imagej=True,
+            resolution=(1.0 / PIXEL_SIZE_UM, 1.0 / PIXEL_SIZE_UM),
+            metadata={
+                "axes": "TCYX",
+                "unit": "um",
+                "finterval": 300,
+                "Labels": [CHANNEL_NAMES[c] for _ in range(n_frames) for c in range(2)],
+            },
+        )
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -194,8 +208,9 @@ def sample_path(data_dir: str | os.PathLike) -> Path:
     return path
 
 
-def write_sample_ground_truth(folder: str | os.PathLike, n_frames: int = 24, height: int = 240,
-                              width: int = 320, seed: int = 0) -> Path:
+def write_sample_ground_truth(
+    folder: str | os.PathLike, n_frames: int = 24, height: int = 240, width: int = 320, seed: int = 0
+) -> Path:
     """The sample's true tracks in the Cell Tracking Challenge TRA layout (for `evaluate`)."""
     import tifffile
 

@@ -11,10 +11,11 @@ read-only by every run of the process (``get_predictor``): the same role as st.c
 but reachable from worker threads, which have no Streamlit script context.
 
 Injection points for tests (documented, stable):
-  * ``sam2web.model.load_predictor`` is looked up at call time, so monkeypatching it works;
-  * ``SAM2WEB_STANDIN=1`` in the environment uses ``sam2web.track.StandInTracker`` instead of SAM2.
+  * ``sam2web.tracking.model.load_predictor`` is looked up at call time, so monkeypatching it works;
+  * ``SAM2WEB_STANDIN=1`` in the environment uses ``sam2web.tracking.track.StandInTracker`` instead of SAM2.
 No streamlit here.
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,8 +24,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sam2web.errors import UserError
 from sam2web.store import Store
@@ -44,7 +46,7 @@ class JobContext:
     run_id: int
     store: Store
     cancel_event: threading.Event
-    runner: "JobRunner"
+    runner: JobRunner
     done: int = 0
     total: int = 0
 
@@ -96,8 +98,10 @@ def error_sentence(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}"
     low = text.lower()
     if "out of memory" in low or isinstance(err, MemoryError):
-        return ("The device ran out of memory during this run; choose a smaller model, a smaller image "
-                "size or fewer frames, and run again.")
+        return (
+            "The device ran out of memory during this run; choose a smaller model, a smaller image "
+            "size or fewer frames, and run again."
+        )
     if "cuda" in low or "mps" in low or "device" in low:
         return f"The compute device failed during this run ({text[:200]}); try the CPU device or run again."
     return f"Tracking failed unexpectedly ({text[:300]}); the finished frames are kept, try Re-run."
@@ -127,8 +131,9 @@ class JobRunner:
             cond = self._wake.setdefault(device, threading.Condition(self._lock))
             thread = self._threads.get(device)
             if thread is None or not thread.is_alive():
-                thread = threading.Thread(target=self._worker, args=(device,), daemon=True,
-                                          name=f"sam2web-jobs-{device}")
+                thread = threading.Thread(
+                    target=self._worker, args=(device,), daemon=True, name=f"sam2web-jobs-{device}"
+                )
                 self._threads[device] = thread
                 thread.start()
             cond.notify_all()
@@ -240,8 +245,7 @@ class JobRunner:
         try:
             job.work(ctx)
         except Cancelled:
-            store.update_run(job.run_id, status="cancelled",
-                             error="Cancelled; the finished frames are kept.")
+            store.update_run(job.run_id, status="cancelled", error="Cancelled; the finished frames are kept.")
             return
         except BaseException as err:  # noqa: BLE001 - a run's failure must never take the server down
             log.exception("run %s failed", job.run_id)
@@ -272,24 +276,37 @@ _PREDICTOR_LOCK = threading.Lock()
 LOAD_COUNT = collections.Counter()  # how many times each key was built (tests check sharing)
 
 
-def predictor_key(size: str, checkpoint: str | None, device: str, image_size: int | None,
-                  precision: str) -> tuple:
-    return (size, checkpoint or "", device, image_size or 0, precision,
-            os.environ.get("SAM2WEB_STANDIN", ""), os.environ.get("SAM2WEB_RANDOM_WEIGHTS", ""))
+def predictor_key(size: str, checkpoint: str | None, device: str, image_size: int | None, precision: str) -> tuple:
+    return (
+        size,
+        checkpoint or "",
+        device,
+        image_size or 0,
+        precision,
+        os.environ.get("SAM2WEB_STANDIN", ""),
+        os.environ.get("SAM2WEB_RANDOM_WEIGHTS", ""),
+    )
 
 
-def get_predictor(size: str = "small", checkpoint: str | None = None, device: str = "auto",
-                  image_size: int | None = None, precision: str = "auto") -> Any:
+def get_predictor(
+    size: str = "small",
+    checkpoint: str | None = None,
+    device: str = "auto",
+    image_size: int | None = None,
+    precision: str = "auto",
+) -> Any:
     """Build the predictor once per settings and share it between runs and sessions."""
     key = predictor_key(size, checkpoint, device, image_size, precision)
     with _PREDICTOR_LOCK:
         if key in _PREDICTORS:
             return _PREDICTORS[key]
         if os.environ.get("SAM2WEB_STANDIN") == "1":
-            from sam2web import track as track_mod
+            from sam2web.tracking import track as track_mod
+
             predictor = track_mod.StandInTracker()
         else:
-            from sam2web import model as model_mod
+            from sam2web.tracking import model as model_mod
+
             kwargs: dict[str, Any] = {"size": size, "checkpoint": checkpoint, "device": device}
             if image_size:
                 kwargs["image_size"] = image_size
@@ -330,7 +347,6 @@ class TrackJob:
     previous: TrackResult | None = None  # a correction: re-track only the prompted objects, keep the rest
 
     def __call__(self, ctx: JobContext) -> None:
-        from sam2web import track as track_mod
 
         stack = self.open_stack()
         try:
@@ -341,7 +357,7 @@ class TrackJob:
                 close()
 
     def _track(self, ctx: JobContext, stack: Any) -> None:
-        from sam2web import track as track_mod
+        from sam2web.tracking import track as track_mod
 
         todo = [(i, s) for i, s in enumerate(self.sequences) if i not in self.skip_sequences]
         ctx.set_total(sum(len(s.frames) for _, s in todo))
@@ -359,13 +375,12 @@ class TrackJob:
                 continue
             limit = base + len(seq.frames)
 
-            def on_frame(loc: Location, masks: dict) -> None:
+            def on_frame(loc: Location, masks: dict, limit: int = limit) -> None:
                 # Persist each finished frame at once: a crash or refresh keeps it.
                 items = [(int(obj), Location(*loc), m) for obj, m in masks.items()]
                 ctx.save_frames(items, frames_done=1 if ctx.done < limit else 0)
 
-            kwargs: dict[str, Any] = {"direction": self.direction, "cancel": ctx.cancelled,
-                                      "on_frame": on_frame}
+            kwargs: dict[str, Any] = {"direction": self.direction, "cancel": ctx.cancelled, "on_frame": on_frame}
             if self.previous is not None:
                 kwargs["result"] = self.previous
             kwargs = {k: v for k, v in kwargs.items() if k in params}

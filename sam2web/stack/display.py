@@ -18,6 +18,7 @@ milliseconds. Percentiles come from a strided subsample (a histogram for integer
 done by OpenCV's saturating, multi-threaded kernels on the raw dtype, and no float64 full-frame
 temporary is ever made. Non-finite values (NaN, inf) never crash: NaN shows as black.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,7 @@ from sam2web.types import Location
 
 # Colours for 2+ channel stacks, in the order microscopists expect (colour-blind friendly first).
 PALETTE = ["#00ff00", "#ff00ff", "#00ffff", "#ffff00", "#ff0000", "#0000ff", "#ffffff"]
-SUBSAMPLE_PIXELS = 1 << 18      # about 262k pixels are enough for stable percentiles
+SUBSAMPLE_PIXELS = 1 << 18  # about 262k pixels are enough for stable percentiles
 MODES = ("percentile", "absolute")
 
 
@@ -46,8 +47,9 @@ def parse_color(color: str) -> tuple[int, int, int]:
             raise ValueError
         return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
     except ValueError:
-        raise UserError(f'The colour "{color}" is not a colour like #00ff00: pick one with the '
-                        "colour picker.") from None
+        raise UserError(
+            f'The colour "{color}" is not a colour like #00ff00: pick one with the colour picker.'
+        ) from None
 
 
 @dataclass
@@ -63,25 +65,29 @@ class ChannelDisplay:
 
     def validate(self) -> None:
         if self.mode not in MODES:
-            raise UserError(f'Contrast mode "{self.mode}" is unknown: use "percentile" or '
-                            '"absolute".')
+            raise UserError(f'Contrast mode "{self.mode}" is unknown: use "percentile" or "absolute".')
         parse_color(self.color)
         if self.mode == "percentile" and not 0.0 <= self.low <= self.high <= 100.0:
-            raise UserError(f"Contrast percentiles {self.low:g}-{self.high:g} must satisfy "
-                            "0 <= low <= high <= 100: adjust the sliders.")
+            raise UserError(
+                f"Contrast percentiles {self.low:g}-{self.high:g} must satisfy "
+                "0 <= low <= high <= 100: adjust the sliders."
+            )
         if self.mode == "absolute" and not self.low <= self.high:
-            raise UserError(f"The contrast minimum {self.low:g} is above the maximum "
-                            f"{self.high:g}: swap them.")
+            raise UserError(f"The contrast minimum {self.low:g} is above the maximum {self.high:g}: swap them.")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ChannelDisplay":
-        return cls(index=int(data["index"]), color=str(data.get("color", "#ffffff")),
-                   visible=bool(data.get("visible", True)),
-                   mode=str(data.get("mode", "percentile")),
-                   low=float(data.get("low", 1.0)), high=float(data.get("high", 99.8)))
+    def from_dict(cls, data: dict) -> ChannelDisplay:
+        return cls(
+            index=int(data["index"]),
+            color=str(data.get("color", "#ffffff")),
+            visible=bool(data.get("visible", True)),
+            mode=str(data.get("mode", "percentile")),
+            low=float(data.get("low", 1.0)),
+            high=float(data.get("high", 99.8)),
+        )
 
 
 @dataclass
@@ -91,7 +97,7 @@ class DisplaySettings:
     channels: list[ChannelDisplay] = field(default_factory=list)
 
     @classmethod
-    def default(cls, stack) -> "DisplaySettings":
+    def default(cls, stack) -> DisplaySettings:
         """One channel: gray. RGB uint8: red/green/blue at full range. Else green, magenta, ..."""
         n = int(stack.sizes["C"])
         names = [str(x).lower() for x in getattr(stack, "channel_names", [])]
@@ -99,25 +105,29 @@ class DisplaySettings:
             return cls([ChannelDisplay(0, "#ffffff")])
         if n == 3 and names == ["red", "green", "blue"]:
             if np.dtype(stack.dtype) == np.uint8:
-                return cls([ChannelDisplay(i, c, mode="absolute", low=0.0, high=255.0)
-                            for i, c in enumerate(["#ff0000", "#00ff00", "#0000ff"])])
-            return cls([ChannelDisplay(i, c) for i, c in
-                        enumerate(["#ff0000", "#00ff00", "#0000ff"])])
+                return cls(
+                    [
+                        ChannelDisplay(i, c, mode="absolute", low=0.0, high=255.0)
+                        for i, c in enumerate(["#ff0000", "#00ff00", "#0000ff"])
+                    ]
+                )
+            return cls([ChannelDisplay(i, c) for i, c in enumerate(["#ff0000", "#00ff00", "#0000ff"])])
         return cls([ChannelDisplay(i, PALETTE[i % len(PALETTE)]) for i in range(n)])
 
     def visible(self) -> list[ChannelDisplay]:
         return [c for c in self.channels if c.visible]
 
-    def only(self, channel: int) -> "DisplaySettings":
+    def only(self, channel: int) -> DisplaySettings:
         """The same settings with just one channel visible (e.g. the model's input channel)."""
-        return DisplaySettings([ChannelDisplay(c.index, c.color, c.index == channel, c.mode,
-                                               c.low, c.high) for c in self.channels])
+        return DisplaySettings(
+            [ChannelDisplay(c.index, c.color, c.index == channel, c.mode, c.low, c.high) for c in self.channels]
+        )
 
     def to_dict(self) -> dict:
         return {"channels": [c.to_dict() for c in self.channels]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DisplaySettings":
+    def from_dict(cls, data: dict) -> DisplaySettings:
         return cls([ChannelDisplay.from_dict(c) for c in (data or {}).get("channels", [])])
 
 
@@ -186,8 +196,7 @@ def to_uint8(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return out
 
 
-def render_channel_gray(stack, loc: Location, channel: int,
-                        display: ChannelDisplay | None = None) -> np.ndarray:
+def render_channel_gray(stack, loc: Location, channel: int, display: ChannelDisplay | None = None) -> np.ndarray:
     """One channel as uint8 gray (Y, X) with its contrast applied."""
     display = display or ChannelDisplay(channel)
     frame = stack.frame(loc, channel)
@@ -197,8 +206,7 @@ def render_channel_gray(stack, loc: Location, channel: int,
 
 # Channels are converted in parallel: decompression (zlib, zstd, ...) and OpenCV release the GIL,
 # so a compressed multi-channel frame reads in roughly the time of its slowest channel.
-_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
-                           thread_name_prefix="sam2web-render")
+_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="sam2web-render")
 
 
 def render(stack, loc: Location, settings: DisplaySettings | None = None) -> np.ndarray:
@@ -209,14 +217,14 @@ def render(stack, loc: Location, settings: DisplaySettings | None = None) -> np.
     for cd in settings.visible():
         cd.validate()
         if not 0 <= cd.index < stack.sizes["C"]:
-            raise UserError(f"Channel {cd.index + 1} does not exist in {stack.name}: choose a "
-                            f"channel from 1 to {stack.sizes['C']}.")
+            raise UserError(
+                f"Channel {cd.index + 1} does not exist in {stack.name}: choose a channel from 1 to {stack.sizes['C']}."
+            )
         rgb = parse_color(cd.color)
         if any(rgb):
             shown.append((cd, rgb))
     if len(shown) > 1:
-        grays = list(_POOL.map(lambda item: render_channel_gray(stack, loc, item[0].index,
-                                                                item[0]), shown))
+        grays = list(_POOL.map(lambda item: render_channel_gray(stack, loc, item[0].index, item[0]), shown))
     else:
         grays = [render_channel_gray(stack, loc, cd.index, cd) for cd, _ in shown]
     planes = [np.zeros((h, w), np.uint8) for _ in range(3)]

@@ -3,6 +3,7 @@
 Each command lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``.
 A UserError becomes one sentence on stderr and exit status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,10 @@ import sys
 from sam2web.errors import UserError
 
 COMMANDS = {
-    "convert": ("sam2web.cli_convert", "turn per-frame label images into annotations and links"),
-    "track": ("sam2web.cli_track", "track prompted objects through a stack with SAM2"),
-    "evaluate": ("sam2web.cli_evaluate", "score exported tracks against ground-truth labels"),
-    "sweep": ("sam2web.cli_sweep", "compare tracking settings against ground truth in one table"),
+    "convert": ("sam2web.cli.convert", "turn per-frame label images into annotations and links"),
+    "track": ("sam2web.cli.track", "track prompted objects through a stack with SAM2"),
+    "evaluate": ("sam2web.cli.evaluate", "score exported tracks against ground-truth labels"),
+    "sweep": ("sam2web.cli.sweep", "compare tracking settings against ground truth in one table"),
 }
 
 
@@ -27,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=help_text, description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

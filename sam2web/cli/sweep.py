@@ -12,6 +12,7 @@ examples:
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,20 @@ import json
 import sys
 from pathlib import Path
 
-from sam2web import cli_track
+from sam2web.cli import track as cli_track
 from sam2web.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     cli_track.add_arguments(parser)
     sweep = parser.add_argument_group("what to compare (comma-separated; default: the single value above)")
-    sweep.add_argument("--gt", required=True, nargs="+", metavar="GT",
-                       help="ground-truth label images: a CTC TRA/SEG folder, files, or a label stack")
+    sweep.add_argument(
+        "--gt",
+        required=True,
+        nargs="+",
+        metavar="GT",
+        help="ground-truth label images: a CTC TRA/SEG folder, files, or a label stack",
+    )
     sweep.add_argument("--models", default=None, help="e.g. tiny,small")
     sweep.add_argument("--directions", default=None, help="e.g. forward,both")
     sweep.add_argument("--paddings", default=None, help="e.g. 0,1,-1")
@@ -44,8 +50,9 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
         try:
             value = kind(part)
         except ValueError:
-            raise UserError(f'{flag} "{part}" is not a {kind.__name__}; write a comma-separated '
-                            f"list such as {flag} {default}.") from None
+            raise UserError(
+                f'{flag} "{part}" is not a {kind.__name__}; write a comma-separated list such as {flag} {default}.'
+            ) from None
         if allowed is not None and value not in allowed:
             raise UserError(f'{flag} "{part}" is not one of {", ".join(allowed)}.')
         values.append(value)
@@ -56,11 +63,10 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
 
 def run(args: argparse.Namespace) -> int:
     from sam2web import evaluate, export, geometry, links
-    from sam2web.model import MODELS
+    from sam2web.tracking.model import MODELS
 
     models = _choices(args.models, args.model, str, list(MODELS), "--models")
-    directions = _choices(args.directions, args.direction, str, ["forward", "backward", "both"],
-                          "--directions")
+    directions = _choices(args.directions, args.direction, str, ["forward", "backward", "both"], "--directions")
     paddings = _choices(args.paddings, args.padding, float, None, "--paddings")
     smoothings = _choices(args.smoothings, args.smoothing, float, None, "--smoothings")
     for padding in paddings:
@@ -81,24 +87,24 @@ def run(args: argparse.Namespace) -> int:
             for p in prompts:
                 frame = getattr(p.loc, axis)
                 prompt_frames[p.obj_id] = min(frame, prompt_frames.get(p.obj_id, frame))
-            result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor,
-                                              display, direction)
+            result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor, display, direction)
             for padding in paddings:
                 for smoothing in smoothings:
-                    settings = {"model": size, "direction": direction, "padding": padding,
-                                "smoothing": smoothing}
-                    anns = geometry.annotations_from_result(result, padding=padding,
-                                                            smoothing=smoothing, keep=args.keep)
+                    settings = {"model": size, "direction": direction, "padding": padding, "smoothing": smoothing}
+                    anns = geometry.annotations_from_result(
+                        result, padding=padding, smoothing=smoothing, keep=args.keep
+                    )
                     conns = links.connect(anns, enabled=not args.no_connect)
                     name = f"{size}-{direction}-pad{padding:g}-smooth{smoothing:g}"
-                    export.write_exports(out / name, anns, conns,
-                                         random_weights=result.random_weights)
+                    export.write_exports(out / name, anns, conns, random_weights=result.random_weights)
                     preds = evaluate.predictions_from_annotations(anns, args.across, xy)
                     scores = evaluate.evaluate(truth, preds, prompt_frames, lineage)
                     rows.append((settings, scores.overall))
-                    print(f"scored {name}: mean IoU {scores.overall.get('mean_iou', float('nan')):.3f}",
-                          file=sys.stderr)
+                    print(
+                        f"scored {name}: mean IoU {scores.overall.get('mean_iou', float('nan')):.3f}", file=sys.stderr
+                    )
     print(evaluate.sweep_table(rows))
-    export.atomic_write(out / "sweep.json", json.dumps(
-        [{"settings": s, "scores": sc} for s, sc in rows], indent=1).encode())
+    export.atomic_write(
+        out / "sweep.json", json.dumps([{"settings": s, "scores": sc} for s, sc in rows], indent=1).encode()
+    )
     return 0

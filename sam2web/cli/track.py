@@ -21,6 +21,7 @@ examples:
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr), 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,62 +36,112 @@ from sam2web.types import Location
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stack", nargs="+", metavar="STACK",
-                        help="image file(s) or one folder of per-frame images")
-    parser.add_argument("--prompts", required=True, metavar="FILE",
-                        help="GeoJSON, platform annotation JSON, or a label image (with --prompt-loc)")
+    parser.add_argument("stack", nargs="+", metavar="STACK", help="image file(s) or one folder of per-frame images")
+    parser.add_argument(
+        "--prompts",
+        required=True,
+        metavar="FILE",
+        help="GeoJSON, platform annotation JSON, or a label image (with --prompt-loc)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the four export files")
     where = parser.add_argument_group("what to track")
-    where.add_argument("--across", choices=("time", "z"), default="time",
-                       help="the axis that plays the role of video frames (default: time)")
-    where.add_argument("--direction", choices=("forward", "backward", "both"), default="forward",
-                       help="forward: toward later frames; backward: toward earlier; both: each "
-                            "prompt toward both ends (default: forward)")
+    where.add_argument(
+        "--across",
+        choices=("time", "z"),
+        default="time",
+        help="the axis that plays the role of video frames (default: time)",
+    )
+    where.add_argument(
+        "--direction",
+        choices=("forward", "backward", "both"),
+        default="forward",
+        help="forward: toward later frames; backward: toward earlier; both: each "
+        "prompt toward both ends (default: forward)",
+    )
     where.add_argument("--xy", default="all", help='positions, 1-based ranges (default: "all")')
     where.add_argument("--time", default="all", help='time points, 1-based ranges (default: "all")')
     where.add_argument("--z", default="all", help='Z slices, 1-based ranges (default: "all")')
-    where.add_argument("--tags", default="",
-                       help="comma-separated tags of the prompts to track (default: all prompts)")
-    where.add_argument("--prompt-loc", metavar="XY,T,Z", default=None,
-                       help="1-based location of a label-image prompt (and of GeoJSON features "
-                            "without one), e.g. 1,1,1")
-    where.add_argument("--pages-as", choices=("time", "z"), default="time",
-                       help="what the pages of a plain multi-page TIFF or the files of a folder "
-                            "are (default: time)")
+    where.add_argument("--tags", default="", help="comma-separated tags of the prompts to track (default: all prompts)")
+    where.add_argument(
+        "--prompt-loc",
+        metavar="XY,T,Z",
+        default=None,
+        help="1-based location of a label-image prompt (and of GeoJSON features without one), e.g. 1,1,1",
+    )
+    where.add_argument(
+        "--pages-as",
+        choices=("time", "z"),
+        default="time",
+        help="what the pages of a plain multi-page TIFF or the files of a folder are (default: time)",
+    )
     look = parser.add_argument_group("frames given to the model")
-    look.add_argument("--channel", type=int, default=None, metavar="C",
-                      help="1-based channel to track on, shown in gray (default: the composite of "
-                           "all channels)")
-    look.add_argument("--contrast", choices=("percentile", "absolute"), default="percentile",
-                      help="how --low/--high are read (default: percentile)")
-    look.add_argument("--low", type=float, default=None, help="low contrast limit (default 1.0 "
-                      "percentile)")
-    look.add_argument("--high", type=float, default=None, help="high contrast limit (default 99.8 "
-                      "percentile)")
+    look.add_argument(
+        "--channel",
+        type=int,
+        default=None,
+        metavar="C",
+        help="1-based channel to track on, shown in gray (default: the composite of all channels)",
+    )
+    look.add_argument(
+        "--contrast",
+        choices=("percentile", "absolute"),
+        default="percentile",
+        help="how --low/--high are read (default: percentile)",
+    )
+    look.add_argument("--low", type=float, default=None, help="low contrast limit (default 1.0 percentile)")
+    look.add_argument("--high", type=float, default=None, help="high contrast limit (default 99.8 percentile)")
     mdl = parser.add_argument_group("model")
-    mdl.add_argument("--model", choices=("tiny", "small", "base_plus", "large"), default="small",
-                     help="SAM2.1 hiera size (default: small)")
-    mdl.add_argument("--checkpoint", metavar="PATH", default=None,
-                     help="checkpoint file (or folder holding sam2.1_hiera_<model>.pt)")
-    mdl.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
-                     help="auto: CUDA, then Apple MPS, then CPU (default: auto)")
-    mdl.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                     help="auto: bfloat16 on CUDA, fp32 elsewhere (default: auto)")
-    mdl.add_argument("--image-size", type=int, default=None, metavar="N",
-                     help="model input side, a multiple of 32 (default 1024, or "
-                          "SAM2WEB_IMAGE_SIZE); 512 is much faster on a CPU")
+    mdl.add_argument(
+        "--model",
+        choices=("tiny", "small", "base_plus", "large"),
+        default="small",
+        help="SAM2.1 hiera size (default: small)",
+    )
+    mdl.add_argument(
+        "--checkpoint", metavar="PATH", default=None, help="checkpoint file (or folder holding sam2.1_hiera_<model>.pt)"
+    )
+    mdl.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="auto: CUDA, then Apple MPS, then CPU (default: auto)",
+    )
+    mdl.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bfloat16 on CUDA, fp32 elsewhere (default: auto)",
+    )
+    mdl.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="model input side, a multiple of 32 (default 1024, or SAM2WEB_IMAGE_SIZE); 512 is much faster on a CPU",
+    )
     out = parser.add_argument_group("polygons and links")
-    out.add_argument("--padding", type=float, default=0.0,
-                     help="grow (+) or shrink (-) each polygon, in pixels, -20..20 (default: 0)")
-    out.add_argument("--smoothing", type=float, default=0.3,
-                     help="simplification tolerance in pixels, 0..3 (default: 0.3)")
-    out.add_argument("--keep", choices=("largest", "all"), default="largest",
-                     help="keep the largest piece of each mask or all pieces (default: largest)")
-    out.add_argument("--no-connect", action="store_true",
-                     help="do not link consecutive polygons of an object")
-    out.add_argument("--ctc", action="store_true",
-                     help="also write the Cell Tracking Challenge result format (mask000.tif... + "
-                          "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)")
+    out.add_argument(
+        "--padding",
+        type=float,
+        default=0.0,
+        help="grow (+) or shrink (-) each polygon, in pixels, -20..20 (default: 0)",
+    )
+    out.add_argument(
+        "--smoothing", type=float, default=0.3, help="simplification tolerance in pixels, 0..3 (default: 0.3)"
+    )
+    out.add_argument(
+        "--keep",
+        choices=("largest", "all"),
+        default="largest",
+        help="keep the largest piece of each mask or all pieces (default: largest)",
+    )
+    out.add_argument("--no-connect", action="store_true", help="do not link consecutive polygons of an object")
+    out.add_argument(
+        "--ctc",
+        action="store_true",
+        help="also write the Cell Tracking Challenge result format (mask000.tif... + "
+        "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -100,27 +151,25 @@ def parse_location(text: str, stack) -> Location:
     try:
         xy, t, z = (int(p) for p in parts)
     except ValueError:
-        raise UserError(f'--prompt-loc "{text}" is not three 1-based numbers XY,T,Z; write it '
-                        f"like 1,1,1.") from None
+        raise UserError(f'--prompt-loc "{text}" is not three 1-based numbers XY,T,Z; write it like 1,1,1.') from None
     loc = Location(xy - 1, t - 1, z - 1)
     for value, key, label in ((xy, "XY", "XY"), (t, "T", "Time"), (z, "Z", "Z")):
         if not 1 <= value <= stack.sizes[key]:
-            raise UserError(f"--prompt-loc {label} {value} is outside the stack: choose {label} "
-                            f"from 1 to {stack.sizes[key]}.")
+            raise UserError(
+                f"--prompt-loc {label} {value} is outside the stack: choose {label} from 1 to {stack.sizes[key]}."
+            )
     return loc
 
 
 def _check_numbers(args) -> None:
     if not -20 <= args.padding <= 20:
-        raise UserError(f"--padding {args.padding:g} is outside -20..20; choose a value in that "
-                        f"range.")
+        raise UserError(f"--padding {args.padding:g} is outside -20..20; choose a value in that range.")
     if not 0 <= args.smoothing <= 3:
-        raise UserError(f"--smoothing {args.smoothing:g} is outside 0..3; choose a value in that "
-                        f"range.")
+        raise UserError(f"--smoothing {args.smoothing:g} is outside 0..3; choose a value in that range.")
 
 
 def _display(stack, args):
-    from sam2web.display import ChannelDisplay, DisplaySettings
+    from sam2web.stack.display import ChannelDisplay, DisplaySettings
 
     if args.channel is None:
         settings = DisplaySettings.default(stack)
@@ -133,11 +182,15 @@ def _display(stack, args):
         return settings
     n_c = stack.sizes["C"]
     if not 1 <= args.channel <= n_c:
-        raise UserError(f"--channel {args.channel} does not exist: choose a channel from 1 to "
-                        f"{n_c}.")
-    ch = ChannelDisplay(args.channel - 1, "#ffffff", True, args.contrast,
-                        1.0 if args.low is None else args.low,
-                        99.8 if args.high is None else args.high)
+        raise UserError(f"--channel {args.channel} does not exist: choose a channel from 1 to {n_c}.")
+    ch = ChannelDisplay(
+        args.channel - 1,
+        "#ffffff",
+        True,
+        args.contrast,
+        1.0 if args.low is None else args.low,
+        99.8 if args.high is None else args.high,
+    )
     return DisplaySettings([ch])
 
 
@@ -150,8 +203,7 @@ def _prepare_out(out: Path) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     except OSError as err:
-        raise UserError(f"Cannot write next to {out} ({err.strerror}); choose a writable --out "
-                        f"folder.") from None
+        raise UserError(f"Cannot write next to {out} ({err.strerror}); choose a writable --out folder.") from None
 
 
 def _move_into(tmp: Path, out: Path) -> list[Path]:
@@ -176,18 +228,19 @@ class _Bar:
         from tqdm import tqdm
 
         self.lengths = lengths
-        self.bar = tqdm(total=sum(lengths), unit="frame", disable=quiet, file=sys.stderr,
-                        dynamic_ncols=True, desc="tracking")
-        self.finished = 0   # frames of sequences already done
+        self.bar = tqdm(
+            total=sum(lengths), unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True, desc="tracking"
+        )
+        self.finished = 0  # frames of sequences already done
         self.seq = 0
-        self.count = 0      # exact frame count of the current sequence
+        self.count = 0  # exact frame count of the current sequence
 
     def __call__(self, seq_i: int, n_seq: int, frame_j: int, n_frames: int) -> None:
         if seq_i != self.seq:
             self.finished += self.count
             self.seq = seq_i
         self.count = n_frames
-        total = self.finished + n_frames + sum(self.lengths[seq_i + 1:])
+        total = self.finished + n_frames + sum(self.lengths[seq_i + 1 :])
         if total != self.bar.total:
             self.bar.total = total
         self.bar.set_description(f"sequence {seq_i + 1}/{n_seq}", refresh=False)
@@ -202,12 +255,13 @@ def load_inputs(args: argparse.Namespace, direction: str):
 
     Everything a user can get wrong is checked here, before any model is loaded.
     """
-    from sam2web import prompts as prompts_mod, selection, track
+    from sam2web import prompts as prompts_mod
+    from sam2web import selection
     from sam2web.stack import open_stack
+    from sam2web.tracking import track
 
     _check_numbers(args)
-    stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0],
-                       pages_as=args.pages_as)
+    stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0], pages_as=args.pages_as)
     xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
     times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
     zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
@@ -217,21 +271,22 @@ def load_inputs(args: argparse.Namespace, direction: str):
     loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
     prompt_path = Path(args.prompts)
     if not prompt_path.is_file():
-        raise UserError(f"--prompts {prompt_path} is not a file; give a GeoJSON, platform JSON or "
-                        f"label image.")
-    prompts = prompts_mod.load_prompts(prompt_path, stack.sizes["X"], stack.sizes["Y"],
-                                       tags=tags, loc=loc)
+        raise UserError(f"--prompts {prompt_path} is not a file; give a GeoJSON, platform JSON or label image.")
+    prompts = prompts_mod.load_prompts(prompt_path, stack.sizes["X"], stack.sizes["Y"], tags=tags, loc=loc)
     prompts = prompts_mod.renumber(prompts)
     if not prompts:
-        raise UserError(f"{prompt_path} holds no prompts" + (" with the tags " + ", ".join(tags)
-                        if tags else "") + "; check the file and --tags.")
+        raise UserError(
+            f"{prompt_path} holds no prompts"
+            + (" with the tags " + ", ".join(tags) if tags else "")
+            + "; check the file and --tags."
+        )
     track.check_prompts_placed(sequences, prompts)  # fail before loading the model
     return stack, sequences, display, prompts
 
 
 def load_model(args: argparse.Namespace, size: str):
     """The predictor (downloading its checkpoint with a progress bar when needed) and its info."""
-    from sam2web import model
+    from sam2web.tracking import model
 
     download_bar = None
 
@@ -239,15 +294,27 @@ def load_model(args: argparse.Namespace, size: str):
         nonlocal download_bar
         if download_bar is None:
             from tqdm import tqdm
-            download_bar = tqdm(total=total or None, unit="B", unit_scale=True,
-                                file=sys.stderr, disable=args.quiet,
-                                desc=f"downloading {model.MODELS[size][1]}")
+
+            download_bar = tqdm(
+                total=total or None,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                disable=args.quiet,
+                desc=f"downloading {model.MODELS[size][1]}",
+            )
         download_bar.update(done - download_bar.n)
 
     try:
-        predictor = model.load_predictor(size, args.checkpoint, args.device, args.image_size,
-                                         args.precision, download=True,
-                                         progress=download_progress)
+        predictor = model.load_predictor(
+            size,
+            args.checkpoint,
+            args.device,
+            args.image_size,
+            args.precision,
+            download=True,
+            progress=download_progress,
+        )
     finally:
         if download_bar is not None:
             download_bar.close()
@@ -259,13 +326,12 @@ def load_model(args: argparse.Namespace, size: str):
 
 def track_with_bar(args, stack, sequences, prompts, predictor, display, direction: str):
     """`track.track` with a progress bar (with ETA) on stderr."""
-    from sam2web import track
+    from sam2web.tracking import track
 
     with_prompts = [s for s in sequences if any(s.index_of(p.loc) is not None for p in prompts)]
     bar = _Bar([len(s.frames) for s in with_prompts], args.quiet)
     try:
-        return track.track(stack, sequences, prompts, predictor, display,
-                           direction=direction, progress=bar)
+        return track.track(stack, sequences, prompts, predictor, display, direction=direction, progress=bar)
     finally:
         bar.close()
 
@@ -278,22 +344,24 @@ def _write_ctc(folder: Path, stack, sequences, annotations, across: str) -> None
     n_frames = stack.sizes["T" if across == "time" else "Z"]
     for xy in xys:
         name = "ctc" if len(xys) == 1 else f"ctc_xy{xy + 1}"
-        ctc.write_ctc_annotations(folder / name, annotations, (stack.sizes["Y"], stack.sizes["X"]),
-                                  across, xy, n_frames)
+        ctc.write_ctc_annotations(
+            folder / name, annotations, (stack.sizes["Y"], stack.sizes["X"]), across, xy, n_frames
+        )
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam2web import export, geometry, links, model
+    from sam2web import export, geometry, links
+    from sam2web.tracking import model
 
     out = Path(args.out)
     stack, sequences, display, prompts = load_inputs(args, args.direction)
     tmp = _prepare_out(out)
     try:
         predictor, info = load_model(args, args.model)
-        result = track_with_bar(args, stack, sequences, prompts, predictor, display,
-                                args.direction)
-        annotations = geometry.annotations_from_result(result, padding=args.padding,
-                                                       smoothing=args.smoothing, keep=args.keep)
+        result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
+        annotations = geometry.annotations_from_result(
+            result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
+        )
         connections = links.connect(annotations, enabled=not args.no_connect)
         export.write_exports(tmp, annotations, connections, random_weights=result.random_weights)
         if args.ctc:
@@ -302,9 +370,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n_obj = len({a.obj_id for a in annotations})
-    print(f"Tracked {n_obj} object(s): {len(annotations)} polygons, {len(connections)} links "
-          f"({info['model']}, {info['device']}, {info['precision']}, image size "
-          f"{info['image_size']}) -> {out}", file=sys.stderr)
+    print(
+        f"Tracked {n_obj} object(s): {len(annotations)} polygons, {len(connections)} links "
+        f"({info['model']}, {info['device']}, {info['precision']}, image size "
+        f"{info['image_size']}) -> {out}",
+        file=sys.stderr,
+    )
     if info["random_weights"]:
         print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
     return 0

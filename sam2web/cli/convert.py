@@ -13,6 +13,7 @@ examples:
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,19 +24,35 @@ from sam2web.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("labels", nargs="+", metavar="LABELS",
-                        help="a folder of label images, several label files, or one label stack")
+    parser.add_argument(
+        "labels", nargs="+", metavar="LABELS", help="a folder of label images, several label files, or one label stack"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the four export files")
-    parser.add_argument("--across", choices=("time", "z"), default="time",
-                        help="what successive frames (files or pages) are: time points or Z slices "
-                             "(default: time)")
-    parser.add_argument("--padding", type=float, default=0.0,
-                        help="grow (+) or shrink (-) each polygon, in pixels, -20..20 (default: 0)")
-    parser.add_argument("--smoothing", type=float, default=0.0,
-                        help="polygon simplification tolerance in pixels, 0..3 (default: 0, exact outlines)")
+    parser.add_argument(
+        "--across",
+        choices=("time", "z"),
+        default="time",
+        help="what successive frames (files or pages) are: time points or Z slices (default: time)",
+    )
+    parser.add_argument(
+        "--padding",
+        type=float,
+        default=0.0,
+        help="grow (+) or shrink (-) each polygon, in pixels, -20..20 (default: 0)",
+    )
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        default=0.0,
+        help="polygon simplification tolerance in pixels, 0..3 (default: 0, exact outlines)",
+    )
     parser.add_argument("--no-connect", action="store_true", help="write no parent -> child links")
-    parser.add_argument("--keep", choices=("largest", "all"), default="largest",
-                        help="largest: each label's largest connected part; all: every part (MultiPolygon)")
+    parser.add_argument(
+        "--keep",
+        choices=("largest", "all"),
+        default="largest",
+        help="largest: each label's largest connected part; all: every part (MultiPolygon)",
+    )
 
 
 def check_settings(padding: float, smoothing: float) -> None:
@@ -55,14 +72,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a file; give a folder for the export files.")
     paths = [Path(p) for p in args.labels]
     result = ctc.labels_to_result(paths if len(paths) > 1 else paths[0], across=args.across)
-    annotations = geometry.annotations_from_result(result, padding=args.padding, smoothing=args.smoothing,
-                                                   keep=args.keep)
+    annotations = geometry.annotations_from_result(
+        result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
+    )
     connections = links.connect_by_label(annotations, enabled=not args.no_connect)
     files = export.export_bytes(annotations, connections)  # all in memory: an error writes nothing
     try:
         export.write_files(out, files)
     except OSError as err:
         raise UserError(f"Cannot write into {out} ({err.strerror}); choose a folder you can write to.") from None
-    print(f"Converted {len(result.objects)} label(s): {len(annotations)} polygons, {len(connections)} links "
-          f"-> {out}", file=sys.stderr)
+    print(
+        f"Converted {len(result.objects)} label(s): {len(annotations)} polygons, {len(connections)} links -> {out}",
+        file=sys.stderr,
+    )
     return 0

@@ -1,0 +1,1 @@
+"""Runs without Streamlit: parameters, submit/resume/correct/cancel/delete, executors."""

@@ -1,0 +1,1 @@
+"""The only package that imports torch and sam2: checkpoints, the predictor, the run over a sequence."""
