@@ -1,0 +1,121 @@
+"""Every ``SAM2WEB_*`` environment variable, read in this one module into a frozen ``Settings``.
+
+Why one place: a variable parsed in two modules with two rules once made ``SAM2WEB_RANDOM_WEIGHTS=true``
+load random weights while the run was recorded as real. ``settings()`` re-reads the environment only when
+it changed (tests set variables per test; a server reads them once), and every yes/no variable goes through
+``truthy``.
+
+| Variable | Default | Meaning |
+|---|---|---|
+| SAM2WEB_DATA | ~/.sam2web | the data folder: workspaces database, uploaded files, run masks |
+| SAM2WEB_CHECKPOINTS | (none) | a folder holding sam2.1_hiera_<size>.pt files |
+| SAM2WEB_IMAGE_SIZE | model's own (1024) | default model input side, a multiple of 32 |
+| SAM2WEB_CACHE_MB | 1024 | one byte budget for the process's caches (decoded frames, rendered frames, models) |
+| SAM2WEB_FRAME_CACHE_MB | (from CACHE_MB) | the decoded-frame part of that budget (half of it by default) |
+| SAM2WEB_RANDOM_WEIGHTS | off | random model weights, for tests and plumbing demos only |
+| SAM2WEB_STANDIN | off | a stand-in tracker instead of SAM2 (tests): 1, slow:SECONDS per frame, oracle:LABELS |
+| SAM2WEB_EXECUTOR | local | where runs execute: ``local`` (a worker process per device) or ``inline`` (tests) |
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sam2web.errors import UserError
+
+PREFIX = "SAM2WEB_"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def truthy(value: str | None, name: str = "") -> bool:
+    """The one yes/no parser: 1/true/yes/on and 0/false/no/off (any case); anything else is a UserError."""
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise UserError(f"{name or 'A yes/no setting'}={value!r} is not understood; use 1 or 0 (true/false).")
+
+
+def _number(env: dict[str, str], name: str, default: float | None, kind=float) -> float | None:
+    raw = env.get(PREFIX + name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UserError(f"{PREFIX}{name}={raw!r} is not a number; set it to a number or unset it.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    checkpoints_dir: Path | None
+    image_size: int | None
+    cache_mb: float
+    frame_cache_mb: float
+    random_weights: bool
+    standin: str  # "" (off), "1" (the drifting stand-in), "slow:SECONDS" (it, slowed per frame), "oracle:PATH"
+    executor: str
+
+    @property
+    def frame_cache_bytes(self) -> int:
+        return int(self.frame_cache_mb * (1 << 20))
+
+    @property
+    def render_cache_bytes(self) -> int:
+        """Rendered (composited RGB) frames kept by the app: a quarter of the budget."""
+        return int(self.cache_mb * (1 << 20) / 4)
+
+    @property
+    def model_cache_count(self) -> int:
+        """Loaded models a worker keeps: a tiny model is ~150 MB, a large one ~900 MB; two fit most budgets."""
+        return max(1, int(self.cache_mb // 512))
+
+    def as_env(self) -> dict[str, str]:
+        """The variables that reproduce these settings in a child process."""
+        env = {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
+        env[PREFIX + "DATA"] = str(self.data_dir)
+        return env
+
+
+def _parse(env: dict[str, str]) -> Settings:
+    data = env.get(PREFIX + "DATA", "").strip()
+    ckpt = env.get(PREFIX + "CHECKPOINTS", "").strip()
+    image_size = _number(env, "IMAGE_SIZE", None, int)
+    cache_mb = float(_number(env, "CACHE_MB", 1024.0) or 1024.0)
+    frame_mb = float(_number(env, "FRAME_CACHE_MB", cache_mb / 2) or cache_mb / 2)
+    standin = env.get(PREFIX + "STANDIN", "").strip()
+    if standin and not standin.startswith(("oracle:", "slow:")):
+        standin = "1" if truthy(standin, PREFIX + "STANDIN") else ""
+    executor = env.get(PREFIX + "EXECUTOR", "local").strip().lower() or "local"
+    if executor not in ("local", "inline"):
+        raise UserError(f"{PREFIX}EXECUTOR={executor!r} is not known; use local or inline.")
+    return Settings(
+        data_dir=Path(data or Path.home() / ".sam2web").expanduser(),
+        checkpoints_dir=Path(ckpt).expanduser() if ckpt else None,
+        image_size=image_size,
+        cache_mb=cache_mb,
+        frame_cache_mb=frame_mb,
+        random_weights=truthy(env.get(PREFIX + "RANDOM_WEIGHTS"), PREFIX + "RANDOM_WEIGHTS"),
+        standin=standin,
+        executor=executor,
+    )
+
+
+_LOCK = threading.Lock()
+_CACHED: tuple[tuple, Settings] | None = None
+
+
+def settings() -> Settings:
+    """The current settings (parsed again only when a SAM2WEB_* variable changed)."""
+    global _CACHED
+    snapshot = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(PREFIX)))
+    with _LOCK:
+        if _CACHED is None or _CACHED[0] != snapshot:
+            _CACHED = (snapshot, _parse(dict(snapshot)))
+        return _CACHED[1]

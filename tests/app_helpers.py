@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sam2web.service import jobs
+from sam2web.service import executor as executor_mod
+from sam2web.tracking import factory
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -30,8 +31,8 @@ def errors(at: AppTest) -> list[str]:
 
 
 def wait_runs(store, ws_id: str, timeout: float = 120) -> None:
-    """Block until every run of the workspace has left the job runner."""
-    runner = jobs.get_runner()
+    """Block until every run of the workspace has left the executor."""
+    runner = executor_mod.get_executor()
     for run in store.list_runs(ws_id):
         assert runner.wait(run.id, timeout), f"run {run.id} did not finish in {timeout}s"
 
@@ -79,8 +80,9 @@ def data(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path))
     monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "inline")  # runs in this process, so tests can patch the tracker
     monkeypatch.delenv("SAM2WEB_RANDOM_WEIGHTS", raising=False)
     monkeypatch.delenv("SAM2WEB_IMAGE_SIZE", raising=False)
-    jobs.clear_predictors()
+    factory.clear()
     yield store_mod.get_store(str(tmp_path))
-    jobs.clear_predictors()
+    factory.clear()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from sam2web.service import jobs
+from sam2web.service import executor as executor_mod
+from sam2web.tracking import factory
 from sam2web.ui import sidebar, state
 from sam2web.ui.canvas import INJECT_KEY
 
@@ -116,7 +117,7 @@ def test_delete_cancels_a_running_run_first_and_the_app_keeps_serving(data, monk
     assert any("still finishing its frame" in e for e in errors(b)), errors(b)
     assert data.get_workspace(ws_a.id) is not None
     gate.set()
-    assert jobs.get_runner().wait(run.id, 30)
+    assert executor_mod.get_executor().wait(run.id, 30)
     assert data.get_run(run.id).status == "cancelled"
     b.button(key="sb_del_yes").click().run()
     assert_clean(b)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2web.service import jobs
+from sam2web.service import executor as executor_mod
+from sam2web.tracking import factory
 from sam2web.ui.canvas import INJECT_KEY
 
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
@@ -306,13 +307,13 @@ def test_two_sessions_queue_and_share_one_predictor(data, monkeypatch):
     assert ws_a.id != ws_b.id
     b.run()
     (run_b,) = data.list_runs(ws_b.id)
-    assert jobs.get_runner().queue_position(run_b.id) == 1
+    assert executor_mod.get_executor().queue_position(run_b.id) == 1
     assert any("position 1 in the queue" in i.value for i in b.info)
     gate.set()
     wait_runs(data, ws_a.id)
     wait_runs(data, ws_b.id)
     assert data.list_runs(ws_a.id)[0].status == "done" and data.get_run(run_b.id).status == "done"
-    assert sum(jobs.LOAD_COUNT.values()) == 1  # one shared predictor
+    assert sum(factory.LOAD_COUNT.values()) == 1  # one shared predictor
 
 
 def test_restart_mid_run_shows_interrupted_with_frames_and_resume(data):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sam2web import store as store_mod
-from sam2web.service import jobs
+from sam2web.service import executor as executor_mod
+from sam2web.tracking import factory
 from sam2web.ui.canvas import INJECT_KEY
 
 try:
@@ -20,7 +21,7 @@ def test_real_sam2_tiny_random_weights_through_the_app(tmp_path, monkeypatch):
     monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path))
     monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")
     monkeypatch.delenv("SAM2WEB_STANDIN", raising=False)
-    jobs.clear_predictors()
+    factory.clear()
     data = store_mod.get_store(str(tmp_path))
     at = new_app(timeout=120)
     at.button(key="ds_open_sample").click().run()
@@ -44,4 +45,4 @@ def test_real_sam2_tiny_random_weights_through_the_app(tmp_path, monkeypatch):
     assert_clean(at)
     assert any("RANDOM weights" in w.value for w in at.warning)
     assert [d.label for d in at.get("download_button")][0] == "annotations.geojson"
-    jobs.clear_predictors()
+    factory.clear()

@@ -20,8 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+from sam2web import params as params_mod
 from sam2web.cli import track as cli_track
 from sam2web.errors import UserError
+from sam2web.params import TrackParams
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,15 +65,14 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
 
 def run(args: argparse.Namespace) -> int:
     from sam2web import evaluate, export, geometry, links
-    from sam2web.tracking.model import MODELS
 
-    models = _choices(args.models, args.model, str, list(MODELS), "--models")
-    directions = _choices(args.directions, args.direction, str, ["forward", "backward", "both"], "--directions")
+    models = _choices(args.models, args.model, str, list(params_mod.MODELS), "--models")
+    directions = _choices(args.directions, args.direction, str, list(params_mod.DIRECTIONS), "--directions")
     paddings = _choices(args.paddings, args.padding, float, None, "--paddings")
     smoothings = _choices(args.smoothings, args.smoothing, float, None, "--smoothings")
     for padding in paddings:
         for smoothing in smoothings:
-            cli_track._check_numbers(argparse.Namespace(padding=padding, smoothing=smoothing))
+            TrackParams.from_args(args).with_(padding=padding, smoothing=smoothing).validate(flags=True)
     inputs = {d: cli_track.load_inputs(args, d) for d in directions}  # all input errors first
     gt = [Path(p) for p in args.gt]
     xy = inputs[directions[0]][1][0].frames[0].xy
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     anns = geometry.annotations_from_result(
                         result, padding=padding, smoothing=smoothing, keep=args.keep
                     )
-                    conns = links.connect(anns, enabled=not args.no_connect)
+                    conns = links.connect(anns, enabled=args.connect)
                     name = f"{size}-{direction}-pad{padding:g}-smooth{smoothing:g}"
                     export.write_exports(out / name, anns, conns, random_weights=result.random_weights)
                     preds = evaluate.predictions_from_annotations(anns, args.across, xy)

@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 from sam2web.errors import UserError
+from sam2web.params import TrackParams
 from sam2web.types import Location
 
 
@@ -44,24 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GeoJSON, platform annotation JSON, or a label image (with --prompt-loc)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the four export files")
-    where = parser.add_argument_group("what to track")
-    where.add_argument(
-        "--across",
-        choices=("time", "z"),
-        default="time",
-        help="the axis that plays the role of video frames (default: time)",
-    )
-    where.add_argument(
-        "--direction",
-        choices=("forward", "backward", "both"),
-        default="forward",
-        help="forward: toward later frames; backward: toward earlier; both: each "
-        "prompt toward both ends (default: forward)",
-    )
-    where.add_argument("--xy", default="all", help='positions, 1-based ranges (default: "all")')
-    where.add_argument("--time", default="all", help='time points, 1-based ranges (default: "all")')
-    where.add_argument("--z", default="all", help='Z slices, 1-based ranges (default: "all")')
-    where.add_argument("--tags", default="", help="comma-separated tags of the prompts to track (default: all prompts)")
+    where = parser.add_argument_group("where the prompts and frames are")
     where.add_argument(
         "--prompt-loc",
         metavar="XY,T,Z",
@@ -90,52 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     look.add_argument("--low", type=float, default=None, help="low contrast limit (default 1.0 percentile)")
     look.add_argument("--high", type=float, default=None, help="high contrast limit (default 99.8 percentile)")
-    mdl = parser.add_argument_group("model")
-    mdl.add_argument(
-        "--model",
-        choices=("tiny", "small", "base_plus", "large"),
-        default="small",
-        help="SAM2.1 hiera size (default: small)",
-    )
-    mdl.add_argument(
-        "--checkpoint", metavar="PATH", default=None, help="checkpoint file (or folder holding sam2.1_hiera_<model>.pt)"
-    )
-    mdl.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda", "mps"),
-        default="auto",
-        help="auto: CUDA, then Apple MPS, then CPU (default: auto)",
-    )
-    mdl.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto: bfloat16 on CUDA, fp32 elsewhere (default: auto)",
-    )
-    mdl.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="model input side, a multiple of 32 (default 1024, or SAM2WEB_IMAGE_SIZE); 512 is much faster on a CPU",
-    )
-    out = parser.add_argument_group("polygons and links")
-    out.add_argument(
-        "--padding",
-        type=float,
-        default=0.0,
-        help="grow (+) or shrink (-) each polygon, in pixels, -20..20 (default: 0)",
-    )
-    out.add_argument(
-        "--smoothing", type=float, default=0.3, help="simplification tolerance in pixels, 0..3 (default: 0.3)"
-    )
-    out.add_argument(
-        "--keep",
-        choices=("largest", "all"),
-        default="largest",
-        help="keep the largest piece of each mask or all pieces (default: largest)",
-    )
-    out.add_argument("--no-connect", action="store_true", help="do not link consecutive polygons of an object")
+    TrackParams.add_arguments(parser.add_argument_group("tracking (the same parameters as the app's Track page)"))
+    out = parser.add_argument_group("outputs")
     out.add_argument(
         "--ctc",
         action="store_true",
@@ -162,10 +102,7 @@ def parse_location(text: str, stack) -> Location:
 
 
 def _check_numbers(args) -> None:
-    if not -20 <= args.padding <= 20:
-        raise UserError(f"--padding {args.padding:g} is outside -20..20; choose a value in that range.")
-    if not 0 <= args.smoothing <= 3:
-        raise UserError(f"--smoothing {args.smoothing:g} is outside 0..3; choose a value in that range.")
+    TrackParams.from_args(args)  # every range and choice, with one sentence each
 
 
 def _display(stack, args):
@@ -286,7 +223,7 @@ def load_inputs(args: argparse.Namespace, direction: str):
 
 def load_model(args: argparse.Namespace, size: str):
     """The predictor (downloading its checkpoint with a progress bar when needed) and its info."""
-    from sam2web.tracking import model
+    from sam2web.tracking import factory, model
 
     download_bar = None
 
@@ -305,22 +242,21 @@ def load_model(args: argparse.Namespace, size: str):
             )
         download_bar.update(done - download_bar.n)
 
+    params = TrackParams.from_args(args).with_(model=size)
     try:
-        predictor = model.load_predictor(
-            size,
-            args.checkpoint,
-            args.device,
-            args.image_size,
-            args.precision,
-            download=True,
-            progress=download_progress,
-        )
+        predictor = factory.get_predictor(params, download=True, progress=download_progress)
     finally:
         if download_bar is not None:
             download_bar.close()
     info = model.describe(predictor)
     if info["random_weights"]:
         print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+    else:
+        print(
+            f"Model: {info['model']} on {info['device']}, {info['precision']}"
+            + (f" ({info['precision_reason']})" if info.get("precision_reason") else ""),
+            file=sys.stderr,
+        )
     return predictor, info
 
 
@@ -362,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         annotations = geometry.annotations_from_result(
             result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
         )
-        connections = links.connect(annotations, enabled=not args.no_connect)
+        connections = links.connect(annotations, enabled=args.connect)
         export.write_exports(tmp, annotations, connections, random_weights=result.random_weights)
         if args.ctc:
             _write_ctc(tmp, stack, sequences, annotations, args.across)

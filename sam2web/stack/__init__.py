@@ -42,6 +42,7 @@ from sam2web.stack.common import (
     AXES,
     DEFAULT_CACHE_BYTES,
     MIN_SIDE,
+    SHARED_CACHE,
     FrameCache,
     Opened,
     Reader,
@@ -58,7 +59,6 @@ from sam2web.types import Location
 
 __all__ = ["AXES", "DEFAULT_CACHE_BYTES", "MIN_SIDE", "SHARED_CACHE", "FrameCache", "Stack", "open_stack", "reopen"]
 
-SHARED_CACHE = FrameCache(DEFAULT_CACHE_BYTES)
 _UID_LOCK = threading.Lock()
 _NEXT_UID = 0
 
@@ -258,7 +258,7 @@ def _open_tiff(path: Path, pages_as: str, axes: str | None, cache_bytes: int | N
 def _open_files(files: list[Path], pages_as: str, name: str, cache_bytes: int | None, source: dict) -> Stack:
     from sam2web.stack.files import open_files
 
-    decoded = 64 << 20 if cache_bytes is None else max(cache_bytes // 4, 1 << 20)
+    decoded = None if cache_bytes is None else max(cache_bytes // 4, 1 << 20)
     return _build(open_files(files, pages_as, decoded), name, source, cache_bytes)
 
 

@@ -6,7 +6,6 @@ modules use sam2web.stack's public surface.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections import OrderedDict
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2web.config import settings
 from sam2web.errors import UserError
 
 AXES = ("XY", "T", "Z", "C", "Y", "X")
@@ -26,7 +26,7 @@ MAX_FRAME_BYTES = 1 << 30  # one decoded page (all its samples) may not exceed 1
 IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 # One frame cache for the whole process, so memory stays bounded however many stacks are open
 # (the app caches several). SAM2WEB_FRAME_CACHE_MB sets its size.
-DEFAULT_CACHE_BYTES = int(float(os.environ.get("SAM2WEB_FRAME_CACHE_MB", "512")) * (1 << 20))
+DEFAULT_CACHE_BYTES = settings().frame_cache_bytes
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,6 +91,10 @@ class FrameCache:
     def __len__(self) -> int:
         return len(self._items)
 
+
+# The one decoded-frame cache of the process (SAM2WEB_FRAME_CACHE_MB, part of SAM2WEB_CACHE_MB): every
+# stack and every folder stack's decoded files share it, so N open stacks never hold N budgets.
+SHARED_CACHE = FrameCache(DEFAULT_CACHE_BYTES)
 
 # A reader turns (xy, t, z, c) into a 2D array; it must be thread-safe.
 Reader = Callable[[int, int, int, int], np.ndarray]

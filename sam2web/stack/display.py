@@ -117,6 +117,14 @@ class DisplaySettings:
     def visible(self) -> list[ChannelDisplay]:
         return [c for c in self.channels if c.visible]
 
+    def export_channel(self) -> int:
+        """The channel exports name for a run (0-based): the first visible one, the model's input.
+
+        One rule for the app and the CLI (they once wrote 0 and the first visible channel).
+        """
+        shown = self.visible()
+        return int(shown[0].index) if shown else 0
+
     def only(self, channel: int) -> DisplaySettings:
         """The same settings with just one channel visible (e.g. the model's input channel)."""
         return DisplaySettings(

@@ -6,6 +6,7 @@ agree, or the odd file is named in a sentence); pixels are decoded only when a f
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from sam2web.stack.common import (
     _TIME,
     _Z,
     IMAGE_EXTENSIONS,
+    SHARED_CACHE,
     FrameCache,
     Opened,
     _brief,
@@ -147,7 +149,7 @@ def _decode_image(header: _ImageHeader) -> np.ndarray:
     return data
 
 
-def open_files(files: list[Path], pages_as: str, decoded_cache_bytes: int = 64 << 20) -> Opened:
+def open_files(files: list[Path], pages_as: str, decoded_cache_bytes: int | None = None) -> Opened:
     """Per-frame 2D images as one stack along Time or Z; every header checked, nothing decoded."""
     axis = _norm_pages_as(pages_as)
     headers = [_image_header(p) for p in files]
@@ -171,11 +173,13 @@ def open_files(files: list[Path], pages_as: str, decoded_cache_bytes: int = 64 <
             )
     n = len(headers)
     # whole decoded files (Y, X, C), so the channels of one RGB file are decoded once
-    decoded = FrameCache(decoded_cache_bytes)
+    # (the process's shared cache unless a private size is asked for; keys are unique to this stack)
+    decoded = SHARED_CACHE if decoded_cache_bytes is None else FrameCache(decoded_cache_bytes)
+    token = uuid.uuid4().hex
 
     def read(xy: int, t: int, z: int, c: int) -> np.ndarray:
         i = t if axis == _TIME else z
-        key = (i,)
+        key = ("decoded", token, i)
         data = decoded.get(key)
         if data is None:
             data = _decode_image(headers[i])

@@ -31,6 +31,7 @@ visited frames are kept in a small LRU (bounded in MB) so a correction does not 
 from __future__ import annotations
 
 import copy
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -194,7 +195,9 @@ class StandInTracker:
         drift: tuple[int, int] = (2, 1),
         masks: Callable[[int, Location], np.ndarray | None] | None = None,
         image_size: int = 1024,
+        delay_s: float = 0.0,
     ):
+        self.delay_s = delay_s  # seconds per frame: a slow model for cancel/kill tests of the executors
         self.drift = drift
         self.masks_fn = masks
         self.image_size = image_size
@@ -279,6 +282,8 @@ class StandInTracker:
         else:
             order = range(start_frame_idx, min(start_frame_idx + count, n - 1) + 1)
         for t in order:
+            if self.delay_s:
+                time.sleep(self.delay_s)
             yield t, list(state["obj_ids"]), self._logits(state, t, reverse)
 
 
@@ -326,10 +331,8 @@ def _frame_size(stack, render: RenderFn, first: Location) -> tuple[int, int]:
 
 
 def _display_channel(display) -> int:
-    for ch in getattr(display, "channels", []) or []:
-        if getattr(ch, "visible", True):
-            return int(getattr(ch, "index", 0))
-    return 0
+    export_channel = getattr(display, "export_channel", None)
+    return int(export_channel()) if callable(export_channel) else 0
 
 
 def _to_numpy(masks) -> np.ndarray:

@@ -15,9 +15,10 @@ import streamlit as st
 
 from sam2web.errors import UserError
 from sam2web.overlay import color_for, draw_geometries
+from sam2web.service import runs
 from sam2web.store import Run, Workspace
-from sam2web.types import Location, Prompt
-from sam2web.ui import canvas, state, track_ui
+from sam2web.types import Location
+from sam2web.ui import canvas, state
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -259,38 +260,14 @@ def _axis_label(run: Run) -> str:
 
 def _step(run: Run, loc: Location) -> int:
     """The position of ``loc`` along the run's tracking axis (0-based)."""
-    return int(loc.time if run.settings.get("across", "time") == "time" else loc.z)
+    return runs.axis_step(run, loc)
 
 
 def _away_word(direction: str) -> str:
     return "onward" if direction == "forward" else "back to the start"
 
 
-def correction_direction(run: Run, obj_id: int, loc: Location) -> str:
-    """Which way a correction at ``loc`` re-tracks: the run's way; for "both", away from the object's prompt.
-
-    Why: "re-run from there" must leave the frames the user judged right alone. Forward and
-    backward runs already propagate one way. A "both" run tracked the object both ways from its
-    first prompt, so a correction after that prompt re-tracks forward to the end, and one before
-    it re-tracks backward to the start (a fresh engine session given only the correction would
-    otherwise re-track BOTH ways from it, overwriting the good frames before it too).
-    """
-    direction = run.settings.get("direction", "forward")
-    if direction != "both":
-        return direction
-    across = run.settings.get("across", "time")
-    axis, other = ("Time", "Z") if across == "time" else ("Z", "Time")
-    mine = [
-        p.get("loc", {})
-        for p in run.settings.get("prompts", [])
-        if int(p.get("obj_id", -1)) == obj_id
-        and int(p.get("loc", {}).get("XY", 0)) == loc.xy
-        and int(p.get("loc", {}).get(other, 0)) == (loc.z if across == "time" else loc.time)
-    ]
-    firsts = [int(p.get(axis, 0)) for p in mine]
-    if not firsts:
-        return "forward"
-    return "forward" if _step(run, loc) >= min(firsts) else "backward"
+correction_direction = runs.correction_direction
 
 
 def correction_summary(run: Run | None) -> str:
@@ -317,50 +294,8 @@ def correction_note(run: Run) -> None:
 
 
 def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Location, box: list) -> int:
-    """A new run: the old run's masks, with ``obj_id`` re-tracked from a new box at ``loc`` on.
-
-    The engine's ``result=previous`` keeps every mask of the old run and re-tracks only the
-    object prompted now, from the prompt frame on in the direction of the run (see
-    ``correction_direction`` for "both").
-    """
-    from sam2web import prompts as prompts_mod
-    from sam2web.tracking import model
-
-    bx = prompts_mod.make_box(*box, int(stack.sizes["X"]), int(stack.sizes["Y"]))
-    info = run.objects.get(str(obj_id), {})
-    prompt = Prompt(obj_id=obj_id, loc=loc, box=bx, tags=list(info.get("tags", [])), name=info.get("name", ""))
-    direction = correction_direction(run, obj_id, loc)
-    values = {k: run.settings.get(k, v) for k, v in track_ui.FORM_DEFAULTS.items()}
-    for axis, indices in (run.settings.get("resolved") or {}).items():
-        values[axis] = ", ".join(str(i + 1) for i in indices)
-    values["direction"] = direction
-    track_ui.check_checkpoint(values)
-    sequences, _, _ = track_ui.resolve(ws, stack, values, [prompt])
-    # The correction also becomes part of the workspace's prompts (so a later full re-run keeps it).
-    prompts = [p for p in state.load_prompts(ws) if not (p.obj_id == obj_id and tuple(p.loc) == tuple(loc))]
-    state.save_prompts(ws, prompts + [prompt])
-    s = state.store()
-    previous = s.load_result(run.id)
-    settings = {
-        **run.settings,
-        "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx), "from_run": run.id, "direction": direction},
-        "prompts": list(run.settings.get("prompts", [])) + [prompts_mod.prompt_to_dict(prompt)],
-    }
-    new_id = s.create_run(
-        ws.id,
-        settings,
-        objects=run.objects,
-        random_weights=run.random_weights,
-        total_frames=sum(len(q.frames) for q in sequences),
-        info={"corrected_from": run.id},
-    )
-    s.copy_masks(run.id, new_id)
-    job = track_ui.make_job(ws, values, sequences, [prompt], state.display_settings(ws, stack), set())
-    job.previous = previous
-    device = "cpu" if track_ui.use_standin() else model.pick_device(values["device"])
-    from sam2web.service.jobs import get_runner
-
-    get_runner().submit(s, new_id, device, job)
+    """A new run: the old run's masks, with ``obj_id`` re-tracked from a new box at ``loc`` on (the service's rule)."""
+    new_id = runs.correct(state.store(), ws, stack, run, obj_id, loc, box, state.display_settings(ws, stack))
     st.session_state["res_run_next"] = new_id  # selected on the next rerun (the widget exists already)
     return new_id
 

@@ -25,8 +25,7 @@ def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
     browser session has open is refused; queued/running runs are cancelled and waited for first,
     so no worker thread writes into a deleted run and the app keeps serving.
     """
-    from sam2web.service.jobs import get_runner
-    from sam2web.store import ACTIVE_STATUSES
+    from sam2web.service import runs
 
     s = state.store()
     ws = s.get_workspace(ws_id)
@@ -37,18 +36,7 @@ def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
             f"The workspace {ws.name!r} is open in another browser session; it can be deleted "
             f"once that session has closed it or moved to another workspace."
         )
-    runner = get_runner()
-    wait_s = STOP_WAIT_S if wait_s is None else wait_s
-    active = [r for r in s.list_runs(ws_id) if r.status in ACTIVE_STATUSES]
-    for run in active:
-        runner.cancel(run.id)
-    for run in active:
-        if not runner.wait(run.id, wait_s):
-            raise UserError(
-                f"Run {run.id} of {ws.name!r} was cancelled but is still finishing its frame; "
-                f"press Delete again in a moment."
-            )
-    s.delete_workspace(ws_id)
+    runs.delete_workspace(s, ws_id, STOP_WAIT_S if wait_s is None else wait_s)
 
 
 def _when(ts: float) -> str:

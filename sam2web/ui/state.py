@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.store import Store, Workspace, get_store
 from sam2web.types import Location
@@ -28,8 +28,8 @@ WS_KEY = "ws_id"
 
 
 def store() -> Store:
-    """The process-wide store for this data folder (SAM2WEB_DATA, read on each call so tests can set it)."""
-    return get_store(os.environ.get("SAM2WEB_DATA") or None)
+    """The process-wide store for the data folder of the current settings."""
+    return get_store(str(settings().data_dir))
 
 
 # -- which browser session has which workspace open (this server process) ---------------------
@@ -186,19 +186,12 @@ def dataset_key(ws: Workspace) -> str:
 
 def sample_paths() -> list[Path]:
     """The built-in sample, written once under the data folder."""
-    from sam2web.stack import sample
+    from sam2web.service import runs
 
-    folder = sample_folder()
-    return [Path(p) for p in _as_list(sample.sample_path(folder))]
-
-
-def _as_list(value: Any) -> list:
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
+    return runs.sample_paths(store())
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=16, show_spinner=False, on_release=lambda stack: stack.close())
 def _open_cached(key: str, paths: tuple[str, ...], pages_as: str) -> Any:
     from sam2web import stack as stack_mod
 
@@ -208,20 +201,13 @@ def _open_cached(key: str, paths: tuple[str, ...], pages_as: str) -> Any:
 
 def open_dataset(ws: Workspace) -> Any | None:
     """The workspace's Stack (cached per dataset), or None when no dataset was chosen yet."""
-    ds = ws.dataset or {}
-    kind = ds.get("kind")
-    if kind == "sample":
-        paths = sample_paths()
-    elif kind == "files":
-        paths = store().dataset_paths(ws)
-        missing = [p.name for p in paths if not p.exists()]
-        if missing:
-            raise UserError(f"The file {missing[0]} of this workspace is gone from the data folder; upload it again.")
-    else:
+    from sam2web.service import runs
+
+    source = runs.dataset_source(store(), ws)
+    if source is None:
         return None
-    if not paths:
-        return None
-    return _open_cached(dataset_key(ws), tuple(str(p) for p in paths), ds.get("pages_as", "time"))
+    paths, pages_as = source
+    return _open_cached(dataset_key(ws), tuple(str(p) for p in paths), pages_as)
 
 
 def display_settings(ws: Workspace, stack: Any) -> Any:
@@ -321,4 +307,7 @@ def image_width(rgb: np.ndarray) -> int:
 
 
 def is_random_weights() -> bool:
-    return os.environ.get("SAM2WEB_RANDOM_WEIGHTS") == "1"
+    """Runs made now use random weights (the service's one rule, also for the CLI)."""
+    from sam2web.service import runs
+
+    return runs.random_weights_run()

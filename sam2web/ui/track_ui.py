@@ -7,27 +7,21 @@ the page only polls its status (in an st.fragment), so the page stays usable.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import streamlit as st
 
+from sam2web import params as params_mod
+from sam2web.config import settings
 from sam2web.errors import UserError
-from sam2web.service.jobs import TrackJob, get_runner
+from sam2web.params import LABELS, TrackParams
+from sam2web.service import runs
+from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import Run, Workspace
 from sam2web.types import Prompt
 from sam2web.ui import state
 
-ACROSS = {"time": "Time", "z": "Z"}
-DIRECTIONS = {"forward": "Forward", "backward": "Backward", "both": "Both"}
-MODEL_LABELS = {
-    "tiny": "SAM2.1 hiera tiny",
-    "small": "SAM2.1 hiera small",
-    "base_plus": "SAM2.1 hiera base_plus",
-    "large": "SAM2.1 hiera large",
-}
-IMAGE_SIZES = [0, 1024, 768, 512, 256]
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
     "running": ":material/play_circle:",
@@ -36,27 +30,10 @@ STATUS_ICONS = {
     "interrupted": ":material/warning:",
     "failed": ":material/error:",
 }
-
-FORM_DEFAULTS: dict[str, Any] = {
-    "xy": "",
-    "z": "",
-    "time": "all",
-    "across": "time",
-    "direction": "forward",
-    "model": "small",
-    "tags": [],
-    "connect": True,
-    "padding": 0.0,
-    "smoothing": 0.3,
-    "device": "auto",
-    "precision": "auto",
-    "image_size": 0,
-    "checkpoint": "",
-}
-
-
-def use_standin() -> bool:
-    return os.environ.get("SAM2WEB_STANDIN") == "1"
+IMAGE_SIZES = [0, 1024, 768, 512, 256]
+ACROSS = {k: LABELS[k] for k in params_mod.ACROSS}
+DIRECTIONS = {k: LABELS[k] for k in params_mod.DIRECTIONS}
+FORM_DEFAULTS: dict[str, Any] = {**TrackParams().to_dict(), "xy": "", "z": ""}
 
 
 def all_tags(prompts: list[Prompt]) -> list[str]:
@@ -67,10 +44,30 @@ def saved_form(ws: Workspace) -> dict:
     return {**FORM_DEFAULTS, **(ws.view or {}).get("track", {})}
 
 
-def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
-    """The parameter form (every SPEC.md parameter, plus device/precision/image size); returns values on submit."""
-    from sam2web.tracking import model
+def _choice(label: str, name: str, saved: dict, widget, **kw: Any) -> Any:
+    """A radio/selectbox over a TrackParams field's choices, labelled from ``LABELS``."""
+    options = list(params_mod.meta(name)["choices"])
+    value = saved[name] if saved[name] in options else params_mod.default(name)
+    return widget(
+        label,
+        options,
+        index=options.index(value),
+        format_func=lambda v: LABELS.get(v, v),
+        key=f"trk_{name}",
+        help=params_mod.meta(name)["help"],
+        **kw,
+    )
 
+
+def _number(col: Any, label: str, name: str, saved: dict) -> float:
+    meta = params_mod.meta(name)
+    lo, hi = meta["range"]
+    return col.number_input(label, lo, hi, float(saved[name]), meta["step"], key=f"trk_{name}", help=meta["help"])
+
+
+def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
+    """The parameter form: every TrackParams field (SPEC.md's worker parameters plus device, precision,
+    image size); returns the values on submit, saved with the workspace."""
     saved = saved_form(ws)
     tags_avail = all_tags(prompts)
     with st.form("track_form"):
@@ -80,29 +77,12 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
         z = c2.text_input("Batch Z", value=saved["z"], key="trk_z")
         t = c3.text_input("Batch Time", value=saved["time"], key="trk_time")
         c1, c2, c3 = st.columns(3)
-        across = c1.radio(
-            "Track across",
-            list(ACROSS),
-            format_func=ACROSS.get,
-            horizontal=True,
-            key="trk_across",
-            index=list(ACROSS).index(saved["across"]),
-        )
-        direction = c2.radio(
-            "Track direction",
-            list(DIRECTIONS),
-            format_func=DIRECTIONS.get,
-            horizontal=True,
-            key="trk_direction",
-            index=list(DIRECTIONS).index(saved["direction"]),
-        )
-        size = c3.selectbox(
-            "Model",
-            list(model.MODELS),
-            format_func=MODEL_LABELS.get,
-            key="trk_model",
-            index=list(model.MODELS).index(saved["model"]),
-        )
+        with c1:
+            across = _choice("Track across", "across", saved, st.radio, horizontal=True)
+        with c2:
+            direction = _choice("Track direction", "direction", saved, st.radio, horizontal=True)
+        with c3:
+            size = _choice("Model", "model", saved, st.selectbox)
         c1, c2, c3 = st.columns(3)
         tags = c1.multiselect(
             "Tag of objects to track (none = all)",
@@ -110,21 +90,15 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
             key="trk_tags",
             default=[x for x in saved["tags"] if x in tags_avail],
         )
-        padding = c2.number_input("Padding (px)", -20.0, 20.0, float(saved["padding"]), 0.5, key="trk_padding")
-        smoothing = c3.number_input("Smoothing (px)", 0.0, 3.0, float(saved["smoothing"]), 0.1, key="trk_smoothing")
+        padding = _number(c2, "Padding (px)", "padding", saved)
+        smoothing = _number(c3, "Smoothing (px)", "smoothing", saved)
         connect = st.checkbox("Connect sequentially", value=bool(saved["connect"]), key="trk_connect")
         with st.expander("Device, precision, image size, checkpoint"):
             c1, c2, c3 = st.columns(3)
-            device = c1.selectbox(
-                "Device", list(model.DEVICES), key="trk_device", index=list(model.DEVICES).index(saved["device"])
-            )
-            precision = c2.selectbox(
-                "Precision",
-                list(model.PRECISIONS),
-                key="trk_precision",
-                index=list(model.PRECISIONS).index(saved["precision"]),
-                help="auto: bfloat16 autocast on CUDA, fp32 on CPU.",
-            )
+            with c1:
+                device = _choice("Device", "device", saved, st.selectbox)
+            with c2:
+                precision = _choice("Precision", "precision", saved, st.selectbox)
             image_size = c3.selectbox(
                 "Model image size",
                 IMAGE_SIZES,
@@ -143,6 +117,7 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
     if not submitted:
         return None
     values = {
+        **saved,
         "xy": xy,
         "z": z,
         "time": t,
@@ -169,26 +144,18 @@ def default_image_size() -> int:
     """The side the model runs at when the form says "default": $SAM2WEB_IMAGE_SIZE, else SAM2's 1024.
 
     Why: the server may be started with a smaller size (e.g. 256 on a CPU); the user must see the
-    size that will really be used, not the model's nominal one. An invalid variable falls back to
-    1024 here (the run itself reports it as a UserError).
+    size that will really be used, not the model's nominal one.
     """
-    from sam2web.tracking import model
-
-    try:
-        return int(model.default_image_size() or 1024)
-    except UserError:
-        return 1024
+    return int(settings().image_size or 1024)
 
 
 def _image_size_label(value: int) -> str:
     """The form's choice; "0" shows the default the run will really use, and where it comes from."""
-    from sam2web.tracking import model
-
     if value:
         return f"{value} px"
     size = default_image_size()
-    if os.environ.get(model.ENV_IMAGE_SIZE, "").strip() and size != 1024:
-        return f"default: {size} px (${model.ENV_IMAGE_SIZE})"
+    if settings().image_size and size != 1024:
+        return f"default: {size} px ($SAM2WEB_IMAGE_SIZE)"
     return f"model default ({size} px)"
 
 
@@ -199,151 +166,53 @@ def effective_image_size(values: dict | None = None) -> int:
 
 
 def hardware_caption(values: dict | None = None) -> str:
-    from sam2web.tracking import model
-
+    """Where and how a run with these values executes (said without loading torch in the server)."""
     values = values or FORM_DEFAULTS
-    try:
-        device = model.pick_device(values["device"])
-    except UserError as err:
-        return str(err)
-    precision = model.pick_precision(device, values["precision"])
+    device = guess_device(values.get("device", "auto"))
+    precision = values.get("precision", "auto")
+    if precision == "auto":
+        precision = "auto (bfloat16 on CUDA and on CPUs with native bf16, else fp32; the run card says which)"
+    standin = " · stand-in tracker (tests)" if settings().standin else ""
     return (
         f"Device: **{device}** · precision: **{precision}** · model image size: "
-        f"**{effective_image_size(values)} px**" + (" · stand-in tracker (tests)" if use_standin() else "")
+        f"**{effective_image_size(values)} px** · runs execute {get_executor().describe()}{standin}"
     )
 
 
-def check_checkpoint(values: dict) -> None:
-    """Refuse to queue a run that cannot load its model; say exactly what to do."""
-    from sam2web.tracking import model
-
-    if use_standin() or state.is_random_weights():
-        return
-    if model.find_checkpoint(values["model"], values["checkpoint"] or None) is None:
-        st.session_state["trk_missing_ckpt"] = values["model"]
-        size = values["model"]
-        where = f"the file {values['checkpoint']}" if values["checkpoint"] else f"{model.MODELS[size][1]}"
-        raise UserError(
-            f"The SAM2.1 {size} checkpoint ({where}) was not found; download it with the button "
-            f"below, put it in {model.download_dir()}, or type its path in Checkpoint file."
+def submit(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt]) -> int:
+    """Queue a run from the form's values; returns the run id."""
+    params = TrackParams.from_dict(values)
+    try:
+        run_id, position = runs.submit(
+            state.store(),
+            ws,
+            stack,
+            params,
+            prompts,
+            state.display_settings(ws, stack),
+            state.current_location(ws, stack),
         )
-
-
-def resolve(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt]) -> tuple[list, list[Prompt], dict]:
-    """Ranges -> sequences, tag filter -> prompts on those frames; UserError for every mistake."""
-    from sam2web import selection
-
-    loc = state.current_location(ws, stack)
-    sizes = stack.sizes
-    xys = selection.parse_ranges(values["xy"], sizes["XY"], loc.xy, name="XY")
-    times = selection.parse_ranges(values["time"], sizes["T"], loc.time, name="Time")
-    zs = selection.parse_ranges(values["z"], sizes["Z"], loc.z, name="Z")
-    sequences = selection.build_sequences(xys, times, zs, values["across"], values["direction"])
-    if not prompts:
-        raise UserError("There are no prompts yet; draw a box around an object on the Annotate page.")
-    chosen = [p for p in prompts if not values["tags"] or set(p.tags) & set(values["tags"])]
-    if not chosen:
-        raise UserError("No object has the chosen tags; pick other tags or none to track all objects.")
-    on_frames = [p for p in chosen if any(seq.index_of(p.loc) is not None for seq in sequences)]
-    if not on_frames:
-        raise UserError(
-            "No prompt lies on the frames to track; widen the Batch ranges to include a frame "
-            "with a box, or draw one on a tracked frame."
-        )
-    objects = {}
-    for p in on_frames:
-        objects.setdefault(str(p.obj_id), {"name": p.name or f"Object {p.obj_id + 1}", "tags": list(p.tags)})
-    return sequences, on_frames, objects
-
-
-def submit(
-    ws: Workspace,
-    stack: Any,
-    values: dict,
-    prompts: list[Prompt],
-    resume_from: Run | None = None,
-    rerun_of: Run | None = None,
-) -> int:
-    """Queue a run on its device; returns the run id. Resume copies the finished sequences' masks."""
-    from sam2web import prompts as prompts_mod
-    from sam2web.tracking import model
-
-    check_checkpoint(values)
-    sequences, chosen, objects = resolve(ws, stack, values, prompts)
-    device = "cpu" if use_standin() else model.pick_device(values["device"])
-    resolved = {
-        axis: sorted({getattr(loc, attr) for q in sequences for loc in q.frames})
-        for axis, attr in (("xy", "xy"), ("time", "time"), ("z", "z"))
-    }
-    settings = {
-        **values,
-        "channel": 0,
-        "n_sequences": len(sequences),
-        "resolved": resolved,
-        "display": state.display_settings(ws, stack).to_dict(),
-        "prompts": [prompts_mod.prompt_to_dict(p) for p in chosen],
-    }
-    skip: set[int] = set()
-    info: dict = {}
-    if resume_from is not None:
-        skip = set(resume_from.info.get("done_sequences", []))
-        info = {"resumed_from": resume_from.id, "done_sequences": sorted(skip)}
-    elif rerun_of is not None:
-        info = {"rerun_of": rerun_of.id}
-    s = state.store()
-    run_id = s.create_run(
-        ws.id,
-        settings,
-        objects=objects,
-        total_frames=sum(len(q.frames) for i, q in enumerate(sequences) if i not in skip),
-        random_weights=state.is_random_weights() and not use_standin(),
-        info=info,
-    )
-    if resume_from is not None:
-        s.copy_masks(resume_from.id, run_id)
-    job = make_job(ws, values, sequences, chosen, state.display_settings(ws, stack), skip)
-    position = get_runner().submit(s, run_id, device, job)
+    except UserError:
+        if runs.uses_real_model() and "checkpoint" in values and _missing_checkpoint(params):
+            st.session_state["trk_missing_ckpt"] = params.model
+        raise
     st.session_state["trk_last_run"] = run_id
     if position > 0:
-        st.toast(f"Run {run_id} queued: position {position} on {device}.")
+        st.toast(f"Run {run_id} queued: position {position} on its device.")
     return run_id
 
 
-def make_job(
-    ws: Workspace, values: dict, sequences: list, prompts: list[Prompt], display: Any, skip: set[int]
-) -> TrackJob:
-    from sam2web import stack as stack_mod
-
-    ds = dict(ws.dataset or {})
-    paths = state.sample_paths() if ds.get("kind") == "sample" else state.store().dataset_paths(ws)
-    pages_as = ds.get("pages_as", "time")
-
-    def open_stack() -> Any:
-        return stack_mod.open_stack([str(p) for p in paths] if len(paths) > 1 else str(paths[0]), pages_as=pages_as)
-
-    return TrackJob(
-        open_stack=open_stack,
-        sequences=sequences,
-        prompts=prompts,
-        display=display,
-        direction=values["direction"],
-        model=values["model"],
-        checkpoint=values["checkpoint"] or None,
-        device=values["device"],
-        image_size=values["image_size"] or None,
-        precision=values["precision"],
-        skip_sequences=skip,
-    )
+def _missing_checkpoint(params: TrackParams) -> bool:
+    try:
+        runs.check_checkpoint(params)
+    except UserError:
+        return True
+    return False
 
 
 def rerun(ws: Workspace, stack: Any, run: Run, resume: bool) -> int:
     """Re-run (or Resume) a run with its own settings and the workspace's current prompts."""
-    values = {k: run.settings.get(k, v) for k, v in FORM_DEFAULTS.items()}
-    for axis, indices in (run.settings.get("resolved") or {}).items():
-        values[axis] = ", ".join(str(i + 1) for i in indices)  # the same frames, whatever is shown now
-    return submit(
-        ws, stack, values, state.load_prompts(ws), resume_from=run if resume else None, rerun_of=None if resume else run
-    )
+    return runs.rerun(state.store(), ws, stack, run, resume, state.load_prompts(ws), state.display_settings(ws, stack))
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -355,8 +224,8 @@ def _fmt_eta(seconds: float | None) -> str:
 
 def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> None:
     """One run: status, progress, ETA, queue position, Cancel / Resume / Re-run."""
-    runner = get_runner()
-    status = runner.status(state.store(), run.id)
+    executor = get_executor()
+    status = executor.progress(run.id, state.store())
     if status is None:
         return
     icon = STATUS_ICONS.get(status.status, "")
@@ -372,15 +241,28 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                 f"Queued: position {status.queue_position} in the queue for this device (one run at a time per device)."
             )
         if status.status in ("running", "queued"):
-            st.progress(status.fraction, text=f"Frame {status.done} of {status.total}{_fmt_eta(status.eta_s)}")
+            if status.phase == "loading":
+                st.progress(0.0, text="Loading the model…")
+            else:
+                st.progress(status.fraction, text=f"Frame {status.done} of {status.total}{_fmt_eta(status.eta_s)}")
+            if status.where:
+                st.caption(f"Executing in {status.where}.")
             if st.button("Cancel", key=f"{key_prefix}_cancel_{run.id}", icon=":material/stop:"):
-                runner.cancel(run.id)
+                runs.cancel(run.id)
                 st.rerun()
         else:
             frames = state.store().count_masks(run.id)
             st.caption(f"{status.done} of {status.total} frames done · {frames} object-frame masks saved.")
             if status.error:
                 (st.error if status.status == "failed" else st.warning)(status.error)
+            model_info = (run.info or {}).get("model_info")
+            if model_info:
+                st.caption(
+                    f"Ran {model_info.get('model', '')} on {model_info.get('device', '')} in "
+                    f"{model_info.get('precision', '')} at image size {model_info.get('image_size', '')}"
+                    + (f" ({model_info['precision_reason']})" if model_info.get("precision_reason") else "")
+                    + "."
+                )
             later = resumed_by(run)
             if status.status in ("cancelled", "interrupted", "failed") and later is not None:
                 # Resume / Re-run once more would queue a duplicate of the run that carries it on.
@@ -391,8 +273,8 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                     "Resume",
                     key=f"{key_prefix}_resume_{run.id}",
                     icon=":material/resume:",
-                    help="Keeps the sequences (videos) that were finished and tracks the others again; "
-                    "a sequence stopped midway is re-tracked from its start.",
+                    help="Keeps every finished frame and tracks only the missing ones: a sequence stopped "
+                    "midway continues from its last saved frame.",
                 ):
                     with state.guard():
                         rerun(ws, stack, run, resume=True)
@@ -414,11 +296,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
 
 def resumed_by(run: Run) -> int | None:
     """The id of the run that resumed or re-ran this one (newest first), if any."""
-    for other in state.store().list_runs(run.ws_id):
-        info = other.info or {}
-        if other.id > run.id and run.id in (info.get("resumed_from"), info.get("rerun_of")):
-            return other.id
-    return None
+    return runs.resumed_by(state.store(), run)
 
 
 def has_active_runs(ws: Workspace) -> bool:

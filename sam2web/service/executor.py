@@ -1,0 +1,385 @@
+"""Where runs execute: the executor seam, and the local executor (a worker process per device).
+
+Why out of the web server: a model is hundreds of MB and a run keeps a CPU busy for minutes; in a
+worker process it neither slows every page nor dies with a page, and the Streamlit server never
+imports torch. Each device has one FIFO lane (two users must not run two models on one device at
+once) served by one long-lived worker process that loads each model once and keeps it for later
+runs. Progress (phase, frames done, ETA) comes back as events; each finished frame is already in the
+store, written by the worker. Cancel reaches the worker at once and takes effect within a frame; a
+worker that dies leaves its run "interrupted" with every saved frame kept (Resume continues it).
+
+An executor is anything with ``submit / cancel / progress / is_active / wait / describe``; the
+``inline`` variant runs the same code in a thread of this process (tests that patch the tracker).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sam2web.config import settings
+from sam2web.service.spec import Progress, RunSpec
+from sam2web.service.worker import error_sentence, execute
+from sam2web.store import Store, get_store
+
+log = logging.getLogger(__name__)
+
+DIED = (
+    "The worker process stopped during this run (exit code {code}); its finished frames are kept. "
+    "Press Resume to finish the missing frames."
+)
+
+
+class Executor(Protocol):
+    def submit(self, spec: RunSpec) -> int: ...  # queue position: 0 = starts now
+
+    def cancel(self, run_id: int) -> bool: ...
+
+    def progress(self, run_id: int) -> Progress | None: ...
+
+    def is_active(self, run_id: int) -> bool: ...
+
+    def wait(self, run_id: int, timeout: float = 60.0) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+def guess_device(requested: str) -> str:
+    """The lane of a run, without importing torch: "auto" is CUDA when an NVIDIA device node exists."""
+    if requested != "auto":
+        return requested
+    if settings().standin:
+        return "cpu"
+    if os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl"):
+        return "cuda"
+    if os.uname().sysname == "Darwin" and os.uname().machine == "arm64":
+        return "mps"
+    return "cpu"
+
+
+# -- live progress ----------------------------------------------------------------------------
+@dataclass
+class _Live:
+    phase: str = "queued"
+    done: int = 0
+    total: int = 0
+    first_t: float | None = None  # the first frame event after the model was loaded
+    first_done: int = 0
+    last_t: float = 0.0
+
+    def on_frame(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.first_t is None:
+            self.first_t, self.first_done = now, done
+        self.done, self.total, self.last_t = done, total, now
+
+    def eta(self) -> float | None:
+        """Seconds left: the pace since the first frame, counting down between frames."""
+        if self.first_t is None or self.done <= self.first_done or self.total <= self.done:
+            return None
+        per_frame = (self.last_t - self.first_t) / (self.done - self.first_done)
+        return max(0.0, per_frame * (self.total - self.done) - (time.monotonic() - self.last_t))
+
+
+# -- workers ----------------------------------------------------------------------------------
+class _InlineWorker:
+    """Runs a spec in the lane's own thread (tests; no process boundary)."""
+
+    where = "in the app's process"
+
+    def run(self, spec: RunSpec, on_event, cancel: threading.Event) -> tuple[str, str]:
+        return execute(spec, get_store(spec.data_dir), lambda *m: on_event(m), cancel.is_set)
+
+    def stop(self) -> None:
+        pass
+
+
+class _ProcessWorker:
+    """One long-lived worker process (spawned: the server is multi-threaded) and its two pipes."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.where = f"a worker process on {device}"
+        self.proc: mp.process.BaseProcess | None = None
+        self.env: dict[str, str] = {}
+        self._send_lock = threading.Lock()
+
+    def _ensure(self) -> None:
+        env = settings().as_env()
+        if self.proc is not None and self.proc.is_alive():
+            if env == self.env:
+                return
+            self.stop()  # the settings changed (a test, a reconfigured server): a fresh worker reads them
+        self.env = env
+        ctx = mp.get_context("spawn")
+        cmd_r, self.cmd = ctx.Pipe(duplex=False)
+        self.events, evt_w = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(
+            target=worker_main,
+            args=(self.device, cmd_r, evt_w, env),
+            name=f"sam2web-worker-{self.device}",
+            daemon=True,
+        )
+        self.proc.start()
+        cmd_r.close()
+        evt_w.close()
+
+    def _send(self, msg: tuple) -> None:
+        with self._send_lock:
+            self.cmd.send(msg)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.is_alive() else None
+
+    def run(self, spec: RunSpec, on_event, cancel: threading.Event) -> tuple[str, str]:
+        self._ensure()
+        self._send(("run", spec))
+        cancel_sent = False
+        while True:
+            if cancel.is_set() and not cancel_sent:
+                self._send(("cancel", spec.run_id))
+                cancel_sent = True
+            try:
+                ready = self.events.poll(0.05)
+                msg = self.events.recv() if ready else None
+            except (EOFError, OSError):
+                msg, ready = None, True
+            if msg is not None:
+                if msg[0] == "finished":
+                    return msg[2], msg[3]
+                on_event(msg[:1] + msg[2:])
+            elif ready or not self.proc.is_alive():
+                self.proc.join(5)
+                code = self.proc.exitcode
+                self.proc = None
+                return "interrupted", DIED.format(code=code)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            try:
+                self._send(("stop",))
+            except OSError:
+                pass
+            self.proc.join(3)
+            if self.proc.is_alive():
+                self.proc.kill()
+
+
+def worker_main(device: str, cmd_r, evt_w, env: dict[str, str]) -> None:
+    """The worker process: runs specs one at a time; a listener thread takes cancels meanwhile."""
+    os.environ.update(env)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
+    jobs: queue.Queue = queue.Queue()
+    cancels: dict[int, threading.Event] = collections.defaultdict(threading.Event)
+
+    def listen() -> None:
+        while True:
+            try:
+                msg = cmd_r.recv()
+            except (EOFError, OSError):  # the server is gone: stop within a frame, then exit
+                for ev in list(cancels.values()):
+                    ev.set()
+                jobs.put(None)
+                return
+            if msg[0] == "run":
+                cancels[msg[1].run_id]  # noqa: B018 - create the event before the run starts
+                jobs.put(msg[1])
+            elif msg[0] == "cancel":
+                cancels[msg[1]].set()
+            elif msg[0] == "stop":
+                jobs.put(None)
+                return
+
+    threading.Thread(target=listen, daemon=True, name="sam2web-worker-listen").start()
+    while (spec := jobs.get()) is not None:
+        run_id = spec.run_id
+
+        def emit(kind: str, *values, run_id: int = run_id) -> None:
+            evt_w.send((kind, run_id, *values))
+
+        status, error = execute(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
+        cancels.pop(run_id, None)
+        evt_w.send(("finished", run_id, status, error))
+
+
+# -- the local executor -----------------------------------------------------------------------
+@dataclass
+class _Lane:
+    device: str
+    worker: _InlineWorker | _ProcessWorker
+    queue: collections.deque = field(default_factory=collections.deque)
+    running: RunSpec | None = None
+    thread: threading.Thread | None = None
+
+
+class LocalExecutor:
+    """One FIFO lane per device, each served by one worker (a process, or a thread when inline)."""
+
+    def __init__(self, processes: bool = True) -> None:
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._lanes: dict[str, _Lane] = {}
+        self._cancels: dict[int, threading.Event] = {}
+        self._live: dict[int, _Live] = {}
+        self._where: dict[int, str] = {}
+
+    def describe(self) -> str:
+        if not self.processes:
+            return "in the app's own process (inline executor, for tests)"
+        return "on this machine: one worker process per device, each keeping its model loaded between runs"
+
+    def submit(self, spec: RunSpec) -> int:
+        with self._lock:
+            lane = self._lanes.get(spec.device)
+            if lane is None:
+                worker = _ProcessWorker(spec.device) if self.processes else _InlineWorker()
+                lane = self._lanes[spec.device] = _Lane(spec.device, worker)
+            lane.queue.append(spec)
+            self._cancels[spec.run_id] = threading.Event()
+            self._live[spec.run_id] = _Live()
+            self._where[spec.run_id] = lane.worker.where
+            if lane.thread is None or not lane.thread.is_alive():
+                lane.thread = threading.Thread(
+                    target=self._serve, args=(lane,), daemon=True, name=f"lane-{lane.device}"
+                )
+                lane.thread.start()
+            self._wake.notify_all()
+            return len(lane.queue) - (0 if lane.running else 1)
+
+    def cancel(self, run_id: int) -> bool:
+        """A queued run is dropped at once; a running one stops within a frame."""
+        with self._lock:
+            event = self._cancels.get(run_id)
+            if event is None:
+                return False
+            event.set()
+            dropped = None
+            for lane in self._lanes.values():
+                for spec in list(lane.queue):
+                    if spec.run_id == run_id:
+                        lane.queue.remove(spec)
+                        dropped = spec
+            if dropped is not None:
+                self._forget(run_id)
+        if dropped is not None:
+            get_store(dropped.data_dir).update_run(run_id, status="cancelled", error="Cancelled before it started.")
+        return True
+
+    def is_active(self, run_id: int) -> bool:
+        with self._lock:
+            return run_id in self._cancels
+
+    def wait(self, run_id: int, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.is_active(run_id):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def worker_pid(self, device: str) -> int | None:
+        lane = self._lanes.get(device)
+        return getattr(lane.worker, "pid", None) if lane else None
+
+    def queue_position(self, run_id: int) -> int | None:
+        with self._lock:
+            for lane in self._lanes.values():
+                if lane.running is not None and lane.running.run_id == run_id:
+                    return 0
+                for i, spec in enumerate(lane.queue):
+                    if spec.run_id == run_id:
+                        return i + 1
+        return None
+
+    def progress(self, run_id: int, store: Store | None = None) -> Progress | None:
+        """The store's record of a run, refined by this executor's live phase, progress and ETA."""
+        store = store or get_store(str(settings().data_dir))
+        run = store.get_run(run_id)
+        if run is None:
+            return None
+        position = self.queue_position(run_id)
+        with self._lock:
+            live = self._live.get(run_id)
+            where = self._where.get(run_id, "")
+        done, total, eta, phase = run.done_frames, run.total_frames, None, ""
+        if live is not None and run.status in ("queued", "running"):
+            phase = live.phase
+            if live.first_t is not None:
+                done, total = live.done, live.total or total
+            eta = live.eta()
+        return Progress(run.id, run.status, done, total, eta, position, phase, run.error, where)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.worker.stop()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _forget(self, run_id: int) -> None:
+        self._cancels.pop(run_id, None)
+        self._live.pop(run_id, None)
+
+    def _serve(self, lane: _Lane) -> None:
+        while True:
+            with self._lock:
+                while not lane.queue:
+                    self._wake.wait(timeout=30.0)
+                    if not lane.queue:
+                        lane.thread = None  # idle: submit() starts a new thread; the process stays
+                        return
+                spec = lane.queue.popleft()
+                lane.running = spec
+                cancel = self._cancels[spec.run_id]
+                live = self._live[spec.run_id]
+            store = get_store(spec.data_dir)
+            try:
+                status, error = lane.worker.run(spec, lambda msg, live=live: self._on_event(live, msg), cancel)
+                if status == "interrupted":
+                    store.update_run(spec.run_id, status="interrupted", error=error)
+            except Exception as err:  # noqa: BLE001 - the lane must keep serving other runs
+                log.exception("run %s could not be executed", spec.run_id)
+                store.update_run(spec.run_id, status="failed", error=error_sentence(err))
+            finally:
+                with self._lock:
+                    lane.running = None
+                    self._forget(spec.run_id)
+
+    @staticmethod
+    def _on_event(live: _Live, msg: tuple) -> None:
+        if msg[0] == "phase":
+            live.phase = msg[1]
+        elif msg[0] == "frame":
+            live.on_frame(int(msg[1]), int(msg[2]))
+
+
+_EXECUTOR: LocalExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def get_executor() -> LocalExecutor:
+    """The executor of this process, chosen by ``SAM2WEB_EXECUTOR`` (shared by every browser session)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        want_processes = settings().executor != "inline"
+        if _EXECUTOR is None or _EXECUTOR.processes != want_processes:
+            if _EXECUTOR is not None:
+                _EXECUTOR.shutdown()
+            _EXECUTOR = LocalExecutor(processes=want_processes)
+        return _EXECUTOR
+
+
+@atexit.register
+def _shutdown() -> None:
+    if _EXECUTOR is not None:
+        _EXECUTOR.shutdown()

@@ -1,0 +1,53 @@
+"""``RunSpec``: everything a worker needs to execute one run, as plain picklable data.
+
+Why plain data: the same spec goes to a thread (tests), a worker process on this machine, or a Ray
+actor on another node. Frames are not shipped: the worker opens the dataset from ``paths``, which
+it can read, and writes each finished frame to the store at ``data_dir``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sam2web.params import TrackParams
+from sam2web.types import Prompt, Sequence
+
+
+@dataclass
+class RunSpec:
+    run_id: int
+    data_dir: str
+    paths: list[str]
+    pages_as: str
+    params: TrackParams
+    sequences: list[Sequence]
+    prompts: list[Prompt]
+    display: dict  # DisplaySettings.to_dict()
+    device: str  # the lane: "cpu", "cuda", "cuda:1", "mps"
+    # A correction: re-track only ``prompts`` and keep the rest of this earlier run's masks.
+    correct_from: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(len(s.frames) for s in self.sequences)
+
+
+@dataclass
+class Progress:
+    """A run as a page or a progress bar shows it."""
+
+    run_id: int
+    status: str  # the store's status: queued, running, done, cancelled, interrupted, failed
+    done: int
+    total: int
+    eta_s: float | None = None
+    queue_position: int | None = None  # 0 = running now, n = n-th waiting; None = not queued here
+    phase: str = ""  # "loading" while the model loads, "tracking" after
+    error: str = ""
+    where: str = ""  # e.g. "worker process on cpu"
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0

@@ -1,0 +1,234 @@
+"""Execute one ``RunSpec`` wherever it lands: a worker process, a thread (tests), a Ray actor.
+
+Each finished frame is written to the store at once (idempotent: a mask is keyed by run, object and
+frame), so a cancel, a crash or a killed worker keeps every saved frame. A run that finds masks already
+saved for a sequence (Resume copies them from the interrupted run) continues that sequence from its
+last saved frame instead of tracking it again (``plan_resume``).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sam2web.errors import UserError
+from sam2web.service.spec import RunSpec
+from sam2web.store import Store
+from sam2web.types import CompactMask, Location, Prompt, Sequence, TrackResult
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[..., None]  # emit(kind, *values): ("phase", name) | ("frame", done, total)
+
+
+class Cancelled(Exception):
+    """The user pressed Cancel (raised inside a run, caught here)."""
+
+
+def _mro_names(err: BaseException) -> set[str]:
+    return {c.__name__ for c in type(err).__mro__}
+
+
+def error_sentence(err: BaseException) -> str:
+    """One sentence for a failed run, chosen by the error's type (never by words in its message)."""
+    if isinstance(err, UserError):
+        return str(err)
+    text = f"{type(err).__name__}: {err}"[:300]
+    if isinstance(err, MemoryError) or "OutOfMemoryError" in _mro_names(err):
+        return (
+            "The device ran out of memory during this run; choose a smaller model, a smaller image "
+            "size or fewer frames, and run again."
+        )
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "The disk holding the data folder is full; free some space, then press Resume."
+    if isinstance(err, OSError):
+        return f"A file could not be read or written during this run ({text}); check the data folder, then Resume."
+    if _mro_names(err) & {"AcceleratorError", "CudaError"}:
+        return f"The compute device failed during this run ({text}); try the CPU device or run again."
+    return f"Tracking failed unexpectedly ({text}); the finished frames are kept, try Re-run."
+
+
+@dataclass
+class Leg:
+    """One propagation: ``prompts`` through ``sequence`` (direction as ``track`` reads it)."""
+
+    sequence: Sequence
+    prompts: list[Prompt]
+    direction: str
+
+
+def plan_resume(
+    seq: Sequence, prompts: list[Prompt], direction: str, saved: dict[tuple[int, Location], CompactMask]
+) -> list[Leg]:
+    """The propagations that finish ``seq`` given the masks already ``saved`` for it.
+
+    Forward/backward sequences are already in tracking order: continue from the last saved frame
+    L, each object prompted with its own mask at L (plus any later prompt). "both" first runs
+    forward from the earliest prompt to the end, then in reverse from the latest first prompt: an
+    unfinished forward pass continues from L and is followed by the whole reverse pass; a finished
+    forward pass is followed by the rest of the reverse pass from its last (lowest) saved frame.
+    """
+    index = {loc: i for i, loc in enumerate(seq.frames)}
+    done = sorted({index[loc] for (_, loc) in saved if loc in index})
+    if not done:
+        return [Leg(seq, prompts, direction)]
+    n = len(seq.frames)
+    first: dict[int, int] = {}
+    for p in prompts:
+        first[p.obj_id] = min(first.get(p.obj_id, n), index[p.loc])
+    info = {p.obj_id: p for p in prompts}
+
+    def masks_at(i: int) -> list[Prompt]:
+        out = []
+        for obj in first:
+            cm = saved.get((obj, seq.frames[i]))
+            if cm is not None and not cm.empty:
+                ref = info[obj]
+                out.append(Prompt(obj, seq.frames[i], mask=cm.to_mask(), tags=list(ref.tags), name=ref.name))
+        return out
+
+    def onward(i: int) -> Leg:
+        later = [p for p in prompts if index[p.loc] > i]
+        return Leg(Sequence(seq.frames[i:], seq.across), masks_at(i) + later, "forward")
+
+    def reverse(i: int, start_prompts: list[Prompt]) -> Leg:
+        return Leg(Sequence(tuple(reversed(seq.frames[: i + 1])), seq.across), start_prompts, "forward")
+
+    if direction != "both":
+        last = done[-1]
+        return [] if last == n - 1 else [onward(last)]
+    earliest, latest = min(first.values()), max(first.values())
+    firsts = [p for p in prompts if index[p.loc] == first[p.obj_id]]
+    if done[-1] < n - 1:  # the forward pass stopped midway
+        if done[-1] < earliest:
+            return [Leg(seq, prompts, direction)]
+        return [onward(done[-1]), reverse(latest, firsts)]
+    low = done[0]
+    if low == 0:
+        return []
+    if low > earliest:  # the reverse pass had not reached the first prompts: run all of it
+        return [reverse(latest, firsts)]
+    return [reverse(low, masks_at(low))]
+
+
+class _Counter:
+    """Frames done of the run: a frame counts once, whichever pass or leg finished it."""
+
+    def __init__(self, total: int, emit: Emit) -> None:
+        self.total, self.emit = total, emit
+        self.done: set[Location] = set()
+        self.tracked = 0  # frames the model really ran on (Resume's test: only the missing ones)
+
+    def add(self, locs) -> int:
+        self.done.update(locs)
+        self.emit("frame", len(self.done), self.total)
+        return len(self.done)
+
+
+def execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> tuple[str, str]:
+    """Run ``spec`` to its end; returns the final (status, error sentence) also written to the store."""
+    run_id = spec.run_id
+    if cancelled():
+        store.update_run(run_id, status="cancelled", error="Cancelled before it started.")
+        return "cancelled", "Cancelled before it started."
+    store.update_run(run_id, status="running", error="")
+    try:
+        _execute(spec, store, emit, cancelled)
+    except Cancelled:
+        status, error = "cancelled", "Cancelled; the finished frames are kept."
+    except UserError as err:
+        status, error = "failed", str(err)
+    except Exception as err:  # noqa: BLE001 - a run's failure is reported, never raised into the worker loop
+        log.exception("run %s failed", run_id)
+        status, error = "failed", error_sentence(err)
+    else:
+        status, error = ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
+    store.update_run(run_id, status=status, error=error)
+    return status, error
+
+
+def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
+    from sam2web.stack import open_stack
+    from sam2web.stack.display import DisplaySettings
+    from sam2web.tracking import factory
+
+    run = store.get_run(spec.run_id)
+    info = dict(run.info if run else {})
+    finished = set(info.get("done_sequences", []))
+    todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished]
+    counter = _Counter(sum(len(s.frames) for _, s in todo), emit)
+    store.update_run(spec.run_id, total_frames=counter.total)
+    emit("phase", "loading")
+    predictor = factory.get_predictor(spec.params)
+    from sam2web.tracking.model import describe
+
+    info["model_info"] = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
+    store.update_run(spec.run_id, info=info)
+    emit("phase", "tracking")
+    previous = store.load_result(spec.correct_from) if spec.correct_from is not None else None
+    saved = store.load_masks(spec.run_id) if previous is None else {}
+    counter.add({loc for (_, loc) in saved if any(loc in s.frames for _, s in todo)})
+    display = DisplaySettings.from_dict(spec.display)
+    stack = open_stack(spec.paths if len(spec.paths) > 1 else spec.paths[0], pages_as=spec.pages_as)
+    try:
+        for seq_i, seq in todo:
+            if cancelled():
+                raise Cancelled()
+            seq_prompts = [p for p in spec.prompts if seq.index_of(p.loc) is not None]
+            if seq_prompts:
+                _sequence(spec, store, stack, predictor, display, seq, seq_prompts, saved, previous, counter, cancelled)
+            counter.add(seq.frames)
+            finished.add(seq_i)
+            info.update(done_sequences=sorted(finished), frames_tracked=counter.tracked)
+            store.update_run(spec.run_id, done_frames=len(counter.done), info=info)
+    finally:
+        info["frames_tracked"] = counter.tracked
+        store.update_run(spec.run_id, info=info)
+        close = getattr(stack, "close", None)
+        if callable(close):
+            close()
+
+
+def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previous, counter, cancelled) -> None:
+    from sam2web.tracking import track as track_mod
+
+    def on_frame(loc: Location, masks: dict) -> None:
+        items = [(int(obj), Location(*loc), m) for obj, m in masks.items()]
+        counter.tracked += 1
+        counter.done.add(Location(*loc))
+        store.add_masks(spec.run_id, items, done_frames=len(counter.done))
+        emit_frame()
+
+    def emit_frame() -> None:
+        counter.emit("frame", len(counter.done), counter.total)
+
+    if previous is not None:
+        legs = [Leg(seq, prompts, spec.params.direction)]
+    else:
+        mine = {k: v for k, v in saved.items() if k[1] in set(seq.frames)}
+        legs = plan_resume(seq, prompts, spec.params.direction, mine)
+    for leg in legs:
+        if cancelled():
+            raise Cancelled()
+        if not leg.prompts:
+            continue
+        out = track_mod.track(
+            stack,
+            [leg.sequence],
+            leg.prompts,
+            predictor,
+            display,
+            direction=leg.direction,
+            cancel=cancelled,
+            on_frame=on_frame,
+            result=previous,
+        )
+        if isinstance(out, TrackResult) and previous is not None:
+            # A correction's result is the truth for this sequence (it may drop frames of the object).
+            frames = set(seq.frames)
+            items = [(k[0], k[1], m) for k, m in out.masks.items() if Location(*k[1]) in frames]
+            store.replace_masks(spec.run_id, list(frames), items)
+        if isinstance(out, TrackResult) and out.partial:
+            raise Cancelled()
