@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2web.errors import UserError
+from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.types import Annotation, CompactMask, Location, ObjectInfo, TrackResult
 
 ACROSS = ("time", "z")
@@ -276,7 +276,7 @@ def read_ctc(folder: str | Path) -> tuple[dict[int, np.ndarray], list[tuple[int,
         if m:
             try:
                 frames[int(m.group(1))] = tifffile.imread(p)
-            except Exception as err:  # a damaged file is the user's to replace
+            except DECODE_ERRORS as err:  # a damaged file is the user's to replace
                 raise UserError(f"{p.name} cannot be read ({str(err)[:60]}); export the results again.") from None
     track_file = folder / "res_track.txt"
     tracks: list[tuple[int, int, int, int]] = []

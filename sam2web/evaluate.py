@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2web.errors import UserError
+from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.geometry import rasterize
 
 IOU_OK = 0.5
@@ -243,7 +243,7 @@ def read_predictions(
             frame = int(props["Time"] if across == "time" else props["Z"])
             obj = int(props["object_id"])
             geom = to_shape(feat["geometry"])
-        except Exception as err:  # any malformed feature: the file was edited or damaged
+        except (*DECODE_ERRORS, TypeError, AttributeError) as err:  # a malformed feature: edited or damaged
             raise UserError(
                 f"Feature {i + 1} of {path.name} lacks object_id/XY/Time/Z or a polygon "
                 f"({str(err)[:50]}); export the run again."

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2web.errors import UserError
+from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.types import CompactMask, Location, Prompt
 
 _MAX_JSON_BYTES = 200 * 1024 * 1024
@@ -424,7 +424,8 @@ def load_prompts(path: str | Path, width: int, height: int, tags=None, loc: Loca
     if not p.is_file():
         raise UserError(f"The prompt file {p} does not exist; check the path.")
     try:
-        head = p.read_bytes()[:16] if p.stat().st_size < 16 else p.open("rb").read(16)
+        with p.open("rb") as fh:
+            head = fh.read(16)
     except OSError as err:
         raise UserError(f"The prompt file {p} cannot be read ({err.strerror}); check its permissions.") from None
     if not head.strip():
@@ -463,7 +464,7 @@ def _decode_label_file(p: Path) -> np.ndarray:
         import tifffile
 
         return tifffile.imread(p)
-    except Exception as err:  # any decoder failure is a bad file, which the user can replace
+    except DECODE_ERRORS as err:  # any decoder failure is a bad file, which the user can replace
         raise UserError(
             f"The label image {p.name} cannot be read ({str(err)[:80]}); save it again as a "
             "TIFF or PNG of integer labels."

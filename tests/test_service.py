@@ -324,3 +324,77 @@ print("TORCH", "torch" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "TORCH False" in out.stdout, out.stdout + out.stderr
+
+
+# -- one rule for the app and the CLI ---------------------------------------------------------------
+def test_app_qa_and_evaluate_score_a_multi_z_run_the_same(tmp_path):
+    """A run across Time over several Z slices: the app's QA and `sam2web evaluate` use one function."""
+    from shapely.geometry import box
+
+    from sam2web import evaluate, export, links
+    from sam2web.store import Run
+    from sam2web.types import Annotation
+    from sam2web.ui import results_ui
+
+    labels = np.zeros((3, 32, 32), np.uint16)
+    for t in range(3):
+        labels[t, 4 + t : 12 + t, 4:12] = 1
+    anns = []
+    for t in range(3):
+        for z, dx in ((0, 0), (1, 6)):  # the object drawn at two Z slices, shifted on the second
+            geom = box(4 + dx, 4 + t, 12 + dx, 12 + t)
+            anns.append(Annotation(f"a{t}{z}", 0, Location(0, t, z), geom))
+    export.write_exports(tmp_path / "out", anns, links.connect(anns))
+    cli = evaluate.evaluate_paths(_label_files(tmp_path, labels), tmp_path / "out")
+    run = Run(1, "w", 0, 0, {"across": "time", "prompts": []}, {}, "done", 0, 0, "", "", False, {})
+    preds, prompt_frames = results_ui._predictions(run, anns, 0)
+    app = evaluate.evaluate({t: labels[t] for t in range(3)}, preds, prompt_frames, {})
+    assert app.to_dict() == cli.to_dict()
+
+
+def _label_files(folder, labels):
+    paths = []
+    for t in range(labels.shape[0]):
+        p = folder / f"man_track{t:03d}.tif"
+        tifffile.imwrite(p, labels[t])
+        paths.append(str(p))
+    return paths
+
+
+def test_export_channel_is_the_first_visible_channel():
+    from sam2web.stack.display import ChannelDisplay, DisplaySettings
+
+    d = DisplaySettings([ChannelDisplay(0, "#ff0000", visible=False), ChannelDisplay(1, "#00ff00")])
+    assert d.export_channel() == 1
+    assert DisplaySettings([ChannelDisplay(0, "#fff", visible=False)]).export_channel() == 0
+
+
+def test_cli_honours_the_stand_in_setting(tmp_path, monkeypatch, capsys):
+    """`sam2web track` with SAM2WEB_STANDIN=1 needs no checkpoint (one factory for the CLI and the app)."""
+    import json
+
+    from sam2web import cli
+
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    monkeypatch.delenv("SAM2WEB_RANDOM_WEIGHTS", raising=False)
+    monkeypatch.setenv("SAM2WEB_CHECKPOINTS", str(tmp_path / "none"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    factory.clear()
+    _write_stack(tmp_path / "m.tif")
+    prompts = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[[8, 10], [18, 10], [18, 20], [8, 20], [8, 10]]]},
+                "properties": {"object_id": 0, "XY": 0, "Time": 0, "Z": 0},
+            }
+        ],
+    }
+    (tmp_path / "p.geojson").write_text(json.dumps(prompts))
+    rc = cli.main(["track", str(tmp_path / "m.tif"), "--prompts", str(tmp_path / "p.geojson"), "--out",
+                   str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "annotations.geojson").read_text())
+    assert len(doc["features"]) == T
+    factory.clear()

@@ -199,6 +199,7 @@ def test_damaged_page_is_reported_when_read(tmp_path):
     s = open_stack(path)
     with pytest.raises(UserError) as err:
         s.frame(Location(0, 1, 0))
+    s.close()
     assert "could not be decoded" in _sentence(err)
 
 

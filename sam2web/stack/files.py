@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2web.errors import UserError
+from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.stack.common import (
     _TIME,
     _Z,
@@ -95,7 +95,7 @@ def _image_header(path: Path) -> _ImageHeader:
         raise UserError(
             f"{path.name} is too large to decode safely ({_brief(err)}): crop or bin the images first."
         ) from None
-    except Exception as err:
+    except DECODE_ERRORS as err:
         raise UserError(
             f"{path.name} could not be read as a {kind.upper()} image ({_brief(err)}): export it again."
         ) from None
@@ -137,7 +137,7 @@ def _decode_image(header: _ImageHeader) -> np.ndarray:
                 data = np.asarray(im)
     except UserError:
         raise
-    except Exception as err:
+    except DECODE_ERRORS as err:
         raise UserError(
             f"{path.name} could not be decoded ({_brief(err)}): the file may be damaged; export it again."
         ) from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2web.errors import UserError
+from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.stack.common import _FILE_POSITION, Opened, _brief, _check_frame_size, _default_channel_names, _map_axes
 
 
@@ -219,7 +219,13 @@ class TiffReader:
         # tifffile logs (rather than raises) much of what it finds wrong; keep that off stderr
         # and let _open look at it
         with _TiffLog() as log:
-            self._open(path, pages_as, axes, log)
+            try:
+                self._open(path, pages_as, axes, log)
+            except BaseException:
+                tif = getattr(self, "tif", None)
+                if tif is not None:
+                    tif.close()  # a file refused after it was opened must not stay open
+                raise
 
     def _open(self, path: Path, pages_as: str, axes: str | None, log: list[str]) -> None:
         import tifffile
@@ -234,7 +240,7 @@ class TiffReader:
                 n_pages = len(self.tif.pages)  # walks the whole IFD chain (headers only)
         except UserError:
             raise
-        except Exception as err:  # tifffile raises many types for broken files
+        except DECODE_ERRORS as err:  # tifffile raises many types for broken files
             raise _damaged(path, err) from None
         if n_pages:
             first_page = self.tif.pages.first
@@ -270,7 +276,7 @@ class TiffReader:
         except UserError:
             self.tif.close()
             raise
-        except Exception as err:
+        except DECODE_ERRORS as err:
             self.tif.close()
             raise _damaged(path, err) from None
         lay = self.layouts[0]
@@ -321,7 +327,7 @@ class TiffReader:
                     end = max(o + c for o, c in zip(last.dataoffsets, last.databytecounts))
             except UserError:
                 raise
-            except Exception as err:
+            except DECODE_ERRORS as err:
                 self.tif.close()
                 raise _damaged(self.path, err) from None
             if end > size:
@@ -386,7 +392,7 @@ class TiffReader:
                 # UI thread is not held up while a tracking thread decompresses another frame
                 data = page.asarray()
             data = data.reshape(sp, h, w, sc)
-        except Exception as err:
+        except DECODE_ERRORS as err:
             raise UserError(
                 f"Frame {idx + 1} of {self.path.name} could not be decoded "
                 f"({_brief(err)}): the file may be damaged; export it "

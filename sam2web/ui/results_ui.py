@@ -348,10 +348,13 @@ def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None
 
 
 def _predictions(run: Run, anns: list, xy: int) -> tuple[dict, dict]:
-    """{(obj, frame): geometry} along the tracking axis at one XY, and each object's prompt frame."""
+    """{(obj, frame): geometry} along the tracking axis at one XY (``evaluate``'s own rule, the CLI's too),
+    and each object's prompt frame."""
+    from sam2web import evaluate
+
     across = run.settings.get("across", "time")
     axis = "Time" if across == "time" else "Z"
-    preds = {(a.obj_id, a.loc.time if across == "time" else a.loc.z): a.geometry for a in anns if a.loc.xy == xy}
+    preds = evaluate.predictions_from_annotations(anns, across, xy)
     prompt_frames: dict[int, int] = {}
     for p in run.settings.get("prompts", []):
         loc = p.get("loc", {})

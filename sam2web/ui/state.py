@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.store import Store, Workspace, get_store
 from sam2web.types import Location
+
+log = logging.getLogger(__name__)
 
 WS_KEY = "ws_id"
 
@@ -160,11 +163,27 @@ def new_workspace(name: str = "") -> Workspace:
 
 @contextmanager
 def guard() -> Iterator[None]:
-    """Show a UserError as one sentence in the page (never a traceback); the page goes on."""
+    """Show a UserError as one sentence in the page (never a traceback); the page goes on.
+
+    Anything else is sam2web's own bug: its traceback goes to the server log, and the page says so
+    plainly instead of blaming the user's file. (Streamlit's control-flow exceptions pass through.)
+    """
+    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
     try:
         yield
     except UserError as err:
+        log.info("user error: %s", err)  # one line, no traceback: it is the user's to fix
         st.error(str(err), icon=":material/error:")
+    except ScriptControlException:
+        raise
+    except Exception as err:  # noqa: BLE001 - shown as a bug, logged with its traceback
+        log.exception("unexpected error in a page")
+        st.error(
+            f"Something went wrong inside sam2web ({type(err).__name__}); this is a bug, not a problem with your "
+            "data. Your work is saved; the details are in the server log.",
+            icon=":material/bug_report:",
+        )
 
 
 # -- the dataset -------------------------------------------------------------------------------
