@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
     )
     connections = links.connect_by_label(annotations, enabled=not args.no_connect)
-    files = export.export_bytes(annotations, connections)  # all in memory: an error writes nothing
+    # all in memory: an error writes nothing
+    files = export.export_bytes(annotations, connections, names=export.object_names(result.objects))
     try:
         export.write_files(out, files)
     except OSError as err:

@@ -303,7 +303,7 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
 def downloads(run: Run, anns: list, links_: list) -> None:
     from sam2web import export
 
-    files = export.export_bytes(anns, links_, random_weights=run.random_weights)
+    files = export.export_bytes(anns, links_, random_weights=run.random_weights, names=export.object_names(run.objects))
     st.markdown("**Downloads**")
     cols = st.columns(len(files) + 1)
     mimes = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
