@@ -320,6 +320,39 @@ def downloads(run: Run, anns: list, links_: list) -> None:
     )
 
 
+def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> None:
+    """CTC folder (zip) and OME-TIFF label stack of one position (formats helper's hook).
+
+    Built only when asked: they rasterise every frame, too slow for each rerun of a live page.
+    """
+    from sam2web import export, label_export
+
+    key = f"res_labels_{run.id}_{xy}"
+    stamp = (id(anns), len(anns), len(links_))
+    ready = st.session_state.get(key)
+    if ready is not None and ready[0] != stamp:
+        ready = None  # padding, smoothing or the run changed: build again
+    if ready is None:
+        if st.button("Prepare label images (napari, Fiji, CTC)", key=f"{key}_build"):
+            with st.spinner("Rasterising the polygons…"):
+                files = label_export.label_files(
+                    anns,
+                    links_,
+                    (stack.height, stack.width),
+                    run.settings.get("across", "time"),
+                    stack.sizes["T" if run.settings.get("across", "time") == "time" else "Z"],
+                    xy,
+                    export.object_names(run.objects),
+                    stack.pixel_size,
+                )
+            st.session_state[key] = ready = (stamp, files)
+    if ready is not None:
+        cols = st.columns(len(ready[1]))
+        for col, (name, data) in zip(cols, ready[1].items()):
+            mime = "application/zip" if name.endswith(".zip") else "image/tiff"
+            col.download_button(name, data, file_name=name, mime=mime, key=f"{key}_{name}", icon=":material/download:")
+
+
 def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:
     """Score the run against ground-truth labels the user uploads (sam2web.evaluate)."""
     with st.expander("QA: score against ground truth"):
