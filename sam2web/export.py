@@ -388,9 +388,10 @@ def nimbus_bytes(
     NimbusImage's ``GET /export/json`` (``ISerializedData`` in its ``src/store/model.ts``) writes
     ``annotations``, ``annotationConnections``, ``annotationProperties`` and
     ``annotationPropertyValues``; records are keyed by ``_id`` (``platform_id``: ObjectId-shaped,
-    derived from sam2web's id) and connections refer to them by ``parentId``/``childId``. The server's import (``helpers/dataImport.py``) remaps those ids and
-    sets ``datasetId`` itself; its direct-create endpoints need ``datasetId`` in each record, which
-    ``dataset_id`` fills (null when not given). Every connection given is written, whatever its tags
+    derived from sam2web's id) and connections refer to them by ``parentId``/``childId``. The
+    server's import (``helpers/dataImport.py``) remaps those ids and sets ``datasetId`` itself; its
+    direct-create endpoints need ``datasetId`` in each record, which ``dataset_id`` fills (null when
+    not given). Every connection given is written, whatever its tags
     (consecutive-frame links, divisions).
     """
     dataset = check_dataset_id(dataset_id)

@@ -251,3 +251,26 @@ def test_prompt_importer_reads_old_and_new_shapes(sample):
     }  # fmt: skip
     (p,) = from_platform_json(old, 60, 60)
     assert p.box == (1.0, 1.0, 9.0, 5.0) and p.loc == Location(0, 2, 0)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_convert_fills_dataset_id_and_names(tmp_path, capsys):
+    import tifffile
+
+    from sam2web.cli import main
+
+    labels = np.zeros((3, 40, 50), np.uint16)
+    for t in range(3):
+        labels[t, 5 + t : 15 + t, 10:20] = 7
+    path = tmp_path / "labels.tif"
+    tifffile.imwrite(path, labels, photometric="minisblack")
+    out = tmp_path / "out"
+    assert main(["convert", str(path), "--out", str(out), "--dataset-id", DATASET.upper()]) == 0
+    doc = json.loads((out / "nimbus.json").read_text())
+    assert {r["datasetId"] for r in doc["annotations"]} == {DATASET} and len(doc["annotationConnections"]) == 2
+    assert doc["annotations"][0]["name"] == "label 7"
+    platform_import(doc, DATASET)
+    geo = json.loads((out / "annotations.geojson").read_text())
+    assert [f["geometry"]["plane"]["t"] for f in geo["features"]] == [0, 1, 2]
+    assert main(["convert", str(path), "--out", str(tmp_path / "bad"), "--dataset-id", "nope"]) == 2
+    assert "24-character id" in capsys.readouterr().err and not (tmp_path / "bad").exists()

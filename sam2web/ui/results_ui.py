@@ -300,11 +300,32 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     return new_id
 
 
+def nimbus_dataset_id(run: Run) -> str | None:
+    """The optional NimbusImage dataset id that fills nimbus.json's datasetId (formats helper's hook)."""
+    from sam2web import export
+
+    text = st.text_input(
+        "NimbusImage dataset id (optional)",
+        key=f"res_dataset_id_{run.id}",
+        placeholder="24 hexadecimal characters from the dataset's address",
+        help="Fills datasetId in nimbus.json, needed to create the records through the platform's API. "
+        "The Import from JSON dialog does not need it.",
+    )
+    try:
+        return export.check_dataset_id(text)
+    except UserError as err:
+        st.error(str(err))
+        return None
+
+
 def downloads(run: Run, anns: list, links_: list) -> None:
     from sam2web import export
 
-    files = export.export_bytes(anns, links_, random_weights=run.random_weights, names=export.object_names(run.objects))
     st.markdown("**Downloads**")
+    dataset_id = nimbus_dataset_id(run)
+    files = export.export_bytes(
+        anns, links_, random_weights=run.random_weights, names=export.object_names(run.objects), dataset_id=dataset_id
+    )
     cols = st.columns(len(files) + 1)
     mimes = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
     for col, (name, data) in zip(cols, files.items()):
