@@ -103,8 +103,16 @@ def class_color(name: str) -> list[int]:
 
 
 def qupath_uuid(annotation_id: str) -> str:
-    """The feature's UUID (QuPath drops ids that are not UUIDs); derived from sam2web's own id."""
-    return str(uuid.uuid5(_UUID_NAMESPACE, annotation_id))
+    """The feature's UUID (QuPath drops ids that are not UUIDs); derived from sam2web's own id.
+
+    Equal to ``str(uuid.uuid5(_UUID_NAMESPACE, annotation_id))``, built from the SHA-1 directly:
+    the uuid module's objects cost more than the rest of a feature's QuPath fields.
+    """
+    h = bytearray(hashlib.sha1(_UUID_NAMESPACE.bytes + annotation_id.encode("utf-8")).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def platform_id(annotation_id: str) -> str:
@@ -232,6 +240,10 @@ def geojson_bytes(
     js = _Json()
     classes: dict[str, str] = {}
     intensities = intensities or {}
+    name_of: dict[int, str] = {}
+    for a in annotations:
+        if a.obj_id not in name_of:
+            name_of[a.obj_id] = display_name(a.obj_id, names)
     features = [
         '{"type":"Feature","id":"'
         + qupath_uuid(a.id)
@@ -243,9 +255,7 @@ def geojson_bytes(
             area,
             random_weights,
             js,
-            _qupath_json(
-                a, display_name(a.obj_id, names), object_type, area, perim, intensities.get(a.id), js, classes
-            ),
+            _qupath_json(a, name_of[a.obj_id], object_type, area, perim, intensities.get(a.id), js, classes),
         )
         + "}"
         for a, g, area, perim in zip(annotations, geo_text, areas, perimeters)
@@ -402,11 +412,16 @@ def nimbus_bytes(
     js = _Json()
     dumps = js.encode
     ds = dumps(dataset)
+    ids = {a.id: platform_id(a.id) for a in annotations}
+    name_json: dict[int, str] = {}
+    for a in annotations:
+        if a.obj_id not in name_json:
+            name_json[a.obj_id] = dumps(display_name(a.obj_id, names))
     records = [
         '{"_id":"'
-        + platform_id(a.id)
+        + ids[a.id]
         + '","name":'
-        + dumps(display_name(a.obj_id, names))
+        + name_json[a.obj_id]
         + ',"tags":'
         + js.tags(a.tags)
         + ',"shape":"polygon","channel":'
@@ -421,16 +436,10 @@ def nimbus_bytes(
         for a, pts in zip(annotations, coords)
     ]
     links = [
-        dumps(
-            {
-                "_id": platform_id(f"{c.parent_id}>{c.child_id}"),
-                "label": str(c.tags[0]) if c.tags else "SAM2_VIDEO",
-                "tags": [str(t) for t in c.tags],
-                "parentId": platform_id(c.parent_id),
-                "childId": platform_id(c.child_id),
-                "datasetId": dataset,
-            }
-        )
+        f'{{"_id":"{platform_id(c.parent_id + ">" + c.child_id)}",'
+        f'"label":{dumps(str(c.tags[0]) if c.tags else "SAM2_VIDEO")},'
+        f'"tags":{js.tags(str(t) for t in c.tags)},"parentId":"{ids.get(c.parent_id) or platform_id(c.parent_id)}",'
+        f'"childId":"{ids.get(c.child_id) or platform_id(c.child_id)}","datasetId":{ds}}}'
         for c in connections
     ]
     head = "{"
