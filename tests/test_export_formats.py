@@ -274,3 +274,22 @@ def test_convert_fills_dataset_id_and_names(tmp_path, capsys):
     assert [f["geometry"]["plane"]["t"] for f in geo["features"]] == [0, 1, 2]
     assert main(["convert", str(path), "--out", str(tmp_path / "bad"), "--dataset-id", "nope"]) == 2
     assert "24-character id" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_real_bacteria_labels_land_on_their_planes_and_import(tmp_path):
+    """The issue's file: 328 bacteria polygons on 30 time points (not all on t = 0)."""
+    from geom_synthetic import TRA
+
+    from sam2web.cli import main
+
+    if not TRA.is_dir():
+        pytest.skip("shared bacteria data not present")
+    out = tmp_path / "bact"
+    assert main(["convert", str(TRA), "--out", str(out), "--dataset-id", DATASET]) == 0
+    feats = json.loads((out / "annotations.geojson").read_text())["features"]
+    assert len(feats) == 328 and len({f["geometry"]["plane"]["t"] for f in feats}) == 30
+    assert all(f["geometry"]["plane"]["t"] == f["properties"]["Time"] for f in feats)
+    assert len({f["id"] for f in feats}) == 328 and all(uuid.UUID(f["id"]) for f in feats)
+    assert len(geopandas.read_file(out / "annotations.geojson")) == 328
+    imported = platform_import(json.loads((out / "nimbus.json").read_text()), DATASET)
+    assert len(imported["annotations"]) == 328 and len(imported["connections"]) == 266
