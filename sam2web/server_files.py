@@ -1,7 +1,7 @@
 """Open files already on the server: folders an admin allows, listed and opened by relative path.
 
     parse_folders(value) -> list[Path]          SAM2WEB_SERVER_FOLDERS (os.pathsep-separated absolute paths)
-    server_folders() -> list[Path]              the folders allowed now
+    server_folders() -> list[Path]              the folders allowed now (sam2web.config's Settings)
     list_openable(root, limit=2000) -> list[str] relative paths of what sam2web can open inside root
     resolve(root, rel) -> Path                  the file, or a UserError sentence if it would leave root
     dataset_paths(dataset) -> list[Path]        a workspace's {"kind": "server", ...} dataset, checked again
@@ -56,16 +56,10 @@ def parse_folders(value: str | None) -> list[Path]:
 
 
 def server_folders() -> list[Path]:
-    """The folders allowed now. Reads the environment until sam2web.config's Settings carries it."""
-    try:
-        from sam2web.config import settings  # the integrator's Settings, once it has the field
+    """The folders allowed now (``Settings.server_folders``, checked here: a sentence if one is wrong)."""
+    from sam2web.config import settings
 
-        value = getattr(settings(), "server_folders", None)
-        if value is not None:
-            return [Path(p) for p in value] if not isinstance(value, str) else parse_folders(value)
-    except ImportError:
-        pass
-    return parse_folders(os.environ.get(ENV))
+    return parse_folders(os.pathsep.join(settings().server_folders))
 
 
 def _inside(root: Path, target: Path) -> bool:

@@ -210,3 +210,27 @@ def test_video_reads_only_the_frames_asked(tmp_path):
 def test_source_records_the_format(czi_file):
     assert open_stack(czi_file).source["format"] == "czi"
     assert json.dumps(open_stack(czi_file).source)  # JSON-safe for the workspace
+
+
+def test_track_cli_on_a_czi_with_dataset_id(czi_file, tmp_path, monkeypatch):
+    """`track` end to end on a CZI (stand-in tracker): QuPath planes and intensities, datasetId filled."""
+    from sam2web.cli import main
+
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    prompts = tmp_path / "prompts.geojson"
+    box = [[10, 20], [26, 20], [26, 36], [10, 36], [10, 20]]
+    feature = {"type": "Feature", "properties": {"Time": 0, "tags": ["cell"], "name": "square"}}
+    feature["geometry"] = {"type": "Polygon", "coordinates": [box]}
+    prompts.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    out = tmp_path / "out"
+    dataset = "65a1b2c3d4e5f60718293a4b"
+    argv = ["track", str(czi_file), "--prompts", str(prompts), "--out", str(out), "--quiet", "--channel", "2"]
+    assert main([*argv, "--dataset-id", dataset, "--smoothing", "0"]) == 0
+    feats = json.loads((out / "annotations.geojson").read_text())["features"]
+    assert [f["geometry"]["plane"]["t"] for f in feats] == list(range(T))
+    props = feats[0]["properties"]
+    assert props["name"] == "square" and props["classification"]["name"] == "cell"
+    assert props["measurements"]["Mean intensity"] > 1000  # the GFP square itself (channel 2 is 1100)
+    doc = json.loads((out / "nimbus.json").read_text())
+    assert {r["datasetId"] for r in doc["annotations"]} == {dataset} and len(doc["annotationConnections"]) == T - 1
+    assert main([*argv[:-2], "--out", str(tmp_path / "o2"), "--dataset-id", "123"]) == 2

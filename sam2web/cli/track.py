@@ -306,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
             random_weights=result.random_weights,
             names=export.object_names(result.objects),
             intensities=export.mean_intensities(annotations, stack.frame),
+            dataset_id=TrackParams.from_args(args).dataset_id or None,
         )
         if args.ctc:
             _write_ctc(tmp, stack, sequences, annotations, args.across)

@@ -306,6 +306,7 @@ def nimbus_dataset_id(run: Run) -> str | None:
 
     text = st.text_input(
         "NimbusImage dataset id (optional)",
+        value=str(run.settings.get("dataset_id") or ""),
         key=f"res_dataset_id_{run.id}",
         placeholder="24 hexadecimal characters from the dataset's address",
         help="Fills datasetId in nimbus.json, needed to create the records through the platform's API. "
