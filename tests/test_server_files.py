@@ -83,3 +83,14 @@ def test_a_folder_that_is_not_allowed_is_refused(allowed):
 def test_no_setting_means_no_folders(monkeypatch):
     monkeypatch.delenv(server_files.ENV, raising=False)
     assert server_files.server_folders() == []
+
+
+def test_an_ome_zarr_folder_is_one_entry_and_opens(allowed):
+    from tests.test_stack_formats import moving_square, write_ome_zarr
+
+    root, _ = allowed
+    data = np.stack([np.stack([moving_square(t, c) for c in range(2)]) for t in range(3)])
+    write_ome_zarr(root / "exp1" / "plate1.zarr", data, "tcyx")
+    assert server_files.list_openable(root) == ["exp1/cells.tif", "exp1/plate1.zarr", "inner_link.tif"]
+    stack = open_stack(server_files.resolve(root, "exp1/plate1.zarr"))
+    assert stack.sizes["T"] == 3 and stack.channel_names == ["DAPI", "GFP"]
