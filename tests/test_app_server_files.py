@@ -70,3 +70,34 @@ def test_no_setting_no_server_section(data, monkeypatch):
     at = new_app()
     assert_clean(at)
     assert not [w for w in at.selectbox if w.key == "ds_server_file"]
+
+
+def test_upload_a_czi_and_a_video_shows_their_metadata(data, tmp_path):
+    """The Dataset page shows sizes, channel names and pixel size for the new formats as for TIFF."""
+    from pylibCZIrw import czi as pyczi
+
+    from tests.test_stack_formats import moving_square, write_video
+
+    path = tmp_path / "cells.czi"
+    with pyczi.create_czi(str(path), exist_ok=True) as w:
+        for t in range(4):
+            for c in range(2):
+                w.write(moving_square(t, c), plane={"T": t, "C": c, "Z": 0})
+        w.write_metadata(channel_names={0: "DAPI", 1: "GFP"}, scale_x=0.65e-6, scale_y=0.65e-6)
+    at = new_app()
+    at.file_uploader(key="ds_upload").set_value(("cells.czi", path.read_bytes(), "application/octet-stream")).run()
+    at.button(key="ds_open_upload").click().run()
+    assert_clean(at)
+    assert not errors(at), errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Time points"], metrics["Channels"], metrics["Width"], metrics["Height"]) == ("4", "2", "80", "64")
+    caption = " ".join(c.value for c in at.caption)
+    assert "DAPI, GFP" in caption and "0.65 × 0.65 µm" in caption
+    video = tmp_path / "movie.mp4"
+    write_video(video, "libx264")
+    fresh = new_app()
+    fresh.file_uploader(key="ds_upload").set_value(("movie.mp4", video.read_bytes(), "video/mp4")).run()
+    fresh.button(key="ds_open_upload").click().run()
+    assert_clean(fresh)
+    metrics = {m.label: m.value for m in fresh.metric}
+    assert (metrics["Time points"], metrics["Channels"]) == ("6", "3")
