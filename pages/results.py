@@ -44,6 +44,7 @@ def body() -> None:
             results_ui.area_chart(run, anns, visible)
         st.dataframe(results_ui.object_table(run, anns, result), hide_index=True)
         results_ui.downloads(run, anns, links)
+        results_ui.label_downloads(run, stack, anns, links, loc.xy)
         results_ui.correction(ws, stack, run, loc)
         results_ui.qa_section(ws, stack, run, anns, loc.xy)
     still_live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)

@@ -15,6 +15,7 @@ it changed (tests set variables per test; a server reads them once), and every y
 | SAM2WEB_RANDOM_WEIGHTS | off | random model weights, for tests and plumbing demos only |
 | SAM2WEB_STANDIN | off | a stand-in tracker instead of SAM2 (tests): 1, slow:SECONDS per frame, oracle:LABELS |
 | SAM2WEB_EXECUTOR | local | where runs execute: ``local`` (a worker process per device) or ``inline`` (tests) |
+| SAM2WEB_SERVER_FOLDERS | (none) | absolute folders (os.pathsep-separated) whose files the Dataset page opens in place |
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Settings:
     random_weights: bool
     standin: str  # "" (off), "1" (the drifting stand-in), "slow:SECONDS" (it, slowed per frame), "oracle:PATH"
     executor: str
+    # Raw entries; sam2web.server_files checks them where they are used, so one bad folder is a
+    # sentence on the Dataset page rather than a failure of every settings() call.
+    server_folders: tuple[str, ...] = ()
 
     @property
     def frame_cache_bytes(self) -> int:
@@ -104,6 +108,7 @@ def _parse(env: dict[str, str]) -> Settings:
         random_weights=truthy(env.get(PREFIX + "RANDOM_WEIGHTS"), PREFIX + "RANDOM_WEIGHTS"),
         standin=standin,
         executor=executor,
+        server_folders=tuple(p.strip() for p in env.get(PREFIX + "SERVER_FOLDERS", "").split(os.pathsep) if p.strip()),
     )
 
 

@@ -2,8 +2,9 @@
 
 OWNER: geometry helper. Contract:
     EXPORT_FILES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
-    export_bytes(annotations, connections, random_weights=False) -> dict[str, bytes]
-    write_exports(out_dir, annotations, connections, random_weights=False) -> list[Path]   atomic (all files)
+    export_bytes(annotations, connections, random_weights=False, *, names=None, object_type="detection",
+                 dataset_id=None, intensities=None) -> dict[str, bytes]
+    write_exports(out_dir, annotations, connections, random_weights=False, **same options) -> list[Path]   atomic
     zip_bytes(files: dict[str, bytes]) -> bytes
 
 Added: ``write_files(out_dir, files)`` (prepared bytes, all or nothing), ``atomic_write(path, data)``,
@@ -21,19 +22,25 @@ WKT by GEOS's vectorised writer, and the JSON around them is assembled as string
 
 from __future__ import annotations
 
+import colorsys
 import csv
+import hashlib
 import io
 import json
 import os
+import re
 import tempfile
+import uuid
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon
 
-from sam2web.types import Annotation, Connection
+from sam2web.errors import UserError
+from sam2web.types import Annotation, Connection, Location
 
 EXPORT_FILES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
 RANDOM_WEIGHTS_WARNING = (
@@ -65,10 +72,110 @@ class _Json:
         return text
 
 
-def _properties_json(ann: Annotation, area: float, random_weights: bool, js: _Json) -> str:
+OBJECT_TYPES = ("detection", "annotation")
+# A fixed namespace: the same sam2web annotation id always gets the same UUID, so exporting a run
+# twice gives identical files (QuPath keeps objects apart by this id).
+_UUID_NAMESPACE = uuid.UUID("5a3b2c1d-7e6f-4a5b-9c8d-0e1f2a3b4c5d")
+_DATASET_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+def object_names(objects: Mapping | None) -> dict[int, str]:
+    """{object id: name} from a run's objects (``ObjectInfo`` values or the store's JSON dicts)."""
+    names: dict[int, str] = {}
+    for key, info in (objects or {}).items():
+        name = info.get("name", "") if isinstance(info, Mapping) else getattr(info, "name", "")
+        if name:
+            names[int(key)] = str(name)
+    return names
+
+
+def display_name(obj_id: int, names: Mapping[int, str] | None) -> str:
+    """The object's name as typed on Annotate, else "object N" (what the GeoJSON importer also uses)."""
+    return (names or {}).get(int(obj_id)) or f"object {int(obj_id)}"
+
+
+def class_color(name: str) -> list[int]:
+    """A stable, fairly saturated RGB colour for a class name (same name -> same colour, everywhere)."""
+    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    hue = int.from_bytes(digest[:2], "big") / 65536.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return [round(r * 255), round(g * 255), round(b * 255)]
+
+
+def qupath_uuid(annotation_id: str) -> str:
+    """The feature's UUID (QuPath drops ids that are not UUIDs); derived from sam2web's own id.
+
+    Equal to ``str(uuid.uuid5(_UUID_NAMESPACE, annotation_id))``, built from the SHA-1 directly:
+    the uuid module's objects cost more than the rest of a feature's QuPath fields.
+    """
+    h = bytearray(hashlib.sha1(_UUID_NAMESPACE.bytes + annotation_id.encode("utf-8")).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def platform_id(annotation_id: str) -> str:
+    """A Mongo-ObjectId-shaped id (24 hex digits) for the platform: the first 24 hex digits of the
+    SHA-1 of sam2web's id, so the same polygon always gets the same id and records pass the
+    platform's ``objectId`` schema checks wherever they are used."""
+    return hashlib.sha1(annotation_id.encode("utf-8")).hexdigest()[:24]
+
+
+def check_dataset_id(dataset_id: str | None) -> str | None:
+    """A NimbusImage dataset id is a 24-hex-digit Mongo ObjectId; anything else is refused early."""
+    if dataset_id is None or str(dataset_id).strip() == "":
+        return None
+    text = str(dataset_id).strip()
+    if not _DATASET_ID.fullmatch(text):
+        raise UserError(
+            f"The dataset id {text[:40]!r} is not a NimbusImage dataset id; copy the 24-character id "
+            "from the dataset's address in NimbusImage."
+        )
+    return text.lower()
+
+
+def check_object_type(object_type: str) -> str:
+    if object_type not in OBJECT_TYPES:
+        raise UserError(f"The object type {object_type!r} is not known; choose detection or annotation.")
+    return object_type
+
+
+def mean_intensities(
+    annotations: list[Annotation], frame_of: Callable[[Location, int], np.ndarray]
+) -> dict[str, float]:
+    """{annotation id: mean pixel value inside its polygon} on the tracked channel's frames.
+
+    ``frame_of(loc, channel)`` returns the raw 2D frame (``Stack.frame``). A pixel (row r, column c)
+    counts when its centre (c + 0.5, r + 0.5) lies inside the polygon, tested only inside the
+    polygon's bounding box, so the cost is the frame reads (cached) plus the cells' own pixels.
+    """
+    out: dict[str, float] = {}
+    for a in annotations:
+        frame = np.asarray(frame_of(a.loc, a.channel))
+        x0, y0, x1, y1 = a.geometry.bounds
+        c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        c1, r1 = min(int(np.ceil(x1)), frame.shape[1]), min(int(np.ceil(y1)), frame.shape[0])
+        if c1 <= c0 or r1 <= r0:
+            continue
+        cols, rows = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
+        inside = shapely.contains_xy(a.geometry, cols, rows)
+        values = frame[r0:r1, c0:c1][inside]
+        if values.size:
+            out[a.id] = float(values.mean())
+    return out
+
+
+def _properties_json(
+    ann: Annotation,
+    area: float,
+    random_weights: bool,
+    js: _Json,
+    qupath: str = "",
+) -> str:
     """The feature's properties as JSON text; numbers are formatted directly (they need no escaping)."""
     text = (
-        f'{{"id":{js.encode(ann.id)},"object_id":{int(ann.obj_id)},"XY":{int(ann.loc.xy)},'
+        f'{{{qupath}"id":{js.encode(ann.id)},"object_id":{int(ann.obj_id)},"XY":{int(ann.loc.xy)},'
         f'"Time":{int(ann.loc.time)},"Z":{int(ann.loc.z)},"channel":{int(ann.channel)},'
         f'"tags":{js.tags(ann.tags)},"area":{float(area)!r}'
     )
@@ -77,27 +184,81 @@ def _properties_json(ann: Annotation, area: float, random_weights: bool, js: _Js
     return text + "}"
 
 
+def _qupath_json(
+    ann: Annotation,
+    name: str,
+    object_type: str,
+    area: float,
+    perimeter: float,
+    intensity: float | None,
+    js: _Json,
+    classes: dict[str, str],
+) -> str:
+    """QuPath's own properties (objectType, name, classification, measurements), as JSON text."""
+    text = f'"objectType":"{object_type}","name":{js.encode(name)},'
+    if ann.tags:
+        tag = str(ann.tags[0])
+        cls = classes.get(tag)
+        if cls is None:
+            cls = classes[tag] = js.encode({"name": tag, "color": class_color(tag)})
+        text += f'"classification":{cls},'
+    text += f'"measurements":{{"Area px^2":{float(area)!r},"Perimeter px":{float(perimeter)!r}'
+    if intensity is not None:
+        text += f',"Mean intensity":{float(intensity)!r}'
+    return text + "},"
+
+
+def _with_plane(geometry: str, loc: Location) -> str:
+    """QuPath reads an object's image plane from ``geometry.plane`` (c = -1: all channels)."""
+    return geometry[:-1] + f',"plane":{{"c":-1,"z":{int(loc.z)},"t":{int(loc.time)}}}}}'
+
+
 def geojson_bytes(
     annotations: list[Annotation],
     random_weights: bool = False,
     geoms: np.ndarray | None = None,
     areas: np.ndarray | None = None,
     texts: list[str] | None = None,
+    names: Mapping[int, str] | None = None,
+    object_type: str = "detection",
+    intensities: Mapping[str, float] | None = None,
 ) -> bytes:
-    """RFC 7946 FeatureCollection of Polygon/MultiPolygon features (loads as-is in geopandas)."""
+    """RFC 7946 FeatureCollection of Polygon/MultiPolygon features that QuPath reads as its own.
+
+    Besides sam2web's keys, each feature carries what QuPath's GeoJSON reader (v0.4+) takes: a UUID
+    ``id``, ``geometry.plane {c, z, t}`` (the object's Z slice and time point; without it every
+    object lands on t = 0, z = 0), and in ``properties`` the ``objectType`` (detection by default,
+    or annotation), the object's ``name``, a ``classification {name, color}`` from its first tag,
+    and ``measurements`` (area and perimeter in pixels, mean intensity when given). GeoJSON readers
+    that do not know these members ignore them (RFC 7946 section 6.1, foreign members).
+    """
+    check_object_type(object_type)
     geoms = _oriented(annotations) if geoms is None else geoms
     areas = shapely.area(geoms) if areas is None else areas
+    perimeters = shapely.length(geoms) if len(geoms) else np.empty(0)
     geo_text = _geojson_texts(geoms) if texts is None else texts
     js = _Json()
+    classes: dict[str, str] = {}
+    intensities = intensities or {}
+    name_of: dict[int, str] = {}
+    for a in annotations:
+        if a.obj_id not in name_of:
+            name_of[a.obj_id] = display_name(a.obj_id, names)
     features = [
-        '{"type":"Feature","id":'
-        + js.encode(a.id)
-        + ',"geometry":'
-        + g
+        '{"type":"Feature","id":"'
+        + qupath_uuid(a.id)
+        + '","geometry":'
+        + _with_plane(g, a.loc)
         + ',"properties":'
-        + _properties_json(a, area, random_weights, js)
+        + _properties_json(
+            a,
+            area,
+            random_weights,
+            js,
+            _qupath_json(a, name_of[a.obj_id], object_type, area, perim, intensities.get(a.id), js, classes),
+        )
         + "}"
-        for a, g, area in zip(annotations, geo_text, areas)
+        for a, g, area, perim in zip(annotations, geo_text, areas, perimeters)
     ]
     head = '{"type":"FeatureCollection",'
     if random_weights:
@@ -229,47 +390,102 @@ def nimbus_bytes(
     geoms: np.ndarray | None = None,
     texts: list[str] | None = None,
     platform: list[str] | None = None,
+    names: Mapping[int, str] | None = None,
+    dataset_id: str | None = None,
 ) -> bytes:
-    """The platform's records (SPEC.md): annotations with ids, then parentId/childId connections."""
+    """The platform's own JSON export shape, which its "Import from JSON" dialog reads.
+
+    NimbusImage's ``GET /export/json`` (``ISerializedData`` in its ``src/store/model.ts``) writes
+    ``annotations``, ``annotationConnections``, ``annotationProperties`` and
+    ``annotationPropertyValues``; records are keyed by ``_id`` (``platform_id``: ObjectId-shaped,
+    derived from sam2web's id) and connections refer to them by ``parentId``/``childId``. The
+    server's import (``helpers/dataImport.py``) remaps those ids and sets ``datasetId`` itself; its
+    direct-create endpoints need ``datasetId`` in each record, which ``dataset_id`` fills (null when
+    not given). Every connection given is written, whatever its tags
+    (consecutive-frame links, divisions).
+    """
+    dataset = check_dataset_id(dataset_id)
     geoms = _oriented(annotations) if geoms is None else geoms
     if texts is None:
         texts, platform = _geometry_texts(geoms)
     coords = platform if platform is not None else (_platform_coordinates(geoms, texts) if len(geoms) else [])
     js = _Json()
     dumps = js.encode
+    ds = dumps(dataset)
+    ids = {a.id: platform_id(a.id) for a in annotations}
+    name_json: dict[int, str] = {}
+    for a in annotations:
+        if a.obj_id not in name_json:
+            name_json[a.obj_id] = dumps(display_name(a.obj_id, names))
     records = [
-        '{"id":'
-        + dumps(a.id)
-        + ',"shape":"polygon","coordinates":'
-        + pts
+        '{"_id":"'
+        + ids[a.id]
+        + '","name":'
+        + name_json[a.obj_id]
+        + ',"tags":'
+        + js.tags(a.tags)
+        + ',"shape":"polygon","channel":'
+        + str(int(a.channel))
         + ',"location":'
         + f'{{"XY":{int(a.loc.xy)},"Z":{int(a.loc.z)},"Time":{int(a.loc.time)}}}'
-        + f',"channel":{int(a.channel)},"tags":'
-        + js.tags(a.tags)
-        + "}"
+        + ',"coordinates":'
+        + pts
+        + ',"datasetId":'
+        + ds
+        + ',"color":null}'
         for a, pts in zip(annotations, coords)
     ]
-    links = [dumps({"parentId": c.parent_id, "childId": c.child_id, "tags": list(c.tags)}) for c in connections]
+    links = [
+        f'{{"_id":"{platform_id(c.parent_id + ">" + c.child_id)}",'
+        f'"label":{dumps(str(c.tags[0]) if c.tags else "SAM2_VIDEO")},'
+        f'"tags":{js.tags(str(t) for t in c.tags)},"parentId":"{ids.get(c.parent_id) or platform_id(c.parent_id)}",'
+        f'"childId":"{ids.get(c.child_id) or platform_id(c.child_id)}","datasetId":{ds}}}'
+        for c in connections
+    ]
     head = "{"
     if random_weights:
         head += '"sam2web_warning":' + dumps(RANDOM_WEIGHTS_WARNING) + ","
-    return (head + '"annotations":[' + ",\n".join(records) + '],\n"connections":[' + ",\n".join(links) + "]}\n").encode(
-        "utf-8"
-    )
+    return (
+        head
+        + '"annotations":['
+        + ",\n".join(records)
+        + '],\n"annotationConnections":['
+        + ",\n".join(links)
+        + '],\n"annotationProperties":[],"annotationPropertyValues":{}}\n'
+    ).encode("utf-8")
 
 
 def export_bytes(
-    annotations: list[Annotation], connections: list[Connection], random_weights: bool = False
+    annotations: list[Annotation],
+    connections: list[Connection],
+    random_weights: bool = False,
+    *,
+    names: Mapping[int, str] | None = None,
+    object_type: str = "detection",
+    dataset_id: str | None = None,
+    intensities: Mapping[str, float] | None = None,
 ) -> dict[str, bytes]:
-    """All four export files, by fixed name, as bytes (for downloads, zips and atomic writes)."""
+    """All four export files, by fixed name, as bytes (for downloads, zips and atomic writes).
+
+    ``names`` ({object id: name}, see ``object_names``) name the objects in QuPath and NimbusImage;
+    ``object_type`` is QuPath's (detection or annotation); ``dataset_id`` fills NimbusImage's
+    ``datasetId``; ``intensities`` ({annotation id: mean}, see ``mean_intensities``) adds QuPath's
+    "Mean intensity" measurement.
+    """
+    check_object_type(object_type)
+    check_dataset_id(dataset_id)
     geoms = _oriented(annotations)
     areas = shapely.area(geoms) if len(geoms) else np.empty(0)
     texts, platform = _geometry_texts(geoms)
     return {
-        "annotations.geojson": geojson_bytes(annotations, random_weights, geoms, areas, texts),
+        "annotations.geojson": geojson_bytes(
+            annotations, random_weights, geoms, areas, texts, names, object_type, intensities
+        ),
         "annotations.csv": annotations_csv_bytes(annotations, random_weights, geoms, areas),
         "connections.csv": connections_csv_bytes(connections),
-        "nimbus.json": nimbus_bytes(annotations, connections, random_weights, geoms, texts, platform),
+        "nimbus.json": nimbus_bytes(
+            annotations, connections, random_weights, geoms, texts, platform, names, dataset_id
+        ),
     }
 
 
@@ -324,10 +540,17 @@ def write_files(out_dir: str | Path, files: dict[str, bytes]) -> list[Path]:
 
 
 def write_exports(
-    out_dir: str | Path, annotations: list[Annotation], connections: list[Connection], random_weights: bool = False
+    out_dir: str | Path,
+    annotations: list[Annotation],
+    connections: list[Connection],
+    random_weights: bool = False,
+    **options,
 ) -> list[Path]:
-    """Build every export in memory first (so an error writes nothing), then write each atomically."""
-    return write_files(out_dir, export_bytes(annotations, connections, random_weights))
+    """Build every export in memory first (so an error writes nothing), then write each atomically.
+
+    ``options`` are ``export_bytes``'s (names, object_type, dataset_id, intensities).
+    """
+    return write_files(out_dir, export_bytes(annotations, connections, random_weights, **options))
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

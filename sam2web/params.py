@@ -10,6 +10,7 @@ using it in the engine, nothing else.
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -67,6 +68,8 @@ class TrackParams:
     smoothing: float = _f(0.3, "simplification tolerance in pixels", range_=(0.0, 3.0), step=0.1)
     keep: str = _f("largest", "keep the largest piece of each mask or all pieces", KEEP)
     connect: bool = _f(True, "link consecutive polygons of an object")
+    # exports
+    dataset_id: str = _f("", "NimbusImage dataset id (24 hex digits) written as datasetId in nimbus.json")
 
     # -- checks and conversions ----------------------------------------------------------------
     def validate(self, flags: bool = False) -> TrackParams:
@@ -85,6 +88,11 @@ class TrackParams:
             raise UserError(
                 f"Image size {self.image_size} is not usable; choose a multiple of 32 between 128 and 2048 "
                 "(1024 is SAM2's own, 512 is much faster on a CPU)."
+            )
+        if self.dataset_id and not re.fullmatch(r"[0-9a-fA-F]{24}", self.dataset_id.strip()):
+            raise UserError(
+                f"The dataset id {self.dataset_id[:40]!r} is not a NimbusImage dataset id; copy the 24-character "
+                "id from the dataset's address in NimbusImage."
             )
         return self
 

@@ -312,7 +312,10 @@ def _hashable(v: Any) -> Any:
 def from_platform_json(data: bytes | str | dict | list, width: int, height: int, tags=None) -> list[Prompt]:
     """Prompts from the platform's annotation records (SPEC.md), as the worker made them.
 
-    Accepts a list of records or ``{"annotations": [...]}`` (our nimbus.json). Each record with a
+    Accepts a list of records or ``{"annotations": [...]}``: the platform's own JSON export and
+    today's nimbus.json (records keyed by ``_id``, with ``annotationConnections`` beside them) as
+    well as older sam2web files (``id`` and ``connections``); connections are not prompts and are
+    ignored. Each record with a
     chosen tag (none chosen = all) becomes one object: a polygon/rectangle/line -> the bounds of its
     coordinates as a box; a point -> a positive point. Locations are 0-based.
     """

@@ -351,6 +351,10 @@ class Store:
 
     def dataset_paths(self, ws: Workspace) -> list[Path]:
         """The dataset's files, each checked to lie inside this workspace's files folder."""
+        if (ws.dataset or {}).get("kind") == "server":  # a file opened in place (sam2web.server_files)
+            from sam2web.server_files import dataset_paths
+
+            return dataset_paths(ws.dataset)
         folder = self.files_dir(ws.id)
         return [safe_join(folder, sanitize_filename(n)) for n in ws.dataset.get("files", [])]
 

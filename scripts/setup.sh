@@ -25,6 +25,10 @@ if ! $VPY -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 $VPY -m pip install --quiet -r requirements.txt
+# pylibCZIrw (CZI files) without its declared dependencies: cmake is a build tool it never imports.
+if ! $VPY -c "import pylibCZIrw" >/dev/null 2>&1; then
+  $VPY -m pip install --quiet --no-deps pylibCZIrw==6.1.0
+fi
 if ! $VPY -c "import sam2.sam2_video_predictor" >/dev/null 2>&1; then
   SAM2_BUILD_CUDA=0 $VPY -m pip install --quiet --no-deps --no-build-isolation sam2==1.1.0
 fi

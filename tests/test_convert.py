@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import Counter
 
@@ -40,11 +42,12 @@ def test_convert_ctc_folder_gives_one_polygon_per_label_per_frame(tmp_path):
         iou = (mask & truth).sum() / (mask | truth).sum()
         assert iou >= 0.97
     # links by label identity: n-1 per label, parent earlier than child
-    links = json.loads((out / "nimbus.json").read_text())["connections"]
+    links = list(csv.DictReader(io.StringIO((out / "connections.csv").read_text())))
     per_label = Counter(k[0] for k in expected)
     assert len(links) == sum(n - 1 for n in per_label.values())
+    assert len(json.loads((out / "nimbus.json").read_text())["annotationConnections"]) == len(links)
     for link in links:
-        pa, ch = link["parentId"].split("-"), link["childId"].split("-")
+        pa, ch = link["parent_id"].split("-"), link["child_id"].split("-")
         assert pa[0] == ch[0] and int(pa[2]) < int(ch[2])
 
 

@@ -47,7 +47,10 @@ def test_geojson_is_rfc7946_and_loads_in_geopandas(sample, tmp_path):
     doc = json.loads((tmp_path / "annotations.geojson").read_text())
     assert doc["type"] == "FeatureCollection" and "sam2web_warning" not in doc
     f0 = doc["features"][0]
-    assert f0["properties"] == {
+    own = {
+        k: v for k, v in f0["properties"].items() if k not in ("objectType", "name", "classification", "measurements")
+    }
+    assert own == {
         "id": "0-0-0-1",
         "object_id": 0,
         "XY": 0,
@@ -92,7 +95,7 @@ def test_nimbus_json_has_platform_records(sample):
     anns, links = sample
     doc = json.loads(export_bytes(anns, links)["nimbus.json"])
     rec = doc["annotations"][0]
-    assert rec["shape"] == "polygon" and rec["id"] == "0-0-0-1"
+    assert rec["shape"] == "polygon" and rec["_id"] == export.platform_id("0-0-0-1")
     assert rec["location"] == {"XY": 0, "Z": 1, "Time": 0} and rec["channel"] == 1
     ring = [(c["x"], c["y"]) for c in rec["coordinates"]]
     assert len(ring) == 4 and Polygon(ring).equals(Polygon(anns[0].geometry.exterior))  # no closing vertex
@@ -103,7 +106,12 @@ def test_nimbus_json_has_platform_records(sample):
         {"x": 5.5, "y": 9.0},
         {"x": 5.5, "y": 6.25},
     )
-    assert doc["connections"] == [{"parentId": "0-0-0-1", "childId": "0-0-1-1", "tags": ["SAM2_VIDEO"]}]
+    (link,) = doc["annotationConnections"]
+    assert (link["parentId"], link["childId"], link["tags"]) == (
+        export.platform_id("0-0-0-1"),
+        export.platform_id("0-0-1-1"),
+        ["SAM2_VIDEO"],
+    )
 
 
 def test_random_weights_are_announced_everywhere(sample):
@@ -118,7 +126,12 @@ def test_random_weights_are_announced_everywhere(sample):
 def test_empty_run_exports_valid_empty_files(tmp_path):
     write_exports(tmp_path, [], [])
     assert json.loads((tmp_path / "annotations.geojson").read_text())["features"] == []
-    assert json.loads((tmp_path / "nimbus.json").read_text()) == {"annotations": [], "connections": []}
+    assert json.loads((tmp_path / "nimbus.json").read_text()) == {
+        "annotations": [],
+        "annotationConnections": [],
+        "annotationProperties": [],
+        "annotationPropertyValues": {},
+    }
     assert (tmp_path / "annotations.csv").read_text().startswith("id,object_id")
 
 

@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-connect", action="store_true", help="write no parent -> child links")
     parser.add_argument(
+        "--dataset-id",
+        default=None,
+        metavar="ID",
+        help="NimbusImage dataset id (24 hex digits) written as datasetId in nimbus.json (default: none)",
+    )
+    parser.add_argument(
         "--keep",
         choices=("largest", "all"),
         default="largest",
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from sam2web import ctc, export, geometry, links
 
     check_settings(args.padding, args.smoothing)
+    export.check_dataset_id(args.dataset_id)  # a typo is reported before any work
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the export files.")
@@ -76,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
     )
     connections = links.connect_by_label(annotations, enabled=not args.no_connect)
-    files = export.export_bytes(annotations, connections)  # all in memory: an error writes nothing
+    # all in memory: an error writes nothing
+    files = export.export_bytes(
+        annotations, connections, names=export.object_names(result.objects), dataset_id=args.dataset_id
+    )
     try:
         export.write_files(out, files)
     except OSError as err:

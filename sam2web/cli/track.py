@@ -299,7 +299,15 @@ def run(args: argparse.Namespace) -> int:
             result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
         )
         connections = links.connect(annotations, enabled=args.connect)
-        export.write_exports(tmp, annotations, connections, random_weights=result.random_weights)
+        export.write_exports(
+            tmp,
+            annotations,
+            connections,
+            random_weights=result.random_weights,
+            names=export.object_names(result.objects),
+            intensities=export.mean_intensities(annotations, stack.frame),
+            dataset_id=TrackParams.from_args(args).dataset_id or None,
+        )
         if args.ctc:
             _write_ctc(tmp, stack, sequences, annotations, args.across)
         _move_into(tmp, out)

@@ -36,7 +36,7 @@ def dataset_source(store: Store, ws: Workspace) -> tuple[list[Path], str] | None
     ds = ws.dataset or {}
     if ds.get("kind") == "sample":
         paths = sample_paths(store)
-    elif ds.get("kind") == "files":
+    elif ds.get("kind") in ("files", "server"):  # "server": opened in place from SAM2WEB_SERVER_FOLDERS
         paths = store.dataset_paths(ws)
         missing = [p.name for p in paths if not p.exists()]
         if missing:

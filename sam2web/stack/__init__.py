@@ -255,6 +255,17 @@ def _open_tiff(path: Path, pages_as: str, axes: str | None, cache_bytes: int | N
     return _build(TiffReader(path, pages_as, axes).opened(), path.name, source, cache_bytes)
 
 
+def _open_more(path: Path, pages_as: str, cache_bytes: int | None) -> Stack | None:
+    """CZI, OME-Zarr and videos through their own readers (sam2web.stack.more); None for the rest."""
+    from sam2web.stack.more import open_more, sniff_more
+
+    kind = sniff_more(path)
+    if kind is None:
+        return None
+    source = {"kind": "file", "paths": [str(path)], "pages_as": pages_as, "axes": None, "format": kind}
+    return _build(open_more(kind, path), path.name, source, cache_bytes)
+
+
 def _open_files(files: list[Path], pages_as: str, name: str, cache_bytes: int | None, source: dict) -> Stack:
     from sam2web.stack.files import open_files
 
@@ -291,6 +302,9 @@ def open_stack(
         path = items[0]
         if not path.exists():
             raise UserError(f"{path} does not exist: check the path.")
+        more = _open_more(path, pages_as, cache_bytes)  # CZI, OME-Zarr, video (formats helper)
+        if more is not None:
+            return more
         if path.is_dir():
             from sam2web.stack.files import list_images
 

@@ -252,7 +252,7 @@ def _sniff(path: Path) -> str:
     else:
         textlike = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
         what = "a text file" if textlike else "not an image sam2web can read"
-        raise UserError(f"{path.name} is {what}: open a TIFF, OME-TIFF, PNG or JPEG image.")
+        raise UserError(f"{path.name} is {what}: open a TIFF, OME-TIFF, CZI, PNG or JPEG image or an MP4/AVI video.")
     suffix = path.suffix.lower()
     expected = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
     if suffix in expected and expected[suffix] != kind:

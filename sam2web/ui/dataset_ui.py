@@ -7,6 +7,7 @@ rule "a failed upload never replaces a good dataset") live in one place.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -16,7 +17,7 @@ from sam2web.store import Workspace
 from sam2web.types import Location
 from sam2web.ui import state
 
-UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg"]
+UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "czi", "mp4", "m4v", "mov", "avi", "mkv"]
 
 
 def upload_limit_mb() -> int:
@@ -82,7 +83,8 @@ def open_controls(ws: Workspace) -> None:
     with st.expander("Open a dataset", expanded=not ws.dataset):
         limit = upload_limit_mb()
         st.caption(
-            f"TIFF / OME-TIFF / ImageJ hyperstacks, or several per-frame TIFF/PNG/JPEG files at once. "
+            f"TIFF / OME-TIFF / ImageJ hyperstacks, Zeiss CZI, MP4/AVI videos, or several per-frame "
+            "TIFF/PNG/JPEG files at once. "
             f"Upload limit: {limit} MB per file (server.maxUploadSize in .streamlit/config.toml)."
         )
         files = st.file_uploader("Stack file(s)", type=UPLOAD_TYPES, accept_multiple_files=True, key="ds_upload")
@@ -94,6 +96,7 @@ def open_controls(ws: Workspace) -> None:
             format_func=lambda v: "Time points" if v == "time" else "Z slices",
             help="Used only when the file does not say which axis its pages are.",
         )
+        server_controls(ws, pages_as)
         c1, c2 = st.columns(2)
         if c1.button("Open uploaded files", key="ds_open_upload", type="primary", icon=":material/upload:"):
             with state.guard():
@@ -103,6 +106,57 @@ def open_controls(ws: Workspace) -> None:
             with state.guard():
                 open_sample(ws)
                 st.rerun()
+
+
+# -- files already on the server (formats helper) --------------------------------------------------
+def open_server_file(ws: Workspace, root: str, rel: str, pages_as: str) -> None:
+    """Open a file inside an allowed server folder in place (no upload copy); on failure keep the old dataset."""
+    from sam2web import server_files
+    from sam2web import stack as stack_mod
+
+    path = server_files.resolve(root, rel)
+    probe = stack_mod.open_stack(str(path), pages_as=pages_as)
+    probe.close()
+    target = _target_workspace(ws)
+    s = state.store()
+    dataset = {"kind": "server", "root": str(Path(root).resolve()), "path": rel, "pages_as": pages_as}
+    s.update_workspace(target.id, dataset=dataset, display={}, prompts=[], view={})
+    if target.name.startswith("Workspace "):
+        s.rename_workspace(target.id, s.unique_name(Path(rel).name, exclude_id=target.id))
+
+
+def server_controls(ws: Workspace, pages_as: str) -> None:
+    """List and open files in the folders SAM2WEB_SERVER_FOLDERS allows (nothing shown when none)."""
+    from sam2web import server_files
+
+    try:
+        folders = server_files.server_folders()
+    except UserError as err:
+        st.error(str(err))
+        return
+    if not folders:
+        return
+    st.markdown("**Or open a file already on the server** (read in place, no upload)")
+    c1, c2 = st.columns([1, 2])
+    root = c1.selectbox("Server folder", [str(f) for f in folders], key="ds_server_root")
+    choices = server_files.list_openable(root)
+    chosen = c2.selectbox(
+        "File",
+        choices,
+        index=None,
+        key="ds_server_file",
+        placeholder="choose a file" if choices else "no images, CZI, videos or OME-Zarr here",
+    )
+    typed = st.text_input(
+        "…or its path inside the folder", key="ds_server_path", help="For example exp1/movie.czi (wins over the list)."
+    )
+    rel = typed.strip() or chosen
+    if st.button("Open server file", key="ds_open_server", icon=":material/folder_open:"):
+        with state.guard():
+            if not rel:
+                raise UserError("Choose a file from the list, or type its path inside the folder, first.")
+            open_server_file(ws, root, rel, pages_as)
+            st.rerun()
 
 
 def describe(stack: Any) -> None:

@@ -300,11 +300,33 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     return new_id
 
 
+def nimbus_dataset_id(run: Run) -> str | None:
+    """The optional NimbusImage dataset id that fills nimbus.json's datasetId (formats helper's hook)."""
+    from sam2web import export
+
+    text = st.text_input(
+        "NimbusImage dataset id (optional)",
+        value=str(run.settings.get("dataset_id") or ""),
+        key=f"res_dataset_id_{run.id}",
+        placeholder="24 hexadecimal characters from the dataset's address",
+        help="Fills datasetId in nimbus.json, needed to create the records through the platform's API. "
+        "The Import from JSON dialog does not need it.",
+    )
+    try:
+        return export.check_dataset_id(text)
+    except UserError as err:
+        st.error(str(err))
+        return None
+
+
 def downloads(run: Run, anns: list, links_: list) -> None:
     from sam2web import export
 
-    files = export.export_bytes(anns, links_, random_weights=run.random_weights)
     st.markdown("**Downloads**")
+    dataset_id = nimbus_dataset_id(run)
+    files = export.export_bytes(
+        anns, links_, random_weights=run.random_weights, names=export.object_names(run.objects), dataset_id=dataset_id
+    )
     cols = st.columns(len(files) + 1)
     mimes = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
     for col, (name, data) in zip(cols, files.items()):
@@ -318,6 +340,39 @@ def downloads(run: Run, anns: list, links_: list) -> None:
         key="res_dl_zip",
         icon=":material/folder_zip:",
     )
+
+
+def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> None:
+    """CTC folder (zip) and OME-TIFF label stack of one position (formats helper's hook).
+
+    Built only when asked: they rasterise every frame, too slow for each rerun of a live page.
+    """
+    from sam2web import export, label_export
+
+    key = f"res_labels_{run.id}_{xy}"
+    stamp = (id(anns), len(anns), len(links_))
+    ready = st.session_state.get(key)
+    if ready is not None and ready[0] != stamp:
+        ready = None  # padding, smoothing or the run changed: build again
+    if ready is None:
+        if st.button("Prepare label images (napari, Fiji, CTC)", key=f"{key}_build"):
+            with st.spinner("Rasterising the polygons…"):
+                files = label_export.label_files(
+                    anns,
+                    links_,
+                    (stack.height, stack.width),
+                    run.settings.get("across", "time"),
+                    stack.sizes["T" if run.settings.get("across", "time") == "time" else "Z"],
+                    xy,
+                    export.object_names(run.objects),
+                    stack.pixel_size,
+                )
+            st.session_state[key] = ready = (stamp, files)
+    if ready is not None:
+        cols = st.columns(len(ready[1]))
+        for col, (name, data) in zip(cols, ready[1].items()):
+            mime = "application/zip" if name.endswith(".zip") else "image/tiff"
+            col.download_button(name, data, file_name=name, mime=mime, key=f"{key}_{name}", icon=":material/download:")
 
 
 def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:

@@ -196,7 +196,7 @@ def dataset_key(ws: Workspace) -> str:
     s = store()
     ds = ws.dataset or {}
     parts: list[Any] = [ds.get("kind"), ds.get("pages_as")]
-    if ds.get("kind") == "files":
+    if ds.get("kind") in ("files", "server"):
         for p in s.dataset_paths(ws):
             st_ = p.stat() if p.exists() else None
             parts.append((str(p), st_.st_size if st_ else -1, st_.st_mtime_ns if st_ else -1))
