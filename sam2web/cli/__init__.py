@@ -22,7 +22,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sam2web",
+        prog="sam2web",
         description="sam2web: track cells through microscopy stacks with SAM2's video predictor.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
