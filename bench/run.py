@@ -1,7 +1,7 @@
 """``python -m bench.run [--quick] [--json-only]``: every figure of issue 5 (and issue 3) in one run.
 
 Prints a table and, as its LAST line, one JSON object (keys: overhead_ratio, vs_plain_recipe,
-peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, s_per_frame, and details).
+peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, results_rerun_ms, s_per_frame, and details).
 
 How it measures (why this way):
 - Model timings run in subprocesses (``bench.worker``): the plain SAM2 recipe must not see
@@ -34,6 +34,7 @@ GOALS = {
     "rss_growth": 1.2,
     "repolygonize_ms": 200.0,
     "frame_view_ms": 50.0,
+    "results_rerun_ms": 100.0,
 }
 
 MODES = {
@@ -201,7 +202,7 @@ def memory(tiff: Path, cfg: dict, quiet: bool) -> dict:
 def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_small: bool = False) -> dict:
     """Every figure; ``skip_model``/``post_only_small`` exist for the fast smoke test."""
     cfg = MODES[mode]
-    from bench import data, post
+    from bench import data, post, results_page
     from bench.gpu import gpu_rows
 
     notes: list[str] = []
@@ -221,6 +222,11 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_
         else:
             res["repolygonize"] = post.repolygonize(100, 20, repeats=cfg["post_repeats"])
             res["frame_view"] = post.frame_view(side=2048, repeats=cfg["post_repeats"])
+        log("Results page reruns (AppTest, 2,000 polygons)", quiet)
+        if post_only_small:
+            res["results_rerun"] = results_page.results_rerun(4, 3, side=256, repeats=1)
+        else:
+            res["results_rerun"] = results_page.results_rerun(100, 20, side=512, repeats=cfg["post_repeats"])
     res["gpu"] = gpu_rows() if not skip_model else {"note": "skipped"}
     if mode == "quick" and cfg["mem_image_size"] != 512 and "memory" in res:
         notes.append(
@@ -257,6 +263,9 @@ def summary(res: dict) -> dict:
         out["peak_rss_mb"] = out["plain_peak_rss_mb"] = None
     out["repolygonize_ms"] = round(res["repolygonize"]["padding_change_ms"], 1)
     out["frame_view_ms"] = round(res["frame_view"]["uncached_ms"], 1)
+    rr = res["results_rerun"]
+    out["results_rerun_ms"] = round(rr["rerun_ms"], 1)
+    out["results_rerun_parts_ms"] = {k: round(rr[f"{k}_ms"], 1) for k in ("steady", "playback", "live", "cold")}
     spf_out: dict = {}
     if ov:
         r1 = ov["by_objects"][1]
@@ -347,6 +356,11 @@ def table(res: dict, s: dict) -> str:
     fv = res["frame_view"]
     row(f"frame view {fv['shape'][0]}^2 x3 uint16: first ms", f"{fv['uncached_ms']:.1f}", "<= 50")
     row("frame view: cached ms", f"{fv['cached_ms']:.1f}")
+    rr = res["results_rerun"]
+    row(f"Results rerun, {rr['polygons']} polygons: worst ms", f"{rr['rerun_ms']:.0f}", "<= 100")
+    row("  unchanged / next frame (Play) ms", f"{rr['steady_ms']:.0f} / {rr['playback_ms']:.0f}")
+    row("  one new frame of masks (live run) ms", f"{rr['live_ms']:.0f}")
+    row("  first load, empty caches ms", f"{rr['cold_ms']:.0f}")
     gpu = res.get("gpu") or {}
     if "note" in gpu:
         lines.append(f"GPU: {gpu['note']}")

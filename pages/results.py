@@ -23,9 +23,10 @@ def body() -> None:
         results_ui.correction_note(run)
         if run.random_weights:
             st.warning("This run used RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1): the masks are meaningless.")
-        result = results_ui.load_result(run)
         opts = results_ui.geometry_controls(run)
-        anns, links = results_ui.annotations(run, result, opts)
+        with st.spinner("Loading the run's masks and outlines…", show_time=True):
+            result = results_ui.load_result(run)
+            anns, links = results_ui.annotations(run, result, opts)
         objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
         visible = set(
             st.multiselect(
@@ -41,8 +42,8 @@ def body() -> None:
         with left:
             loc = results_ui.playback(ws, stack, run, anns, frames, visible)
         with right:
-            results_ui.area_chart(run, anns, visible)
-        st.dataframe(results_ui.object_table(run, anns, result), hide_index=True)
+            results_ui.area_chart(run, anns, visible, opts)
+        st.dataframe(results_ui.object_table(run, anns, result, opts), hide_index=True)
         results_ui.downloads(run, anns, links)
         results_ui.label_downloads(run, stack, anns, links, loc.xy)
         results_ui.correction(ws, stack, run, loc)

@@ -378,7 +378,9 @@ def test_results_correction_and_qa(data):
     (run,) = data.list_runs(ws.id)
     at.switch_page("pages/results.py").run()
     at.slider(key=f"res_frame_{run.id}").set_value(3).run()
+    assert "res_corr_go" not in [b.key for b in at.button]  # collapsed: nothing in it is built
     # Correction: a new box for object 0 at Time 3, re-tracked from there; the rest is kept.
+    at.session_state["res_corr_open"] = True
     _draw(at, {"kind": "box", "box": [150, 100, 200, 150]})
     assert_clean(at)
     at.button(key="res_corr_go").click().run()
@@ -395,6 +397,8 @@ def test_results_correction_and_qa(data):
     # QA against the sample's own true labels, and against uploaded label images.
     at.run()
     at.selectbox(key="res_run").set_value(run.id).run()
+    at.session_state["res_qa_open"] = True
+    at.run()
     at.button(key="res_score_sample").click().run()
     assert_clean(at)
     assert not errors(at), errors(at)
