@@ -141,13 +141,21 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         view = {**view, "selected_obj": selected}
         state.store().update_workspace(ws.id, view=view)
         ws.view = view
-    tags_text = c3.text_input("Tags for new objects (comma-separated)", value="cell", key="ann_tags")
-    fit = canvas.fit_canvas(width, height)
+    tags_text = c3.text_input(
+        "Tags for new objects (comma-separated)", value=view.get("new_tags", "cell"), key="ann_tags"
+    )
+    if view.get("new_tags", "cell") != tags_text:
+        view = {**view, "new_tags": tags_text}
+        state.store().update_workspace(ws.id, view=view)
+        ws.view = view
+    rgb = state.render(ws, stack, loc, settings)
+    left, right = st.columns([4, 1.3])
+    with right:
+        fit = zoom_controls(ws, rgb, width, height)
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]
     initial = canvas.initial_drawing(
         [(p.box, color_for(p.obj_id)) for p in here if p.box is not None], [pt for p in here for pt in p.points], fit
     )
-    rgb = state.render(ws, stack, loc, settings)
     stroke = (
         canvas.NEGATIVE_COLOR
         if mode == "neg"
@@ -155,10 +163,15 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         if mode == "pos"
         else color_for(selected if (mode == "box_obj" and selected is not None) else next_obj_id(prompts))
     )
-    key = f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{st.session_state.get('ann_version', 0)}"
-    shapes = canvas.draw_on_frame(
-        rgb, fit, "box" if mode.startswith("box") else "point", initial, key, stroke_color=stroke
+    key = (
+        f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{fit.x0}_{fit.y0}_{fit.image_w}_"
+        f"{st.session_state.get('ann_version', 0)}"
     )
+    with left:
+        canvas.hide_toolbars()
+        shapes = canvas.draw_on_frame(
+            rgb, fit, "box" if mode.startswith("box") else "point", initial, key, stroke_color=stroke
+        )
     if shapes:
         with state.guard():
             new_prompts, new_sel = apply_shapes(
@@ -168,10 +181,65 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
             st.session_state["ann_selected"] = new_sel
             _bump()
             st.rerun()
-    st.caption(
-        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px "
-        f"shown at {fit.canvas_w} × {fit.canvas_h}; coordinates are mapped back to image pixels."
+    shown = (
+        f"frame {width} × {height} px shown at {fit.canvas_w} × {fit.canvas_h}"
+        if fit.image_w == width and fit.image_h == height
+        else f"pixels {fit.x0 + 1}–{fit.x0 + fit.image_w} × {fit.y0 + 1}–{fit.y0 + fit.image_h} of "
+        f"{width} × {height} shown at {fit.canvas_w} × {fit.canvas_h}"
     )
+    left.caption(
+        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · {shown}; "
+        f"boxes and points are mapped back to image pixels."
+    )
+
+
+ZOOM_KEY = "ann_zoom"
+
+
+def zoom_controls(ws: Workspace, rgb: Any, width: int, height: int) -> canvas.CanvasFit:
+    """Zoom (1×–8×), a minimap to click where to look, and pan buttons; returns the canvas's view.
+
+    Why here and not in the canvas: the drawing component has no zoom, so the page shows a
+    whole-pixel crop of the frame enlarged (``canvas.viewport``); the view is saved with the
+    workspace, so a reload keeps it.
+    """
+    view = dict(ws.view or {})
+    zoom = float(view.get("zoom", 1.0))
+    cx = float(view.get("cx", width / 2))
+    cy = float(view.get("cy", height / 2))
+    if ZOOM_KEY not in st.session_state:
+        st.session_state[ZOOM_KEY] = zoom if zoom in canvas.ZOOMS else 1.0
+    zoom = float(st.select_slider("Zoom", options=list(canvas.ZOOMS), key=ZOOM_KEY, format_func=lambda z: f"{z:g}×"))
+    fit = canvas.viewport(width, height, zoom, cx, cy)
+    mini = canvas.fit_canvas(width, height, max_w=220, max_h=220)
+    if zoom > 1:
+        rect = [((fit.x0, fit.y0, fit.x0 + fit.image_w, fit.y0 + fit.image_h), "#ffff00")]
+        clicked = canvas.draw_on_frame(
+            rgb,
+            mini,
+            "point",
+            canvas.initial_drawing(rect, [], mini),
+            key=f"ann_minimap_{ws.id}_{fit.x0}_{fit.y0}_{fit.image_w}",
+            stroke_color="#ffff00",
+            inject_key=canvas.MINIMAP_INJECT_KEY,
+        )
+        st.caption("Click the small frame where to look.")
+        points = [sh for sh in clicked if sh["kind"] == "point"]
+        if points:
+            cx, cy = float(points[-1]["x"]), float(points[-1]["y"])
+        step_x, step_y = fit.image_w / 2, fit.image_h / 2
+        b = st.columns(4)
+        for col, (label, dx, dy) in zip(b, (("←", -step_x, 0), ("→", step_x, 0), ("↑", 0, -step_y), ("↓", 0, step_y))):
+            if col.button(label, key=f"ann_pan_{label}"):
+                cx, cy = fit.x0 + fit.image_w / 2 + dx, fit.y0 + fit.image_h / 2 + dy
+        fit = canvas.viewport(width, height, zoom, cx, cy)
+    if zoom > 1:  # the centre actually shown (a centre near an edge is pulled inside the frame)
+        cx, cy = fit.x0 + fit.image_w / 2, fit.y0 + fit.image_h / 2
+    new = {**view, "zoom": zoom, "cx": cx, "cy": cy}
+    if new != (ws.view or {}):
+        state.store().update_workspace(ws.id, view=new)
+        ws.view = new
+    return fit
 
 
 def object_list(ws: Workspace) -> None:
