@@ -34,7 +34,7 @@ def body() -> None:
                 objects,
                 default=objects,
                 key=f"res_visible_{run.id}",
-                format_func=lambda i: f"#{i} {run.objects.get(str(i), {}).get('name', '')}",
+                format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
             )
         )
         frames = results_ui.frames_of(run, result)

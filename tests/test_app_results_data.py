@@ -118,3 +118,28 @@ def test_download_builders_make_the_export_files_on_demand(store):
     assert set(builders) == set(expected)
     assert all(callable(b) for b in builders.values())
     assert {name: build() for name, build in builders.items()} == expected
+
+
+def test_object_names_from_annotate_reach_every_export(store):
+    import csv
+    import io
+    import json
+
+    from sam2web import export
+
+    s, run_id = store
+    s.add_masks(run_id, _frame(0))
+    view = RunView(s, run_id)
+    view.refresh()
+    named = {0: ObjectInfo(0, 'Mother, "left"', ["cell"]), 1: ObjectInfo(1, "", ["cell"])}
+    anns, links = view.annotations(named, 0, 0.0, 0.3, "largest", True)
+    files = export.export_bytes(anns, links)
+    props = [f["properties"] for f in json.loads(files["annotations.geojson"])["features"]]
+    assert [p.get("name") for p in props] == ['Mother, "left"', None]  # unnamed objects carry no name
+    rows = list(csv.DictReader(io.StringIO(files["annotations.csv"].decode())))
+    assert [r["name"] for r in rows] == ['Mother, "left"', ""]
+    records = json.loads(files["nimbus.json"])["annotations"]
+    assert [r.get("name") for r in records] == ['Mother, "left"', None]
+    # Renaming the object re-labels the polygons (same masks, new names).
+    renamed = {0: ObjectInfo(0, "M", ["cell"]), 1: ObjectInfo(1, "D", ["cell"])}
+    assert [a.name for a in view.annotations(renamed, 0, 0.0, 0.3, "largest", True)[0]] == ["M", "D"]

@@ -134,7 +134,7 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         options,
         index=index,
         key=f"ann_sel_{st.session_state.get('ann_version', 0)}",
-        format_func=lambda i: "— none —" if i is None else f"#{i} {objects[i]['name']}",
+        format_func=lambda i: "— none —" if i is None else f"#{i + 1} {objects[i]['name']}",
     )
     st.session_state["ann_selected"] = selected
     if view.get("selected_obj") != selected:
@@ -257,10 +257,10 @@ def object_list(ws: Workspace) -> None:
             f"<div style='width:18px;height:18px;margin-top:32px;background:{color};border-radius:3px'></div>",
             unsafe_allow_html=True,
         )
-        name = c1.text_input(f"Name of #{obj_id}", value=info["name"], key=f"ann_name_{obj_id}_{ver}")
-        tags = c2.text_input(f"Tags of #{obj_id}", value=", ".join(info["tags"]), key=f"ann_tagsof_{obj_id}_{ver}")
+        name = c1.text_input(f"Name of #{obj_id + 1}", value=info["name"], key=f"ann_name_{obj_id}_{ver}")
+        tags = c2.text_input(f"Tags of #{obj_id + 1}", value=", ".join(info["tags"]), key=f"ann_tagsof_{obj_id}_{ver}")
         frames = ", ".join(f"T{l.time + 1}/Z{l.z + 1}/XY{l.xy + 1}" for l in info["frames"][:4])
-        c3.caption(f"#{obj_id} · prompts at {frames}{' …' if len(info['frames']) > 4 else ''}")
+        c3.caption(f"#{obj_id + 1} · prompts at {frames}{' …' if len(info['frames']) > 4 else ''}")
         if c4.button("Delete", key=f"ann_del_{obj_id}"):
             state.save_prompts(ws, [p for p in prompts if p.obj_id != obj_id])
             _bump()

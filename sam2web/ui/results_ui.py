@@ -275,7 +275,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             "Object to correct",
             objs,
             key="res_corr_obj",
-            format_func=lambda i: f"#{i} {run.objects[str(i)].get('name', '')}",
+            format_func=lambda i: f"#{i + 1} {run.objects[str(i)].get('name', '')}",
         )
         width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
         fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
@@ -292,7 +292,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
         if box:
             st.caption(f"Correction box: ({box[0]:.0f}, {box[1]:.0f}) – ({box[2]:.0f}, {box[3]:.0f}) px")
         st.caption(
-            f"Re-tracks object #{obj} from {_axis_label(run)} {_step(run, loc) + 1} "
+            f"Re-tracks object #{obj + 1} from {_axis_label(run)} {_step(run, loc) + 1} "
             f"{_away_word(correction_direction(run, obj, loc))} in a new run; the frames on the other "
             f"side and the other objects are copied from run {run.id} unchanged."
         )
@@ -330,7 +330,7 @@ def correction_summary(run: Run | None) -> str:
     name = run.objects.get(str(obj), {}).get("name", "")
     direction = corr.get("direction", run.settings.get("direction", "forward"))
     return (
-        f"object #{obj} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
+        f"object #{obj + 1} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
         f"{_away_word(direction)}; its other frames and the other objects are copied from run "
         f"{corr.get('from_run')}."
     )
