@@ -36,6 +36,13 @@ DIRECTIONS = {k: LABELS[k] for k in params_mod.DIRECTIONS}
 FORM_DEFAULTS: dict[str, Any] = {**TrackParams().to_dict(), "xy": "", "z": ""}
 
 
+def stack_defaults(sizes: Any) -> dict:
+    """A stack with one time point and many Z slices is tracked across Z, over all its slices."""
+    if int(sizes["T"]) == 1 and int(sizes["Z"]) > 1:
+        return {"across": "z", "z": "all", "time": ""}
+    return {}
+
+
 def all_tags(prompts: list[Prompt]) -> list[str]:
     return sorted({t for p in prompts for t in p.tags})
 
@@ -69,8 +76,10 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
     """The parameter form: every TrackParams field (SPEC.md's worker parameters plus device, precision,
     image size); returns the values on submit, saved with the workspace."""
     saved = saved_form(ws)
+    if "track" not in (ws.view or {}):  # nothing typed yet: start from what suits this stack
+        saved.update(stack_defaults(stack.sizes))
     tags_avail = all_tags(prompts)
-    with st.form("track_form"):
+    with st.form("track_form", enter_to_submit=False):  # Enter in a field must not start a run
         st.caption("Ranges are 1-based, e.g. `1-3, 5-8` or `all`; blank means the frame shown on the other pages.")
         c1, c2, c3 = st.columns(3)
         xy = c1.text_input("Batch XY", value=saved["xy"], key="trk_xy")
