@@ -347,6 +347,7 @@ def test_sidebar_new_reopen_delete(data):
     at.button(key="sb_new").click().run()
     second = _ws(at, data)
     assert second.id != first.id
+    data.rename_workspace(second.id, "Second")  # an untouched workspace is not listed (nothing to reopen)
     at = new_app(second.id)
     at.button(key=f"sb_open_{first.id}").click().run()
     assert _ws(at, data).id == first.id

@@ -149,10 +149,26 @@ def current_workspace() -> Workspace:
     return ws
 
 
+UPLOAD_VERSION_KEY = "ds_upload_ver"
+
+
 def open_workspace(ws_id: str) -> None:
+    """Switch this session to a workspace; forget the previous one's widget state.
+
+    The uploader is a new widget (its key carries a version), so files chosen for the previous
+    workspace are not offered in this one; an open delete confirmation is closed.
+    """
     _remember(ws_id)
-    for key in [k for k in st.session_state.keys() if str(k).startswith(("loc_", "ann_", "res_"))]:
+    for key in [k for k in st.session_state.keys() if str(k).startswith(("loc_", "ann_", "res_", "trk_"))]:
         del st.session_state[key]
+    st.session_state.pop("sb_del_pending", None)
+    st.session_state[UPLOAD_VERSION_KEY] = st.session_state.get(UPLOAD_VERSION_KEY, 0) + 1
+
+
+def upload_key() -> str:
+    """The Dataset uploader's key: "ds_upload", then a new one after each workspace switch."""
+    ver = st.session_state.get(UPLOAD_VERSION_KEY, 0)
+    return "ds_upload" if not ver else f"ds_upload_{ver}"
 
 
 def new_workspace(name: str = "") -> Workspace:
