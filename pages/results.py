@@ -23,20 +23,12 @@ def body() -> None:
         results_ui.correction_note(run)
         if run.random_weights:
             st.warning("This run used RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1): the masks are meaningless.")
-        opts = results_ui.geometry_controls(run)
+        opts = results_ui.geometry_controls(run, ws)
         with st.spinner("Loading the run's masks and outlines…", show_time=True):
             result = results_ui.load_result(run)
             anns, links = results_ui.annotations(run, result, opts)
         objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
-        visible = set(
-            st.multiselect(
-                "Show objects",
-                objects,
-                default=objects,
-                key=f"res_visible_{run.id}",
-                format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
-            )
-        )
+        visible = results_ui.visible_objects(ws, run, objects)
         frames = results_ui.frames_of(run, result)
         left, right = st.columns([3, 2])
         with left:

@@ -71,22 +71,49 @@ def load_result(run: Run) -> TrackResult:
     )
 
 
-def geometry_controls(run: Run) -> dict:
+def _saved(ws: Workspace | None, run: Run) -> dict:
+    """This run's Results settings saved in the workspace (padding, smoothing, fragments, links, visible)."""
+    return dict(((ws.view or {}).get("results") or {}).get(str(run.id), {})) if ws is not None else {}
+
+
+def save_settings(ws: Workspace | None, run: Run, **values: Any) -> None:
+    """Keep the Results settings of a run with the workspace, so a reload or restart shows the same view."""
+    if ws is None:
+        return
+    saved = _saved(ws, run)
+    if all(saved.get(k) == v for k, v in values.items()):
+        return
+    view = dict(ws.view or {})
+    results = dict(view.get("results") or {})
+    results[str(run.id)] = {**saved, **values}
+    view["results"] = results
+    state.store().update_workspace(ws.id, view=view)
+    ws.view = view
+
+
+def _seed(key: str, value: Any) -> None:
+    """A widget's first value in this session comes from the workspace (later, the widget's own state)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def geometry_controls(run: Run, ws: Workspace | None = None) -> dict:
+    saved = _saved(ws, run)
+    _seed(f"res_padding_{run.id}", float(saved.get("padding", run.settings.get("padding", 0.0))))
+    _seed(f"res_smoothing_{run.id}", float(saved.get("smoothing", run.settings.get("smoothing", 0.3))))
+    _seed(f"res_keep_{run.id}", bool(saved.get("keep_all", False)))
+    _seed(f"res_connect_{run.id}", bool(saved.get("connect", run.settings.get("connect", True))))
     c1, c2, c3, c4 = st.columns(4)
-    padding = c1.number_input(
-        "Padding (px)", -20.0, 20.0, float(run.settings.get("padding", 0.0)), 0.5, key=f"res_padding_{run.id}"
-    )
-    smoothing = c2.number_input(
-        "Smoothing (px)", 0.0, 3.0, float(run.settings.get("smoothing", 0.3)), 0.1, key=f"res_smoothing_{run.id}"
-    )
+    padding = c1.number_input("Padding (px)", -20.0, 20.0, step=0.5, key=f"res_padding_{run.id}")
+    smoothing = c2.number_input("Smoothing (px)", 0.0, 3.0, step=0.1, key=f"res_smoothing_{run.id}")
     keep_all = c3.checkbox(
         "Keep all fragments",
-        value=False,
         key=f"res_keep_{run.id}",
         help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).",
     )
-    connect = c4.checkbox(
-        "Connect sequentially", value=bool(run.settings.get("connect", True)), key=f"res_connect_{run.id}"
+    connect = c4.checkbox("Connect sequentially", key=f"res_connect_{run.id}")
+    save_settings(
+        ws, run, padding=float(padding), smoothing=float(smoothing), keep_all=bool(keep_all), connect=bool(connect)
     )
     return {
         "padding": float(padding),
@@ -94,6 +121,23 @@ def geometry_controls(run: Run) -> dict:
         "keep": "all" if keep_all else "largest",
         "connect": bool(connect),
     }
+
+
+def visible_objects(ws: Workspace | None, run: Run, objects: list[int]) -> set[int]:
+    """The "Show objects" choice, saved with the workspace (objects new since then are shown)."""
+    saved = _saved(ws, run)
+    hidden = {int(i) for i in saved.get("hidden", [])}
+    key = f"res_visible_{run.id}"
+    _seed(key, [o for o in objects if o not in hidden])
+    st.session_state[key] = [o for o in st.session_state[key] if o in objects]
+    chosen = st.multiselect(
+        "Show objects",
+        objects,
+        key=key,
+        format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
+    )
+    save_settings(ws, run, hidden=[o for o in objects if o not in chosen])
+    return set(chosen)
 
 
 def annotations(run: Run, result: Any, opts: dict) -> tuple[list, list]:
@@ -190,7 +234,7 @@ def area_spec(df: pd.DataFrame, label: str) -> dict:
     if len(frames) <= 30:
         axis["values"] = frames
     return {
-        "mark": {"type": "line", "point": {"size": 50}},
+        "mark": {"type": "line", "point": {"size": 50}, "invalid": "break-paths-show-domains"},
         "encoding": {
             "x": {
                 "field": "frame",
