@@ -403,7 +403,7 @@ def test_results_correction_and_qa(data):
     at.button(key="res_score_sample").click().run()
     assert_clean(at)
     assert not errors(at), errors(at)
-    assert any(m.label == "mean_iou" for m in at.metric)
+    assert any(m.label == "Mean IoU" for m in at.metric)
     labels = sample.sample_labels(24, 240, 320)
     buf = __import__("io").BytesIO()
     tifffile.imwrite(buf, labels[:6])
@@ -411,7 +411,7 @@ def test_results_correction_and_qa(data):
     at.button(key="res_score").click().run()
     assert_clean(at)
     assert not errors(at), errors(at)
-    assert any(m.label == "mean_iou" for m in at.metric)
+    assert any(m.label == "Mean IoU" for m in at.metric)
 
 
 def test_import_label_image_and_wrong_shape(data):

@@ -523,11 +523,12 @@ def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None
             with state.guard():
                 if not files:
                     raise UserError("Upload ground-truth label images first.")
-                st.session_state[f"res_scores_{run.id}"] = score_uploads(ws, run, anns, files, xy)
+                with st.spinner(f"Scoring {len(anns)} outlines against {len(files)} file(s)…", show_time=True):
+                    st.session_state[f"res_scores_{run.id}"] = score_uploads(ws, run, anns, files, xy)
         if (ws.dataset or {}).get("kind") == "sample" and c2.button(
             "Score against the sample's true labels", key="res_score_sample"
         ):
-            with state.guard():
+            with state.guard(), st.spinner("Scoring against the sample's true labels…", show_time=True):
                 st.session_state[f"res_scores_{run.id}"] = score_sample(run, anns, stack, xy)
         scores = st.session_state.get(f"res_scores_{run.id}")
         if scores:
@@ -589,16 +590,46 @@ def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
     return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames, lineage).to_dict()
 
 
+# The scores' keys (sam2web.evaluate) as words on screen; the JSON below keeps the keys.
+METRIC_NAMES = {
+    "objects": ("Objects", "Objects of the run that were scored."),
+    "matched": ("Matched", "Objects matched to a true label at their prompt frame."),
+    "scored_frames": ("Frames scored", "Object-frames compared with the truth."),
+    "mean_iou": ("Mean IoU", "Overlap with the true cell, averaged over every scored frame (1 = perfect)."),
+    "mean_object_iou": ("Mean IoU per object", "Each object's mean overlap, averaged over objects."),
+    "tracked_fraction": ("Frames tracked", "Share of scored frames with an overlap of at least 0.5."),
+    "lost_frames": ("Frames lost", "Frames where the true cell exists but the object has no mask."),
+    "id_switches": ("Identity switches", "Times an object jumped to another true cell."),
+    "wrong_id_frames": ("Frames on the wrong cell", "Frames where the object overlapped another cell most."),
+    "obj_id": ("Object", ""),
+    "true_label": ("True label", ""),
+    "prompt_frame": ("Prompt frame", ""),
+}
+
+
+def metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key, (key.replace("_", " ").capitalize(), ""))[0]
+
+
 def show_scores(scores: dict) -> None:
     overall = {
         k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     if overall:
-        cols = st.columns(len(overall))
-        for col, (k, v) in zip(cols, overall.items()):
-            col.metric(k, f"{v:.3f}" if isinstance(v, float) else v)
+        cols = st.columns(min(len(overall), 5))
+        for i, (k, v) in enumerate(overall.items()):
+            cols[i % len(cols)].metric(
+                metric_name(k),
+                f"{v:.3f}" if isinstance(v, float) else v,
+                help=METRIC_NAMES.get(k, ("", None))[1] or None,
+            )
     per = scores.get("objects") or []
     if per:
-        st.dataframe(pd.DataFrame([{k: v for k, v in o.items() if k != "ious"} for o in per]), hide_index=True)
+        rows = [{metric_name(k): v for k, v in o.items() if k != "ious"} for o in per]
+        for row, o in zip(rows, per):
+            row[metric_name("obj_id")] = int(o["obj_id"]) + 1  # 1-based on screen, like the rest of the page
+            if o.get("prompt_frame") is not None:
+                row[metric_name("prompt_frame")] = int(o["prompt_frame"]) + 1
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
     with st.expander("JSON"):
         st.code(json.dumps(scores, indent=1, default=str), language="json")
