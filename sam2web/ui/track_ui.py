@@ -20,7 +20,7 @@ from sam2web.service import runs
 from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import Run, Workspace
 from sam2web.types import Prompt
-from sam2web.ui import state
+from sam2web.ui import progress_ui, state
 
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -224,13 +224,6 @@ def rerun(ws: Workspace, stack: Any, run: Run, resume: bool) -> int:
     return runs.rerun(state.store(), ws, stack, run, resume, state.load_prompts(ws), state.display_settings(ws, stack))
 
 
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    return f" · about {seconds // 60} min {seconds % 60:02d} s left" if seconds >= 60 else f" · about {seconds} s left"
-
-
 def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> None:
     """One run: status, progress, ETA, queue position, Cancel / Resume / Re-run."""
     executor = get_executor()
@@ -250,10 +243,8 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                 f"Queued: position {status.queue_position} in the queue for this device (one run at a time per device)."
             )
         if status.status in ("running", "queued"):
-            if status.phase == "loading":
-                st.progress(0.0, text="Loading the model…")
-            else:
-                st.progress(status.fraction, text=f"Frame {status.done} of {status.total}{_fmt_eta(status.eta_s)}")
+            loading = status.phase == "loading"
+            st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status))
             if status.where:
                 st.caption(f"Executing in {status.where}.")
             if st.button("Cancel", key=f"{key_prefix}_cancel_{run.id}", icon=":material/stop:"):
