@@ -124,7 +124,104 @@ def results_rerun(n_frames: int = 100, n_objects: int = 20, side: int = 512, rep
     }
 
 
+BACTERIA = ROOT.parent / "shared" / "data" / "bacteria_ctc"
+_COLD_SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from streamlit.testing.v1 import AppTest
+t1 = time.perf_counter()
+at = AppTest.from_file(sys.argv[1], default_timeout=300)
+at.query_params["ws"] = sys.argv[2]
+at.run()
+t2 = time.perf_counter()
+at.switch_page("pages/results.py").run()
+t3 = time.perf_counter()
+ok = not at.exception and len(at.image) == 1 and len(at.dataframe) == 1
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_page_ms": (t2 - t1) * 1e3,
+                  "results_ms": (t3 - t2) * 1e3, "ok": ok, "errors": [e.value for e in at.exception]}))
+"""
+
+
+def _bacteria_run(root: Path, n_frames: int, n_objects: int) -> tuple[str, bool]:
+    """A workspace of the first bacteria frames (per-frame TIFFs) and a done run of true cell masks.
+
+    Falls back to synthetic frames of the same size when the shared data folder is absent.
+    """
+    import shutil
+
+    import tifffile
+
+    from sam2web.store import get_store
+    from sam2web.types import CompactMask, Location
+
+    s = get_store(str(root))
+    ws = s.create_workspace("bacteria")
+    folder = s.files_dir(ws.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    real = (BACTERIA / "img" / "t000000.tif").exists()
+    names = [f"t{t:06d}.tif" for t in range(n_frames)]
+    labels = []
+    for t, name in enumerate(names):
+        if real:
+            shutil.copy(BACTERIA / "img" / name, folder / name)
+            labels.append(tifffile.imread(BACTERIA / "TRA" / f"man_track{t:06d}.tif"))
+        else:
+            rng = np.random.default_rng(t)
+            tifffile.imwrite(folder / name, rng.integers(0, 255, (1305, 1009), dtype=np.uint8))
+            lab = np.zeros((1305, 1009), np.uint16)
+            for k in range(n_objects):
+                lab[100 + 200 * k + t : 140 + 200 * k + t, 300:330] = k + 1
+            labels.append(lab)
+    s.update_workspace(ws.id, dataset={"kind": "files", "files": names, "pages_as": "time"})
+    ids = [int(v) for v in np.unique(labels[0]) if v][:n_objects]
+    objects = {str(k): {"name": f"cell {k + 1}", "tags": ["cell"]} for k in range(len(ids))}
+    settings = {"model": "small", "across": "time", "direction": "forward", "padding": 0.0, "smoothing": 0.3}
+    settings["resolved"] = {"xy": [0], "time": list(range(n_frames)), "z": [0]}
+    run_id = s.create_run(ws.id, settings, objects=objects, total_frames=n_frames)
+    items = [
+        (k, Location(0, t, 0), CompactMask.from_mask(lab == label))
+        for t, lab in enumerate(labels)
+        for k, label in enumerate(ids)
+        if (lab == label).any()
+    ]
+    s.add_masks(run_id, items, done_frames=n_frames)
+    s.update_run(run_id, status="done")
+    return ws.id, real
+
+
+def cold_results(n_frames: int = 10, n_objects: int = 2) -> dict:
+    """The Results page right after a server restart (a fresh process), on the bacteria frames.
+
+    Issue 13's bound: everything shown within 2 s for 2 objects x 10 frames. Timed in a new Python
+    process (empty caches, modules not yet imported), through AppTest: the app's first page, then
+    the switch to Results (frame, outlines, plot, table).
+    """
+    import json
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        ws_id, real = _bacteria_run(Path(tmp), n_frames, n_objects)
+        env = dict(os.environ, SAM2WEB_DATA=tmp)
+        proc = subprocess.run(
+            [sys.executable, "-c", _COLD_SCRIPT, str(ROOT / "app.py"), ws_id],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not out["ok"]:
+        raise RuntimeError(f"the Results page did not show the run: {out['errors']}")
+    out["real_data"] = real
+    out["frames"], out["objects"] = n_frames, n_objects
+    return out
+
+
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(results_rerun(), indent=1))
+    print(json.dumps({"rerun": results_rerun(), "cold": cold_results()}, indent=1))
