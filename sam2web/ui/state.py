@@ -260,19 +260,39 @@ def display_settings(ws: Workspace, stack: Any) -> Any:
     return display.DisplaySettings.default(stack)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _render_cached(key: str, loc: tuple[int, int, int], display_json: str, _stack: Any) -> np.ndarray:
+# Rendered (composited RGB) frames: one byte-bounded LRU per server process (a quarter of
+# SAM2WEB_CACHE_MB, see sam2web.config), shared by every session. Why not st.cache_data(512
+# entries): 512 bacteria frames are 2 GB, and the server's memory never came back down.
+_RENDERED: Any = None
+_RENDERED_LOCK = threading.Lock()
+
+
+def render_cache() -> Any:
+    """The process's rendered-frame cache (created on first use with the settings' byte budget)."""
+    global _RENDERED
+    with _RENDERED_LOCK:
+        if _RENDERED is None:
+            from sam2web.stack.common import FrameCache
+
+            _RENDERED = FrameCache(settings().render_cache_bytes)
+        return _RENDERED
+
+
+def render(ws: Workspace, stack: Any, loc: Location, settings_: Any) -> np.ndarray:
+    """The frame as uint8 RGB, cached per (dataset, location, display settings): switching frames is instant.
+
+    The array is shared between sessions: callers draw on copies (``draw_geometries`` does).
+    """
     from sam2web.stack import display
 
-    settings = display.DisplaySettings.from_dict(json.loads(display_json))
-    return display.render(_stack, Location(*loc), settings)
-
-
-def render(ws: Workspace, stack: Any, loc: Location, settings: Any) -> np.ndarray:
-    """The frame as uint8 RGB, cached per (dataset, location, display settings): switching frames is instant."""
-    return _render_cached(
-        dataset_key(ws), tuple(int(v) for v in loc), json.dumps(settings.to_dict(), sort_keys=True), stack
-    )
+    key = (dataset_key(ws), tuple(int(v) for v in loc), json.dumps(settings_.to_dict(), sort_keys=True))
+    cache = render_cache()
+    rgb = cache.get(key)
+    if rgb is None:
+        rgb = display.render(stack, Location(*loc), settings_)
+        rgb.setflags(write=False)
+        cache.put(key, rgb)
+    return rgb
 
 
 # -- location ----------------------------------------------------------------------------------
