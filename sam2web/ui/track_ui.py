@@ -312,24 +312,50 @@ def runs_panel(ws: Workspace, stack: Any | None, key_prefix: str = "trk", limit:
         run_card(ws, run, stack, key_prefix)
 
 
-def download_checkpoint_ui(size: str) -> None:
-    """Offer the official checkpoint download, with a progress bar."""
+def checkpoint_found(size: str, path: str) -> bool:
+    """Is there a usable checkpoint for this model now (the typed path, else the usual folders)?"""
     from sam2web.tracking import model
 
-    st.warning(
-        f"No SAM2.1 {size} checkpoint was found. Download it below (about 150-900 MB, from "
-        f"{model.DOWNLOAD_BASE}), or put `{model.MODELS[size][1]}` in {model.download_dir()}, or type "
-        "its path in **Checkpoint file** under *Device, precision, image size, checkpoint*."
-    )
-    if st.button(f"Download the {size} checkpoint", key="trk_download", icon=":material/download:"):
-        bar = st.progress(0.0, text="Downloading…")
+    try:
+        return model.find_checkpoint(size, path or None) is not None
+    except UserError:  # a typed path that does not exist
+        return False
+
+
+def download_checkpoint_ui(size: str, ws: Workspace | None = None) -> None:
+    """The Download button under the "checkpoint not found" error; the error itself says what to do.
+
+    Said once: the error above names the file and the folder, this panel only offers the download.
+    It goes away as soon as a checkpoint is found (a path typed in the form, a file put in place),
+    and a failed download leaves a sentence in the app's words, not a stuck "Downloading…".
+    """
+    from sam2web.tracking import model
+
+    typed = str(st.session_state.get("trk_checkpoint") or (saved_form(ws)["checkpoint"] if ws else "") or "")
+    if checkpoint_found(size, typed.strip()):
+        st.session_state.pop("trk_missing_ckpt", None)
+        return
+    _, file_name = model.MODELS[size]
+    c1, c2 = st.columns([1, 2], vertical_alignment="center")
+    c2.caption(f"Downloads {file_name} from {model.DOWNLOAD_BASE} into {model.download_dir()}.")
+    if c1.button(f"Download the {size} checkpoint", key="trk_download", icon=":material/download:"):
+        slot = st.empty()
+        bar = slot.progress(0.0, text="Downloading…")
 
         def progress(done: int, total: int) -> None:
             bar.progress(
                 min(1.0, done / total) if total else 0.0, text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB"
             )
 
-        with state.guard():
+        try:
             path = model.download_checkpoint(size, progress=progress)
-            st.success(f"Saved {path}.")
-            st.session_state.pop("trk_missing_ckpt", None)
+        except UserError as err:
+            slot.empty()
+            st.error(
+                str(err).replace("(or pass --checkpoint PATH)", "(or type its path in Checkpoint file)"),
+                icon=":material/error:",
+            )
+            return
+        slot.empty()
+        st.success(f"Saved {path}; start tracking again.")
+        st.session_state.pop("trk_missing_ckpt", None)
