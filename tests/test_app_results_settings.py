@@ -78,5 +78,21 @@ def test_area_plot_has_gaps_where_no_mask():
     assert list(df["frame"]) == [1, 2, 3, 4, 5]
     assert [None if math.isnan(a) else a for a in df["area"]] == [4.0, 6.0, None, None, 12.0]
     spec = area_spec(df, "Time")
-    assert spec["mark"]["invalid"] == "break-paths-show-domains" and spec["encoding"]["x"]["axis"]["values"] == [1, 2, 3, 4, 5]
+    assert spec["mark"]["invalid"] == "break-paths-show-domains" and spec["encoding"]["x"]["axis"]["values"] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     assert isinstance(df, pd.DataFrame)
+
+
+def test_run_selector_label_follows_the_run_state(data):
+    at, ws_id, run = _two_object_run(data)
+    data.update_run(run.id, status="running", done_frames=2)
+    at.switch_page("pages/results.py").run()
+    assert "running 2/4" in at.selectbox(key="res_run").options[0]
+    data.update_run(run.id, status="done", done_frames=4)
+    at.run()
+    assert at.selectbox(key="res_run").options[0].startswith(f"Run {run.id} · done")

@@ -81,3 +81,14 @@ def test_chosen_files_say_what_to_press_next(data):
     files = [("a.png", buf.getvalue(), "image/png"), ("b.png", buf.getvalue(), "image/png")]
     at.file_uploader(key="ds_upload").set_value(files).run()
     assert any("2 file(s) chosen: press **Open uploaded files**" in i.value for i in at.info)
+
+
+def test_user_errors_are_logged_as_one_line(data, caplog):
+    import logging
+
+    at = new_app()
+    with caplog.at_level(logging.INFO, logger="sam2web.ui.state"):
+        at.button(key="ds_open_upload").click().run()
+    assert at.error and "Choose one or more files" in at.error[0].value
+    records = [r for r in caplog.records if r.name == "sam2web.ui.state"]
+    assert len(records) == 1 and records[0].exc_info is None and "\n" not in records[0].getMessage()

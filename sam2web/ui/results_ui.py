@@ -26,11 +26,7 @@ def pick_run(ws: Workspace) -> Run | None:
     if not runs:
         st.info("No runs yet: draw boxes on the Annotate page, then start tracking on the Track page.")
         return None
-    labels = {
-        r.id: f"Run {r.id} · {r.status} · {r.settings.get('model', '')} · "
-        f"{r.settings.get('across', '')}/{r.settings.get('direction', '')}"
-        for r in runs
-    }
+    labels = {r.id: run_label(r) for r in runs}
     ids = list(labels)
     pending = st.session_state.pop("res_run_next", None)
     if pending in ids:
@@ -39,6 +35,15 @@ def pick_run(ws: Workspace) -> Run | None:
         st.session_state.pop("res_run", None)
     run_id = st.selectbox("Run", ids, format_func=labels.get, key="res_run")
     return next(r for r in runs if r.id == run_id)
+
+
+def run_label(run: Run) -> str:
+    """The Run selector's words for a run, from its current state (re-read on every rerun)."""
+    status = run.status
+    if status in ("queued", "running"):
+        status += f" {run.done_frames}/{run.total_frames}"
+    across = "Time" if run.settings.get("across", "time") == "time" else "Z"
+    return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
