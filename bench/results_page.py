@@ -142,7 +142,7 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_page_ms": (t2 - t1) * 1e3
 """
 
 
-def _bacteria_run(root: Path, n_frames: int, n_objects: int) -> tuple[str, bool]:
+def bacteria_run(root: Path, n_frames: int, n_objects: int) -> tuple[str, bool]:
     """A workspace of the first bacteria frames (per-frame TIFFs) and a done run of true cell masks.
 
     Falls back to synthetic frames of the same size when the shared data folder is absent.
@@ -201,7 +201,7 @@ def cold_results(n_frames: int = 10, n_objects: int = 2) -> dict:
     import sys
 
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
-        ws_id, real = _bacteria_run(Path(tmp), n_frames, n_objects)
+        ws_id, real = bacteria_run(Path(tmp), n_frames, n_objects)
         env = dict(os.environ, SAM2WEB_DATA=tmp)
         proc = subprocess.run(
             [sys.executable, "-c", _COLD_SCRIPT, str(ROOT / "app.py"), ws_id],

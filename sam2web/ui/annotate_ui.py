@@ -121,7 +121,13 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     prompts = state.load_prompts(ws)
     objects = objects_of(prompts)
     width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
-    c1, c2, c3 = st.columns([2, 2, 2])
+    # The frame on the left, every control on the right: the canvas starts high enough that a tall
+    # frame fits a 1280 x 800 window.
+    left, right = st.columns([4, 1.6])
+    c1 = c2 = c3 = right
+    rgb = state.render(ws, stack, loc, settings)
+    with right:  # zoom and minimap first: at 8x they are what the user reaches for
+        fit = zoom_controls(ws, rgb, width, height)
     mode = c1.radio("Draw", list(MODES), format_func=MODES.get, key="ann_mode", horizontal=False)
     ids = list(objects)
     view = ws.view or {}
@@ -148,10 +154,6 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         view = {**view, "new_tags": tags_text}
         state.store().update_workspace(ws.id, view=view)
         ws.view = view
-    rgb = state.render(ws, stack, loc, settings)
-    left, right = st.columns([4, 1.3])
-    with right:
-        fit = zoom_controls(ws, rgb, width, height)
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]
     initial = canvas.initial_drawing(
         [(p.box, color_for(p.obj_id)) for p in here if p.box is not None], [pt for p in here for pt in p.points], fit
@@ -194,6 +196,8 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
 
 
 ZOOM_KEY = "ann_zoom"
+CANVAS_MAX_W, CANVAS_MAX_H = 600, 540  # screen pixels of the drawing canvas
+MINIMAP_MAX = 200
 
 
 def zoom_controls(ws: Workspace, rgb: Any, width: int, height: int) -> canvas.CanvasFit:
@@ -210,8 +214,8 @@ def zoom_controls(ws: Workspace, rgb: Any, width: int, height: int) -> canvas.Ca
     if ZOOM_KEY not in st.session_state:
         st.session_state[ZOOM_KEY] = zoom if zoom in canvas.ZOOMS else 1.0
     zoom = float(st.select_slider("Zoom", options=list(canvas.ZOOMS), key=ZOOM_KEY, format_func=lambda z: f"{z:g}×"))
-    fit = canvas.viewport(width, height, zoom, cx, cy)
-    mini = canvas.fit_canvas(width, height, max_w=220, max_h=220)
+    fit = canvas.viewport(width, height, zoom, cx, cy, max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
+    mini = canvas.fit_canvas(width, height, max_w=MINIMAP_MAX, max_h=MINIMAP_MAX)
     if zoom > 1:
         rect = [((fit.x0, fit.y0, fit.x0 + fit.image_w, fit.y0 + fit.image_h), "#ffff00")]
         clicked = canvas.draw_on_frame(
@@ -232,7 +236,7 @@ def zoom_controls(ws: Workspace, rgb: Any, width: int, height: int) -> canvas.Ca
         for col, (label, dx, dy) in zip(b, (("←", -step_x, 0), ("→", step_x, 0), ("↑", 0, -step_y), ("↓", 0, step_y))):
             if col.button(label, key=f"ann_pan_{label}"):
                 cx, cy = fit.x0 + fit.image_w / 2 + dx, fit.y0 + fit.image_h / 2 + dy
-        fit = canvas.viewport(width, height, zoom, cx, cy)
+        fit = canvas.viewport(width, height, zoom, cx, cy, max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
     if zoom > 1:  # the centre actually shown (a centre near an edge is pulled inside the frame)
         cx, cy = fit.x0 + fit.image_w / 2, fit.y0 + fit.image_h / 2
     new = {**view, "zoom": zoom, "cx": cx, "cy": cy}

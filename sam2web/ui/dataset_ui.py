@@ -166,22 +166,24 @@ def server_controls(ws: Workspace, pages_as: str) -> None:
 
 
 def describe(stack: Any) -> None:
+    """The stack's dimensions as metrics, in rows of three (the page's left column)."""
     sizes = stack.sizes
-    cols = st.columns(7)
-    for col, (label, key) in zip(
-        cols,
-        (
-            ("Positions (XY)", "XY"),
-            ("Time points", "T"),
-            ("Z slices", "Z"),
-            ("Channels", "C"),
-            ("Height", "Y"),
-            ("Width", "X"),
-        ),
-    ):
-        col.metric(label, sizes[key])
-    cols[6].metric("Data type", str(stack.dtype))
-    extra = [f"**Name:** {stack.name}", f"**Channels:** {', '.join(stack.channel_names)}"]
+    items = [
+        ("XY positions", sizes["XY"]),
+        ("Time points", sizes["T"]),
+        ("Z slices", sizes["Z"]),
+        ("Channels", sizes["C"]),
+        ("Height", sizes["Y"]),
+        ("Width", sizes["X"]),
+    ]
+    for row in (items[:3], items[3:]):
+        for col, (label, value) in zip(st.columns(3), row):
+            col.metric(label, value)
+    extra = [
+        f"**Name:** {stack.name}",
+        f"**Data type:** {stack.dtype}",
+        f"**Channels:** {', '.join(stack.channel_names)}",
+    ]
     if stack.pixel_size:
         x, y, unit = stack.pixel_size
         extra.append(f"**Pixel size:** {x:g} × {y:g} {unit}")
@@ -244,7 +246,7 @@ def frame_range(ws: Workspace, stack: Any, channel: int) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-PREVIEW_MAX_H = 620  # screen pixels: the whole frame stays above the fold of a 1280 x 800 window
+PREVIEW_MAX_H = 560  # screen pixels: the whole frame stays above the fold of a 1280 x 800 window
 
 
 def preview_width(rgb: Any) -> int:

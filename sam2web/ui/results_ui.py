@@ -108,11 +108,12 @@ def geometry_controls(run: Run, ws: Workspace | None = None) -> dict:
     _seed(f"res_smoothing_{run.id}", float(saved.get("smoothing", run.settings.get("smoothing", 0.3))))
     _seed(f"res_keep_{run.id}", bool(saved.get("keep_all", False)))
     _seed(f"res_connect_{run.id}", bool(saved.get("connect", run.settings.get("connect", True))))
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
     padding = c1.number_input("Padding (px)", -20.0, 20.0, step=0.5, key=f"res_padding_{run.id}")
     smoothing = c2.number_input("Smoothing (px)", 0.0, 3.0, step=0.1, key=f"res_smoothing_{run.id}")
     keep_all = c3.checkbox(
-        "Keep all fragments",
+        "Keep fragments",
         key=f"res_keep_{run.id}",
         help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).",
     )
@@ -276,6 +277,9 @@ def _area(run: Run, anns: list, visible: set[int], label: str) -> tuple[pd.DataF
     return df, (area_spec(df, label) if not df.empty else {})
 
 
+FRAME_MAX_H = 560  # screen pixels: a tall frame still fits a 1280 x 800 window
+
+
 def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Location], visible: set[int]) -> Location:
     """Play/pause and a frame slider; the polygons of visible objects drawn over the frame."""
     if not frames:
@@ -303,11 +307,9 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     settings = state.display_settings(ws, stack)
     rgb = state.render(ws, stack, loc, settings)
     here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
-    width = min(state.image_width(rgb), 900)
+    width = min(state.image_width(rgb), 900, int(FRAME_MAX_H * rgb.shape[1] / rgb.shape[0]))
     img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
-    st.image(
-        img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)", width="stretch"
-    )
+    st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)")
     return loc
 
 

@@ -132,9 +132,14 @@ def _leave_pages_directory_mode() -> None:
         st.rerun()
 
 
+# Streamlit leaves 6rem above the title; on a 1280 x 800 screen that pushed frames below the fold.
+_COMPACT_TOP = "<style>[data-testid=stMainBlockContainer]{padding-top:2.5rem}</style>"
+
+
 def page(title: str) -> Workspace:
     """Start a page: the shared sidebar, the title, how this session landed here; the current workspace."""
     _leave_pages_directory_mode()
+    st.html(_COMPACT_TOP)
     render()
     st.title(title)
     ws = state.current_workspace()
