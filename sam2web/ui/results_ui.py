@@ -333,6 +333,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
         rgb = state.render(ws, stack, loc, state.display_settings(ws, stack))
         st.caption("Draw the box where the object really is, then press the button.")
         ver = st.session_state.get("res_corr_ver", 0)
+        canvas.hide_toolbars()
         shapes = canvas.draw_on_frame(
             rgb, fit, "box", {"objects": []}, key=f"res_corr_canvas_{run.id}_{ver}", stroke_color=color_for(obj)
         )
