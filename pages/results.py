@@ -2,9 +2,13 @@
 
 import streamlit as st
 
-from sam2web.ui import results_ui, sidebar, state, track_ui
+from sam2web.ui import sidebar, state, track_ui
 
 ws = sidebar.page("Results")
+# The sidebar and title are on screen first; the first visit after a server restart then spends
+# about a second importing the table/plot libraries (see sam2web.ui.warmup), under a spinner.
+with st.spinner("Loading the Results page…"):
+    from sam2web.ui import results_ui
 live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)
 
 
