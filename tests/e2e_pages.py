@@ -287,7 +287,17 @@ def drag_image_box(page, canvas, box: tuple[float, float, float, float], fit) ->
     page.mouse.up()
 
 
-def toolbar_hidden(page) -> bool:
-    """The drawing component's undo/redo/reset toolbar is not shown (the page edits prompts instead)."""
+def toolbar_hidden(page, timeout_s: float = 10.0) -> bool:
+    """The drawing component's undo/redo/reset toolbar is not shown (the page edits prompts instead).
+
+    Polled with a deadline: the page's script hides it once the component has drawn it.
+    """
+    import time
+
     bars = page.locator(".dc-toolbar")
-    return bars.count() > 0 and all(not bars.nth(i).is_visible() for i in range(bars.count()))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        hidden = bars.count() > 0 and all(not bars.nth(i).is_visible() for i in range(bars.count()))
+        if hidden or time.monotonic() > deadline:
+            return hidden
+        page.wait_for_timeout(200)  # bounded poll (the deadline bounds the loop)

@@ -85,6 +85,26 @@ def _wait_view_change(s, ws_id: str, before: dict, timeout: float = 60.0) -> dic
     raise AssertionError(f"the minimap click did not move the view: {before}")
 
 
+def _drag_until_saved(page, s, ws_id: str, box, fit, tries: int = 3) -> None:
+    """Drag the box; if the canvas was still being replaced (a rerun), the drag is lost: drag again.
+
+    A user whose stroke lands while the page redraws simply draws again; the test does the same
+    (at most ``tries`` times), waiting for the prompt to be saved each time.
+    """
+    import time
+
+    for _ in range(tries):
+        main, _ = ui.canvases(page)
+        ui.drag_image_box(page, main, box, fit)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if s.get_workspace(ws_id).prompts:
+                return
+            page.wait_for_timeout(200)  # bounded poll of the store (the deadline bounds the loop)
+        ui.settle(page)
+    raise AssertionError("the box drawn on the zoomed canvas was never saved")
+
+
 def _open(browser, url: str):
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = ctx.new_page()
@@ -127,8 +147,10 @@ def test_zoom_draw_small_cell_enter_reload_and_screenshots(server, browser):
         assert view["zoom"] == 8.0
         fit = canvas.viewport(1009, 1305, view["zoom"], view["cx"], view["cy"], max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
         assert fit.x0 <= target[0] and target[2] <= fit.x0 + fit.image_w  # the cell is in view
-        main, _ = ui.canvases(page)
-        ui.drag_image_box(page, main, target, fit)
+        shown = f"pixels {fit.x0 + 1}–{fit.x0 + fit.image_w} × {fit.y0 + 1}–{fit.y0 + fit.image_h} of 1009 × 1305"
+        page.get_by_text(shown).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+        ui.settle(page)
+        _drag_until_saved(page, s, ws_id, target, fit)
         ui.wait_objects(page, 1)
         ui.no_traceback(page)
         (prompt,) = s.get_workspace(ws_id).prompts

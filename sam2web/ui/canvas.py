@@ -231,7 +231,7 @@ _HIDE_TOOLBAR = """
   const css = ".dc-toolbar{display:none !important}";
   const fix = () => document.querySelectorAll("*").forEach((el) => {
     const root = el.shadowRoot;
-    if (root && root.querySelector(".dc-root") && !root.querySelector("style[data-sam2web]")) {
+    if (root && !root.querySelector("style[data-sam2web]")) {
       const style = document.createElement("style");
       style.dataset.sam2web = "1";
       style.textContent = css;
@@ -240,8 +240,11 @@ _HIDE_TOOLBAR = """
   });
   fix();
   if (!window.__sam2webToolbarObserver) {
+    // A component attaches its shadow root after its host element appears, and changes inside a
+    // shadow root are not seen from the body: so also look again every second.
     window.__sam2webToolbarObserver = new MutationObserver(fix);
     window.__sam2webToolbarObserver.observe(document.body, {childList: true, subtree: true});
+    window.setInterval(fix, 1000);
   }
 })();
 </script>
