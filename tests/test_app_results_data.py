@@ -113,8 +113,9 @@ def test_download_builders_make_the_export_files_on_demand(store):
     view = RunView(s, run_id)
     view.refresh()
     anns, links = view.annotations(OBJECTS, 0, 0.0, 0.3, "largest", True)
-    builders = results_ui.download_builders(s.get_run(run_id), anns, links)
-    expected = export.export_bytes(anns, links)
+    run = s.get_run(run_id)
+    builders = results_ui.download_builders(run, anns, links)
+    expected = export.export_bytes(anns, links, names=export.object_names(run.objects))
     assert set(builders) == set(expected)
     assert all(callable(b) for b in builders.values())
     assert {name: build() for name, build in builders.items()} == expected
@@ -126,20 +127,20 @@ def test_object_names_from_annotate_reach_every_export(store):
     import json
 
     from sam2web import export
+    from sam2web.ui import results_ui
 
     s, run_id = store
     s.add_masks(run_id, _frame(0))
+    s.update_run(run_id, objects={"0": {"name": 'Mother, "left"', "tags": ["cell"]}, "1": {"name": "", "tags": []}})
+    run = s.get_run(run_id)
     view = RunView(s, run_id)
     view.refresh()
-    named = {0: ObjectInfo(0, 'Mother, "left"', ["cell"]), 1: ObjectInfo(1, "", ["cell"])}
-    anns, links = view.annotations(named, 0, 0.0, 0.3, "largest", True)
-    files = export.export_bytes(anns, links)
+    anns, links = view.annotations(results_ui._objects(run), 0, 0.0, 0.3, "largest", True)
+    files = {name: build() for name, build in results_ui.download_builders(run, anns, links).items()}
     props = [f["properties"] for f in json.loads(files["annotations.geojson"])["features"]]
-    assert [p.get("name") for p in props] == ['Mother, "left"', None]  # unnamed objects carry no name
+    assert props[0]["name"] == 'Mother, "left"'
     rows = list(csv.DictReader(io.StringIO(files["annotations.csv"].decode())))
-    assert [r["name"] for r in rows] == ['Mother, "left"', ""]
+    assert [r["name"] for r in rows] == ['Mother, "left"', ""]  # an unnamed object: an empty cell
     records = json.loads(files["nimbus.json"])["annotations"]
-    assert [r.get("name") for r in records] == ['Mother, "left"', None]
-    # Renaming the object re-labels the polygons (same masks, new names).
-    renamed = {0: ObjectInfo(0, "M", ["cell"]), 1: ObjectInfo(1, "D", ["cell"])}
-    assert [a.name for a in view.annotations(renamed, 0, 0.0, 0.3, "largest", True)[0]] == ["M", "D"]
+    assert records[0]["name"] == 'Mother, "left"'
+    assert export.CSV_FIELDS.index("name") == export.CSV_FIELDS.index("tags") + 1
