@@ -7,7 +7,10 @@ page script after its first run, so a sidebar drawn here could not be tested.
 
 import streamlit as st
 
-st.set_page_config(page_title="sam2web", page_icon=":material/biotech:", layout="wide")
+from sam2web.ui import warmup
+
+st.set_page_config(page_title="sam2web", page_icon="🔬", layout="wide")
+warmup.start()
 
 PAGES = [
     st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_open:", default=True),

@@ -48,11 +48,14 @@ def synthetic_result(n_frames: int = 100, n_objects: int = 20):
 
 
 def _fresh_copy(result):
-    """The same masks as new objects, so sam2web's per-mask outline cache cannot hit."""
+    """The same masks as new objects with sam2web's outline cache emptied (it is keyed by content)."""
     import copy
 
+    from sam2web import geometry
     from sam2web.types import CompactMask
 
+    with geometry._CACHE_LOCK:
+        geometry._RAW_CACHE.clear()
     out = copy.copy(result)
     out.masks = {k: CompactMask(m.shape, m.bbox, bytes(m.bits)) for k, m in result.masks.items()}
     return out

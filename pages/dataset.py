@@ -13,7 +13,11 @@ with state.guard():
     if stack is None:
         st.info("Upload a stack or open the built-in sample to begin.")
         st.stop()
-    dataset_ui.describe(stack)
-    settings = dataset_ui.display_controls(ws, stack)
-    loc = state.location_sliders(ws, stack, prefix="loc_ds")
-    dataset_ui.show_frame(ws, stack, loc, settings)
+    # Facts and controls on the left, the frame on the right: a tall frame fits a 1280 x 800 window.
+    left, right = st.columns([1, 1.25])
+    with left:
+        dataset_ui.describe(stack)
+        settings = dataset_ui.display_controls(ws, stack)
+        loc = state.location_sliders(ws, stack, prefix="loc_ds")
+    with right:
+        dataset_ui.show_frame(ws, stack, loc, settings)

@@ -2,9 +2,13 @@
 
 import streamlit as st
 
-from sam2web.ui import results_ui, sidebar, state, track_ui
+from sam2web.ui import sidebar, state, track_ui
 
 ws = sidebar.page("Results")
+# The sidebar and title are on screen first; the first visit after a server restart then spends
+# about a second importing the table/plot libraries (see sam2web.ui.warmup), under a spinner.
+with st.spinner("Loading the Results page…"):
+    from sam2web.ui import results_ui
 live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)
 
 
@@ -23,26 +27,20 @@ def body() -> None:
         results_ui.correction_note(run)
         if run.random_weights:
             st.warning("This run used RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1): the masks are meaningless.")
-        result = results_ui.load_result(run)
-        opts = results_ui.geometry_controls(run)
-        anns, links = results_ui.annotations(run, result, opts)
-        objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
-        visible = set(
-            st.multiselect(
-                "Show objects",
-                objects,
-                default=objects,
-                key=f"res_visible_{run.id}",
-                format_func=lambda i: f"#{i} {run.objects.get(str(i), {}).get('name', '')}",
-            )
-        )
-        frames = results_ui.frames_of(run, result)
+        # The frame on the left; the outline settings, the objects shown and the plot on the right.
         left, right = st.columns([3, 2])
+        with right:
+            opts = results_ui.geometry_controls(run, ws)
+            with st.spinner("Loading the run's masks and outlines…", show_time=True):
+                result = results_ui.load_result(run)
+                anns, links = results_ui.annotations(run, result, opts)
+            objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
+            visible = results_ui.visible_objects(ws, run, objects)
+            results_ui.area_chart(run, anns, visible, opts)
+        frames = results_ui.frames_of(run, result)
         with left:
             loc = results_ui.playback(ws, stack, run, anns, frames, visible)
-        with right:
-            results_ui.area_chart(run, anns, visible)
-        st.dataframe(results_ui.object_table(run, anns, result), hide_index=True)
+        st.dataframe(results_ui.object_table(run, anns, result, opts), hide_index=True)
         results_ui.downloads(run, anns, links)
         results_ui.label_downloads(run, stack, anns, links, loc.xy)
         results_ui.correction(ws, stack, run, loc)

@@ -28,7 +28,7 @@ with state.guard():
         st.success(f"Run {run_id} started; follow it below, or keep working on other pages.")
 
 if st.session_state.get("trk_missing_ckpt"):
-    track_ui.download_checkpoint_ui(st.session_state["trk_missing_ckpt"])
+    track_ui.download_checkpoint_ui(st.session_state["trk_missing_ckpt"], ws)
 
 
 @st.fragment(run_every=1.0 if track_ui.has_active_runs(ws) else None)

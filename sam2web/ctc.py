@@ -55,6 +55,7 @@ def open_labels(paths, across: str = "time"):
         paths = paths[0]
     stack = open_stack(paths, pages_as=across)
     if stack.sizes.get("C", 1) != 1:
+        stack.close()
         raise UserError(
             f"{stack.name} has {stack.sizes['C']} channels; label images have one. "
             "Give the label images, not the microscopy images."

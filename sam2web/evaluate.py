@@ -276,11 +276,14 @@ def read_truth(
 
     stack, locs = open_labels(gt, across)
     frames: dict[int, np.ndarray] = {}
-    for loc in locs:
-        if loc.xy != xy:
-            continue
-        f = loc.time if across == "time" else loc.z
-        frames[f] = label_frame(stack, loc)
+    try:
+        for loc in locs:
+            if loc.xy != xy:
+                continue
+            f = loc.time if across == "time" else loc.z
+            frames[f] = label_frame(stack, loc)
+    finally:
+        stack.close()  # the label files are read: release them (uploads are deleted right after)
     first = gt[0] if isinstance(gt, (list, tuple)) else gt
     lineage = read_lineage(first) if Path(first).exists() else {}
     return frames, lineage

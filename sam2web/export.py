@@ -47,7 +47,7 @@ RANDOM_WEIGHTS_WARNING = (
     "These masks were made with RANDOM model weights (SAM2WEB_RANDOM_WEIGHTS=1): "
     "they are meaningless and only show that the plumbing works."
 )
-CSV_FIELDS = ("id", "object_id", "XY", "Time", "Z", "channel", "tags", "area", "wkt")
+CSV_FIELDS = ("id", "object_id", "XY", "Time", "Z", "channel", "tags", "name", "area", "wkt")
 CONNECTION_FIELDS = ("parent_id", "child_id", "object_id", "tags")
 
 
@@ -332,8 +332,12 @@ def annotations_csv_bytes(
     random_weights: bool = False,
     geoms: np.ndarray | None = None,
     areas: np.ndarray | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> bytes:
-    """One row per polygon: the GeoJSON properties plus the outline as WKT (tags joined by ';')."""
+    """One row per polygon: the GeoJSON properties plus the outline as WKT (tags joined by ';').
+
+    ``name`` is the object's name from ``names`` (empty when it has none).
+    """
     geoms = _oriented(annotations) if geoms is None else geoms
     areas = shapely.area(geoms) if areas is None else areas
     wkts = shapely.to_wkt(geoms, rounding_precision=-1, trim=True) if len(geoms) else []
@@ -344,7 +348,8 @@ def annotations_csv_bytes(
     # scan of 2000 long WKT strings costs more than building them.
     lines = [
         f"{_csv_field(a.id)},{int(a.obj_id)},{int(a.loc.xy)},{int(a.loc.time)},{int(a.loc.z)},"
-        f'{int(a.channel)},{_csv_field(";".join(a.tags))},{float(area)!r},"{w}"{extra}\n'
+        f"{int(a.channel)},{_csv_field(';'.join(a.tags))},{_csv_field((names or {}).get(int(a.obj_id), ''))},"
+        f'{float(area)!r},"{w}"{extra}\n'
         for a, area, w in zip(annotations, areas, wkts)
     ]
     return (head.getvalue() + "".join(lines)).encode("utf-8")
@@ -481,7 +486,7 @@ def export_bytes(
         "annotations.geojson": geojson_bytes(
             annotations, random_weights, geoms, areas, texts, names, object_type, intensities
         ),
-        "annotations.csv": annotations_csv_bytes(annotations, random_weights, geoms, areas),
+        "annotations.csv": annotations_csv_bytes(annotations, random_weights, geoms, areas, names),
         "connections.csv": connections_csv_bytes(connections),
         "nimbus.json": nimbus_bytes(
             annotations, connections, random_weights, geoms, texts, platform, names, dataset_id

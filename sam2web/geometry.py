@@ -47,11 +47,12 @@ from sam2web.types import Annotation, CompactMask, Location, TrackResult
 KEEP_CHOICES = ("largest", "all")
 EXACT_SMOOTHING = 0.35  # smoothing below 1/(2*sqrt(2)) px leaves a pixel-edge outline unchanged
 
-# id(CompactMask) -> (the mask object itself, {(keep, holes, padding): (geometry or None, pinched)}).
-# Holding the object makes an id reused after garbage collection impossible to confuse. Bounded:
+# A mask's content (shape, bbox, bits) -> (the mask, {(keep, holes, padding): (geometry or None, pinched)}).
+# Keyed by content, not identity: the same mask read again from the store (a reload, another
+# session, a copied run) finds its outlines; ``bytes`` caches its hash, so a lookup is cheap. Bounded:
 # at most _RAW_CACHE_MAX masks (oldest dropped first) and _SETTINGS_PER_MASK settings each, so a
 # server's memory stays bounded (~100 MB at worst) however long users scrub the padding slider.
-_RAW_CACHE: OrderedDict[int, tuple[CompactMask, dict]] = OrderedDict()
+_RAW_CACHE: OrderedDict[tuple, tuple[CompactMask, dict]] = OrderedDict()
 _RAW_CACHE_MAX = 20_000
 _SETTINGS_PER_MASK = 4
 _CACHE_LOCK = threading.Lock()  # app sessions run in threads and share this module
@@ -451,10 +452,12 @@ def _cached(mask, key: tuple):
     """The cached (geometry, pinched) of a CompactMask for these settings, or None."""
     if not isinstance(mask, CompactMask):
         return None
-    entry = _RAW_CACHE.get(id(mask))
-    if entry is None or entry[0] is not mask:
-        return None
-    return entry[1].get(key)
+    entry = _RAW_CACHE.get(_content_key(mask))
+    return None if entry is None else entry[1].get(key)
+
+
+def _content_key(mask: CompactMask) -> tuple:
+    return (tuple(mask.shape), tuple(mask.bbox), mask.bits)
 
 
 def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> list[tuple[object, bool]]:
@@ -490,10 +493,11 @@ def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> l
                 out[i] = (g, pinched)
                 m = masks[i]
                 if isinstance(m, CompactMask):
-                    entry = _RAW_CACHE.get(id(m))
-                    if entry is None or entry[0] is not m:
+                    ck = _content_key(m)
+                    entry = _RAW_CACHE.get(ck)
+                    if entry is None:
                         entry = (m, {})
-                        _RAW_CACHE[id(m)] = entry
+                        _RAW_CACHE[ck] = entry
                         while len(_RAW_CACHE) > _RAW_CACHE_MAX:
                             _RAW_CACHE.popitem(last=False)
                     settings = entry[1]
@@ -509,7 +513,7 @@ def _cached_geometries(masks: list, keep: str, holes: bool, padding: float) -> l
 def raw_geometry(mask: np.ndarray | CompactMask, keep: str = "largest", holes: bool = True, padding: float = 0.0):
     """The exact pixel-edge outline of a mask after padding, before smoothing; None when empty.
 
-    Results for CompactMasks are cached (keyed by the object), so re-drawing a run's polygons with
+    Results for CompactMasks are cached (keyed by their content), so re-drawing a run's polygons with
     a new smoothing, or a padding seen before, skips contour tracing entirely.
     """
     return _cached_geometries([mask], keep, holes, padding)[0][0]

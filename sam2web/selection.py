@@ -99,13 +99,19 @@ def format_ranges(indices: Iterable[int]) -> str:
 
 
 def build_sequences(
-    xys: Iterable[int], times: Iterable[int], zs: Iterable[int], across: str = "time", direction: str = "forward"
+    xys: Iterable[int],
+    times: Iterable[int],
+    zs: Iterable[int],
+    across: str = "time",
+    direction: str = "forward",
+    sizes: dict | None = None,
 ) -> list[Sequence]:
     """The "videos" to track, as SPEC.md says.
 
     Across Time: one sequence per (XY, Z) over the chosen times; across Z: one per (XY, Time)
     over the chosen slices. Backward reverses the frame order so the predictor propagates from
     later frames to earlier ones; "both" keeps forward order (the tracker goes both ways).
+    ``sizes`` (the stack's T and Z) lets a too-short range suggest the other axis when it would work.
     """
     across = str(across).strip().lower()
     direction = str(direction).strip().lower()
@@ -124,7 +130,7 @@ def build_sequences(
         raise UserError(
             f"Tracking across {label} needs at least 2 {label} frames but only "
             f"{format_ranges(steps)} is chosen: set Batch {label} to a range such as "
-            '"1-10" or "all".'
+            '"1-10" or "all".' + _other_axis_hint(across, times, zs, sizes)
         )
     sequences = []
     for xy in xys:
@@ -138,3 +144,15 @@ def build_sequences(
                 frames.reverse()
             sequences.append(Sequence(frames=tuple(frames), across=across))
     return sequences
+
+
+def _other_axis_hint(across: str, times: list[int], zs: list[int], sizes: dict | None) -> str:
+    """ " Or track across the other axis", when that axis has (or was given) at least 2 frames."""
+    other, chosen, key = ("Z", zs, "Z") if across == "time" else ("Time", times, "T")
+    available = int((sizes or {}).get(key, 0) or 0)
+    own_key = "T" if across == "time" else "Z"
+    if len(chosen) >= 2:
+        return f" Or choose Track across {other}: {len(chosen)} {other} frames are chosen."
+    if available >= 2 and (sizes or {}).get(own_key, 2) < 2:
+        return f" This stack has {available} {other} frames: choose Track across {other} and set Batch {other} to all."
+    return ""

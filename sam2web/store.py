@@ -507,7 +507,11 @@ class Store:
     def replace_masks(
         self, run_id: int, locs: Iterable[Location], items: Iterable[tuple[int, Location, CompactMask]]
     ) -> None:
-        """Make the run's masks at ``locs`` exactly ``items`` (one transaction)."""
+        """Make the run's masks at ``locs`` exactly ``items`` (one transaction).
+
+        Deleting rows lets SQLite reuse their row ids, which ``load_masks_since`` cannot see, so the
+        run's mask epoch (``mask_epoch``) is bumped: a reader holding masks reloads them all.
+        """
         locs = [tuple(int(v) for v in loc) for loc in locs]
         rows = self._mask_rows(run_id, items)
         with self._tx() as c:
@@ -516,6 +520,16 @@ class Store:
                 [(int(run_id), *loc) for loc in locs],
             )
             c.executemany("INSERT OR REPLACE INTO masks VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, '1') "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                (f"mask_epoch:{int(run_id)}",),
+            )
+
+    def mask_epoch(self, run_id: int) -> int:
+        """How many times masks of this run were deleted or rewritten in place (0: only ever added)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"mask_epoch:{int(run_id)}",))
+        return int(rows[0]["value"]) if rows else 0
 
     @staticmethod
     def _mask_rows(run_id: int, items: Iterable[tuple[int, Location, CompactMask]]) -> list[tuple]:
@@ -552,6 +566,28 @@ class Store:
             )
             for r in rows
         }
+
+    def load_masks_since(
+        self, run_id: int, after_rowid: int = 0
+    ) -> tuple[dict[tuple[int, Location], CompactMask], int]:
+        """The masks written after row ``after_rowid`` and the newest row id (a live page's one-tick delta).
+
+        Why: a page refreshing every 0.7 s during a run needs only the frames finished since its last
+        look, not every mask again. Every insert (``INSERT OR REPLACE`` too) gets a row id above all
+        existing ones, so rows newer than the last seen id are exactly the new or rewritten masks;
+        deletions are not seen here (the caller compares counts with ``count_masks``).
+        """
+        rows = self._query(
+            "SELECT rowid AS rid, * FROM masks WHERE run_id = ? AND rowid > ? ORDER BY rowid",
+            (int(run_id), int(after_rowid)),
+        )
+        masks = {
+            (r["obj_id"], Location(r["xy"], r["t"], r["z"])): CompactMask(
+                (r["height"], r["width"]), (r["r0"], r["c0"], r["r1"], r["c1"]), bytes(r["bits"])
+            )
+            for r in rows
+        }
+        return masks, int(rows[-1]["rid"]) if rows else int(after_rowid)
 
     def load_result(self, run_id: int) -> TrackResult:
         """The run as a TrackResult (masks + objects), ready for geometry; partial unless done."""

@@ -247,3 +247,57 @@ def colour_fraction(rgb: np.ndarray, hex_colour: str, tol: int = 40) -> float:
     target = np.array([int(c[i : i + 2], 16) for i in (0, 2, 4)], dtype=int)
     close = (np.abs(rgb.astype(int) - target) <= tol).all(axis=-1)
     return float(close.mean())
+
+
+# -- Annotate at zoom ----------------------------------------------------------------------------
+def canvases(page) -> tuple:
+    """(main drawing canvas, minimap canvas): the minimap is the smaller of the two upper canvases."""
+    uppers = page.locator("canvas.upper-canvas")
+    uppers.nth(1).wait_for(timeout=PAGE_TIMEOUT_MS)
+    a, b = uppers.nth(0), uppers.nth(1)
+    return (a, b) if a.bounding_box()["width"] >= b.bounding_box()["width"] else (b, a)
+
+
+def set_zoom_max(page) -> None:
+    """Move the Zoom slider to its last step (8×) with the keyboard, as a user can."""
+    slider = page.locator("[data-testid=stSlider]").filter(has_text="Zoom").get_by_role("slider")
+    slider.focus()
+    slider.press("End")
+    page.get_by_text("Click the small frame where to look.").wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)
+
+
+def click_image_point(page, canvas, x: float, y: float, fit) -> None:
+    """Click the image pixel (x, y) on a canvas that shows ``fit`` (sam2web.ui.canvas.CanvasFit)."""
+    bb = canvas.bounding_box()
+    sx, sy = bb["width"] / fit.image_w, bb["height"] / fit.image_h
+    page.mouse.click(bb["x"] + (x - fit.x0) * sx, bb["y"] + (y - fit.y0) * sy)
+
+
+def drag_image_box(page, canvas, box: tuple[float, float, float, float], fit) -> None:
+    """Drag a rectangle over ``box`` (full-frame image pixels) on a canvas showing ``fit``."""
+    canvas.scroll_into_view_if_needed()
+    bb = canvas.bounding_box()
+    sx, sy = bb["width"] / fit.image_w, bb["height"] / fit.image_h
+    x0, y0, x1, y1 = box
+    page.mouse.move(bb["x"] + (x0 - fit.x0) * sx, bb["y"] + (y0 - fit.y0) * sy)
+    page.mouse.down()
+    page.mouse.move(bb["x"] + ((x0 + x1) / 2 - fit.x0) * sx, bb["y"] + ((y0 + y1) / 2 - fit.y0) * sy, steps=6)
+    page.mouse.move(bb["x"] + (x1 - fit.x0) * sx, bb["y"] + (y1 - fit.y0) * sy, steps=6)
+    page.mouse.up()
+
+
+def toolbar_hidden(page, timeout_s: float = 10.0) -> bool:
+    """The drawing component's undo/redo/reset toolbar is not shown (the page edits prompts instead).
+
+    Polled with a deadline: the page's script hides it once the component has drawn it.
+    """
+    import time
+
+    bars = page.locator(".dc-toolbar")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        hidden = bars.count() > 0 and all(not bars.nth(i).is_visible() for i in range(bars.count()))
+        if hidden or time.monotonic() > deadline:
+            return hidden
+        page.wait_for_timeout(200)  # bounded poll (the deadline bounds the loop)

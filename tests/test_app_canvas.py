@@ -136,3 +136,48 @@ def test_overlay_scaled_keeps_outline_positions():
     assert out[30, 40].sum() == 0  # inside, no fill
     assert out[10:12, 40, 0].max() > 100  # top edge at y = 5 * 2
     assert out[30, 19:22, 0].max() > 100  # left edge at x = 10 * 2
+
+
+def test_zoomed_view_is_a_whole_pixel_region_inside_the_frame():
+    from sam2web.ui.canvas import crop_to_fit, viewport
+
+    w, h = 1009, 1305  # a bacteria frame: 1009 wide, 1305 tall
+    whole = viewport(w, h, 1, 0, 0)
+    assert (whole.x0, whole.y0, whole.image_w, whole.image_h) == (0, 0, w, h)
+    v = viewport(w, h, 8, 500, 700)
+    assert (v.image_w, v.image_h) == (126, 163) and (v.canvas_w, v.canvas_h) == (whole.canvas_w, whole.canvas_h)
+    assert v.x0 == 437 and v.y0 == 618  # centred on (500, 700)
+    edge = viewport(w, h, 4, 5, 5000)  # a centre past the corner: the view stays inside the frame
+    assert edge.x0 == 0 and edge.y0 + edge.image_h == h
+    rgb = np.arange(h * w * 3, dtype=np.uint32).reshape(h, w, 3)
+    assert crop_to_fit(rgb, v).shape == (163, 126, 3) and crop_to_fit(rgb, v)[0, 0, 0] == rgb[618, 437, 0]
+
+
+def test_box_drawn_at_8x_maps_to_the_image_pixels_under_it():
+    from sam2web.ui.canvas import viewport
+
+    v = viewport(1009, 1305, 8, 500, 700)
+    per_px = v.canvas_w / v.image_w  # screen pixels per image pixel (about 3.5 at 8x; 0.44 at 1x)
+    assert per_px > 3
+    # The user drags from the top-left corner of image pixel (450, 640) to the bottom-right of (461, 651).
+    left, top = (450 - v.x0) * per_px, (640 - v.y0) * v.canvas_h / v.image_h
+    width, height = 12 * per_px, 12 * v.canvas_h / v.image_h
+    box = canvas_box_to_image(left, top, width, height, v)
+    assert box == pytest.approx((450, 640, 462, 652), abs=1e-6)
+    # A stray pixel of mouse error on screen is a fraction of an image pixel at this zoom.
+    off = canvas_box_to_image(left + 1, top + 1, width, height, v)
+    assert max(abs(a - b) for a, b in zip(off, box)) < 0.5
+    # Other objects' boxes outside the view still map through the same offset (they are drawn clipped).
+    shapes = shapes_from_json(initial_drawing([((440.0, 630.0, 470.0, 660.0), "#e6194b")], [], v), v)
+    assert shapes[0]["box"] == pytest.approx((440.0, 630.0, 470.0, 660.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0]), st.floats(0, 1), st.floats(0, 1))
+def test_round_trip_is_exact_at_every_zoom(zoom, fx, fy):
+    from sam2web.ui.canvas import viewport
+
+    v = viewport(1009, 1305, zoom, 1009 * fx, 1305 * fy)
+    x, y = v.x0 + 0.37 * v.image_w, v.y0 + 0.61 * v.image_h
+    bx, by = canvas_to_image(*image_to_canvas(x, y, v), v)
+    assert bx == pytest.approx(x, abs=1e-6) and by == pytest.approx(y, abs=1e-6)

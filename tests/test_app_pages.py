@@ -347,6 +347,7 @@ def test_sidebar_new_reopen_delete(data):
     at.button(key="sb_new").click().run()
     second = _ws(at, data)
     assert second.id != first.id
+    data.rename_workspace(second.id, "Second")  # an untouched workspace is not listed (nothing to reopen)
     at = new_app(second.id)
     at.button(key=f"sb_open_{first.id}").click().run()
     assert _ws(at, data).id == first.id
@@ -378,7 +379,9 @@ def test_results_correction_and_qa(data):
     (run,) = data.list_runs(ws.id)
     at.switch_page("pages/results.py").run()
     at.slider(key=f"res_frame_{run.id}").set_value(3).run()
+    assert "res_corr_go" not in [b.key for b in at.button]  # collapsed: nothing in it is built
     # Correction: a new box for object 0 at Time 3, re-tracked from there; the rest is kept.
+    at.session_state["res_corr_open"] = True
     _draw(at, {"kind": "box", "box": [150, 100, 200, 150]})
     assert_clean(at)
     at.button(key="res_corr_go").click().run()
@@ -395,10 +398,12 @@ def test_results_correction_and_qa(data):
     # QA against the sample's own true labels, and against uploaded label images.
     at.run()
     at.selectbox(key="res_run").set_value(run.id).run()
+    at.session_state["res_qa_open"] = True
+    at.run()
     at.button(key="res_score_sample").click().run()
     assert_clean(at)
     assert not errors(at), errors(at)
-    assert any(m.label == "mean_iou" for m in at.metric)
+    assert any(m.label == "Mean IoU" for m in at.metric)
     labels = sample.sample_labels(24, 240, 320)
     buf = __import__("io").BytesIO()
     tifffile.imwrite(buf, labels[:6])
@@ -406,7 +411,7 @@ def test_results_correction_and_qa(data):
     at.button(key="res_score").click().run()
     assert_clean(at)
     assert not errors(at), errors(at)
-    assert any(m.label == "mean_iou" for m in at.metric)
+    assert any(m.label == "Mean IoU" for m in at.metric)
 
 
 def test_import_label_image_and_wrong_shape(data):

@@ -112,7 +112,7 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         box = _true_cell_box(width, height)
         ui.draw_box(page, box, width, height)
         ui.wait_objects(page, 1)
-        assert ui.object_rows(page) == ["#0 · prompts at T1/Z1/XY1"]
+        assert ui.object_rows(page) == ["#1 · prompts at T1/Z1/XY1"]
         ui.no_traceback(page)
         ui.snap(page, "3_annotate_box")
         # The box reached the workspace in image pixels (the canvas is shown 2.4x larger).
@@ -165,7 +165,7 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         ui.snap(page, "7_results_after_refresh")
         ui.go(page, "Annotate")
         ui.wait_objects(page, 1)
-        assert ui.object_rows(page) == ["#0 · prompts at T1/Z1/XY1"]
+        assert ui.object_rows(page) == ["#1 · prompts at T1/Z1/XY1"]
         ui.no_traceback(page)
 
         assert not errors, f"JavaScript errors in the page: {errors}"
@@ -179,7 +179,7 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
             ui.wait_objects(page2, 1)
             assert ui.wait_ws_in_url(page2) == ws_id
             page2.get_by_text("the last workspace used on this server").first.wait_for(timeout=ui.PAGE_TIMEOUT_MS)
-            assert ui.object_rows(page2) == ["#0 · prompts at T1/Z1/XY1"]
+            assert ui.object_rows(page2) == ["#1 · prompts at T1/Z1/XY1"]
             ui.snap(page2, "8_annotate_new_session")
         except Exception:
             _report_failure(server, {"failure_new_session": page2})

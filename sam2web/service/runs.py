@@ -71,7 +71,7 @@ def resolve(stack: Any, params: TrackParams, prompts: list[Prompt], current: Loc
     xys = selection.parse_ranges(params.xy, sizes["XY"], current.xy, name="XY")
     times = selection.parse_ranges(params.time, sizes["T"], current.time, name="Time")
     zs = selection.parse_ranges(params.z, sizes["Z"], current.z, name="Z")
-    sequences = selection.build_sequences(xys, times, zs, params.across, params.direction)
+    sequences = selection.build_sequences(xys, times, zs, params.across, params.direction, sizes=sizes)
     if not prompts:
         raise UserError("There are no prompts yet; draw a box around an object on the Annotate page.")
     chosen = [p for p in prompts if not params.tags or set(p.tags) & set(params.tags)]

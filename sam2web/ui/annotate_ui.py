@@ -121,7 +121,13 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     prompts = state.load_prompts(ws)
     objects = objects_of(prompts)
     width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
-    c1, c2, c3 = st.columns([2, 2, 2])
+    # The frame on the left, every control on the right: the canvas starts high enough that a tall
+    # frame fits a 1280 x 800 window.
+    left, right = st.columns([4, 1.6])
+    c1 = c2 = c3 = right
+    rgb = state.render(ws, stack, loc, settings)
+    with right:  # zoom and minimap first: at 8x they are what the user reaches for
+        fit = zoom_controls(ws, rgb, width, height)
     mode = c1.radio("Draw", list(MODES), format_func=MODES.get, key="ann_mode", horizontal=False)
     ids = list(objects)
     view = ws.view or {}
@@ -134,20 +140,24 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         options,
         index=index,
         key=f"ann_sel_{st.session_state.get('ann_version', 0)}",
-        format_func=lambda i: "— none —" if i is None else f"#{i} {objects[i]['name']}",
+        format_func=lambda i: "— none —" if i is None else f"#{i + 1} {objects[i]['name']}",
     )
     st.session_state["ann_selected"] = selected
     if view.get("selected_obj") != selected:
         view = {**view, "selected_obj": selected}
         state.store().update_workspace(ws.id, view=view)
         ws.view = view
-    tags_text = c3.text_input("Tags for new objects (comma-separated)", value="cell", key="ann_tags")
-    fit = canvas.fit_canvas(width, height)
+    tags_text = c3.text_input(
+        "Tags for new objects (comma-separated)", value=view.get("new_tags", "cell"), key="ann_tags"
+    )
+    if view.get("new_tags", "cell") != tags_text:
+        view = {**view, "new_tags": tags_text}
+        state.store().update_workspace(ws.id, view=view)
+        ws.view = view
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]
     initial = canvas.initial_drawing(
         [(p.box, color_for(p.obj_id)) for p in here if p.box is not None], [pt for p in here for pt in p.points], fit
     )
-    rgb = state.render(ws, stack, loc, settings)
     stroke = (
         canvas.NEGATIVE_COLOR
         if mode == "neg"
@@ -155,10 +165,15 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         if mode == "pos"
         else color_for(selected if (mode == "box_obj" and selected is not None) else next_obj_id(prompts))
     )
-    key = f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{st.session_state.get('ann_version', 0)}"
-    shapes = canvas.draw_on_frame(
-        rgb, fit, "box" if mode.startswith("box") else "point", initial, key, stroke_color=stroke
+    key = (
+        f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{fit.x0}_{fit.y0}_{fit.image_w}_"
+        f"{st.session_state.get('ann_version', 0)}"
     )
+    with left:
+        canvas.hide_toolbars()
+        shapes = canvas.draw_on_frame(
+            rgb, fit, "box" if mode.startswith("box") else "point", initial, key, stroke_color=stroke
+        )
     if shapes:
         with state.guard():
             new_prompts, new_sel = apply_shapes(
@@ -168,10 +183,67 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
             st.session_state["ann_selected"] = new_sel
             _bump()
             st.rerun()
-    st.caption(
-        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px "
-        f"shown at {fit.canvas_w} × {fit.canvas_h}; coordinates are mapped back to image pixels."
+    shown = (
+        f"frame {width} × {height} px shown at {fit.canvas_w} × {fit.canvas_h}"
+        if fit.image_w == width and fit.image_h == height
+        else f"pixels {fit.x0 + 1}–{fit.x0 + fit.image_w} × {fit.y0 + 1}–{fit.y0 + fit.image_h} of "
+        f"{width} × {height} shown at {fit.canvas_w} × {fit.canvas_h}"
     )
+    left.caption(
+        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · {shown}; "
+        f"boxes and points are mapped back to image pixels."
+    )
+
+
+ZOOM_KEY = "ann_zoom"
+CANVAS_MAX_W, CANVAS_MAX_H = 600, 540  # screen pixels of the drawing canvas
+MINIMAP_MAX = 200
+
+
+def zoom_controls(ws: Workspace, rgb: Any, width: int, height: int) -> canvas.CanvasFit:
+    """Zoom (1×–8×), a minimap to click where to look, and pan buttons; returns the canvas's view.
+
+    Why here and not in the canvas: the drawing component has no zoom, so the page shows a
+    whole-pixel crop of the frame enlarged (``canvas.viewport``); the view is saved with the
+    workspace, so a reload keeps it.
+    """
+    view = dict(ws.view or {})
+    zoom = float(view.get("zoom", 1.0))
+    cx = float(view.get("cx", width / 2))
+    cy = float(view.get("cy", height / 2))
+    if ZOOM_KEY not in st.session_state:
+        st.session_state[ZOOM_KEY] = zoom if zoom in canvas.ZOOMS else 1.0
+    zoom = float(st.select_slider("Zoom", options=list(canvas.ZOOMS), key=ZOOM_KEY, format_func=lambda z: f"{z:g}×"))
+    fit = canvas.viewport(width, height, zoom, cx, cy, max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
+    mini = canvas.fit_canvas(width, height, max_w=MINIMAP_MAX, max_h=MINIMAP_MAX)
+    if zoom > 1:
+        rect = [((fit.x0, fit.y0, fit.x0 + fit.image_w, fit.y0 + fit.image_h), "#ffff00")]
+        clicked = canvas.draw_on_frame(
+            rgb,
+            mini,
+            "point",
+            canvas.initial_drawing(rect, [], mini),
+            key=f"ann_minimap_{ws.id}_{fit.x0}_{fit.y0}_{fit.image_w}",
+            stroke_color="#ffff00",
+            inject_key=canvas.MINIMAP_INJECT_KEY,
+        )
+        st.caption("Click the small frame where to look.")
+        points = [sh for sh in clicked if sh["kind"] == "point"]
+        if points:
+            cx, cy = float(points[-1]["x"]), float(points[-1]["y"])
+        step_x, step_y = fit.image_w / 2, fit.image_h / 2
+        b = st.columns(4)
+        for col, (label, dx, dy) in zip(b, (("←", -step_x, 0), ("→", step_x, 0), ("↑", 0, -step_y), ("↓", 0, step_y))):
+            if col.button(label, key=f"ann_pan_{label}"):
+                cx, cy = fit.x0 + fit.image_w / 2 + dx, fit.y0 + fit.image_h / 2 + dy
+        fit = canvas.viewport(width, height, zoom, cx, cy, max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
+    if zoom > 1:  # the centre actually shown (a centre near an edge is pulled inside the frame)
+        cx, cy = fit.x0 + fit.image_w / 2, fit.y0 + fit.image_h / 2
+    new = {**view, "zoom": zoom, "cx": cx, "cy": cy}
+    if new != (ws.view or {}):
+        state.store().update_workspace(ws.id, view=new)
+        ws.view = new
+    return fit
 
 
 def object_list(ws: Workspace) -> None:
@@ -189,10 +261,10 @@ def object_list(ws: Workspace) -> None:
             f"<div style='width:18px;height:18px;margin-top:32px;background:{color};border-radius:3px'></div>",
             unsafe_allow_html=True,
         )
-        name = c1.text_input(f"Name of #{obj_id}", value=info["name"], key=f"ann_name_{obj_id}_{ver}")
-        tags = c2.text_input(f"Tags of #{obj_id}", value=", ".join(info["tags"]), key=f"ann_tagsof_{obj_id}_{ver}")
+        name = c1.text_input(f"Name of #{obj_id + 1}", value=info["name"], key=f"ann_name_{obj_id}_{ver}")
+        tags = c2.text_input(f"Tags of #{obj_id + 1}", value=", ".join(info["tags"]), key=f"ann_tagsof_{obj_id}_{ver}")
         frames = ", ".join(f"T{l.time + 1}/Z{l.z + 1}/XY{l.xy + 1}" for l in info["frames"][:4])
-        c3.caption(f"#{obj_id} · prompts at {frames}{' …' if len(info['frames']) > 4 else ''}")
+        c3.caption(f"#{obj_id + 1} · prompts at {frames}{' …' if len(info['frames']) > 4 else ''}")
         if c4.button("Delete", key=f"ann_del_{obj_id}"):
             state.save_prompts(ws, [p for p in prompts if p.obj_id != obj_id])
             _bump()

@@ -28,12 +28,18 @@ _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 
 @dataclass(frozen=True)
 class CanvasFit:
-    """How an image of (image_w, image_h) is shown on a canvas of (canvas_w, canvas_h)."""
+    """How a region of (image_w, image_h) image pixels is shown on a canvas of (canvas_w, canvas_h).
+
+    The region starts at image pixel (x0, y0): (0, 0) for the whole frame, elsewhere when the user
+    zoomed in (``viewport``). Coordinates in and out of the mapping are full-frame image pixels.
+    """
 
     image_w: int
     image_h: int
     canvas_w: int
     canvas_h: int
+    x0: int = 0
+    y0: int = 0
 
     @property
     def sx(self) -> float:
@@ -54,23 +60,55 @@ def fit_canvas(image_w: int, image_h: int, max_w: int = 760, max_h: int = 600, m
     return CanvasFit(int(image_w), int(image_h), cw, ch)
 
 
+ZOOMS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def viewport(
+    image_w: int, image_h: int, zoom: float, cx: float, cy: float, max_w: int = 760, max_h: int = 600
+) -> CanvasFit:
+    """The canvas for a zoomed view: a whole-pixel region of 1/zoom of the frame centred near (cx, cy).
+
+    Why whole pixels: the region's corner and size are integers, so the crop shown is exactly the
+    pixels the mapping assumes and a box drawn at 8x comes back to the image pixel under the mouse.
+    The region is kept inside the frame (the centre moves, the zoom does not). At 1x it is
+    ``fit_canvas`` of the whole frame; the canvas keeps the same screen size at every zoom.
+    """
+    base = fit_canvas(image_w, image_h, max_w, max_h)
+    zoom = min(max(float(zoom), 1.0), 8.0)
+    vw = max(1, min(image_w, int(round(image_w / zoom))))
+    vh = max(1, min(image_h, int(round(image_h / zoom))))
+    x0 = int(round(min(max(cx - vw / 2, 0), image_w - vw)))
+    y0 = int(round(min(max(cy - vh / 2, 0), image_h - vh)))
+    return CanvasFit(vw, vh, base.canvas_w, base.canvas_h, x0, y0)
+
+
+def crop_to_fit(rgb: np.ndarray, fit: CanvasFit) -> np.ndarray:
+    """The part of a full frame that ``fit`` shows."""
+    return rgb[fit.y0 : fit.y0 + fit.image_h, fit.x0 : fit.x0 + fit.image_w]
+
+
 def canvas_to_image(x: float, y: float, fit: CanvasFit) -> tuple[float, float]:
     """A canvas point to image pixels (the exact inverse of ``image_to_canvas``)."""
-    return x * fit.image_w / fit.canvas_w, y * fit.image_h / fit.canvas_h
+    return fit.x0 + x * fit.image_w / fit.canvas_w, fit.y0 + y * fit.image_h / fit.canvas_h
 
 
 def image_to_canvas(x: float, y: float, fit: CanvasFit) -> tuple[float, float]:
-    return x * fit.canvas_w / fit.image_w, y * fit.canvas_h / fit.image_h
+    return (x - fit.x0) * fit.canvas_w / fit.image_w, (y - fit.y0) * fit.canvas_h / fit.image_h
 
 
 def canvas_box_to_image(
     left: float, top: float, width: float, height: float, fit: CanvasFit
 ) -> tuple[float, float, float, float]:
-    """A canvas rectangle to an (x0, y0, x1, y1) box in image pixels, clipped to the image."""
+    """A canvas rectangle to an (x0, y0, x1, y1) box in image pixels, clipped to the region shown."""
     x0, y0 = canvas_to_image(min(left, left + width), min(top, top + height), fit)
     x1, y1 = canvas_to_image(max(left, left + width), max(top, top + height), fit)
-    clip = lambda v, hi: float(min(max(v, 0.0), hi))  # noqa: E731
-    return clip(x0, fit.image_w), clip(y0, fit.image_h), clip(x1, fit.image_w), clip(y1, fit.image_h)
+    clip = lambda v, lo, n: float(min(max(v, lo), lo + n))  # noqa: E731
+    return (
+        clip(x0, fit.x0, fit.image_w),
+        clip(y0, fit.y0, fit.image_h),
+        clip(x1, fit.x0, fit.image_w),
+        clip(y1, fit.y0, fit.image_h),
+    )
 
 
 def _rect_geometry(obj: dict) -> tuple[float, float, float, float]:
@@ -113,7 +151,7 @@ def shapes_from_json(json_data: dict | None, fit: CanvasFit, skip: int = 0, min_
                 shapes.append({"kind": "box", "box": box})
         elif kind == "circle":
             cx, cy = canvas_to_image(*_circle_centre(obj), fit)
-            if 0 <= cx <= fit.image_w and 0 <= cy <= fit.image_h:
+            if fit.x0 <= cx <= fit.x0 + fit.image_w and fit.y0 <= cy <= fit.y0 + fit.image_h:
                 label = 0 if str(obj.get("stroke", "")).lower() == NEGATIVE_COLOR else 1
                 shapes.append({"kind": "point", "x": cx, "y": cy, "label": label})
     return shapes
@@ -182,25 +220,69 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def draw_on_frame(
-    background_rgb: np.ndarray, fit: CanvasFit, mode: str, initial: dict, key: str, stroke_color: str = "#ffff00"
-) -> list[dict]:
-    """Show the frame on the canvas and return the NEWLY drawn shapes, in image pixels.
+MINIMAP_INJECT_KEY = "canvas_inject_minimap"
 
-    ``mode`` is "box" or "point". Tests bypass the widget through ``st.session_state[INJECT_KEY]``.
+# The canvas component's toolbar (undo / redo / reset / edit) acts on the canvas's own drawing, not
+# on the saved prompts (a reset "restored" boxes that were already saved), and the component has
+# no switch for it; its shadow root is open, so a small script hides it on every canvas.
+_HIDE_TOOLBAR = """
+<script>
+(() => {
+  const css = ".dc-toolbar{display:none !important}";
+  const fix = () => document.querySelectorAll("*").forEach((el) => {
+    const root = el.shadowRoot;
+    if (root && !root.querySelector("style[data-sam2web]")) {
+      const style = document.createElement("style");
+      style.dataset.sam2web = "1";
+      style.textContent = css;
+      root.appendChild(style);
+    }
+  });
+  fix();
+  if (!window.__sam2webToolbarObserver) {
+    // A component attaches its shadow root after its host element appears, and changes inside a
+    // shadow root are not seen from the body: so also look again every second.
+    window.__sam2webToolbarObserver = new MutationObserver(fix);
+    window.__sam2webToolbarObserver.observe(document.body, {childList: true, subtree: true});
+    window.setInterval(fix, 1000);
+  }
+})();
+</script>
+"""
+
+
+def hide_toolbars() -> None:
+    """Hide the canvas toolbar on this page (see ``_HIDE_TOOLBAR``); prompts are edited in the page."""
+    import streamlit as st
+
+    st.html(_HIDE_TOOLBAR, unsafe_allow_javascript=True, width="content")
+
+
+def draw_on_frame(
+    background_rgb: np.ndarray,
+    fit: CanvasFit,
+    mode: str,
+    initial: dict,
+    key: str,
+    stroke_color: str = "#ffff00",
+    inject_key: str = INJECT_KEY,
+) -> list[dict]:
+    """Show the frame (the region ``fit`` shows) on the canvas and return the NEWLY drawn shapes, in image pixels.
+
+    ``mode`` is "box" or "point". Tests bypass the widget through ``st.session_state[inject_key]``.
     """
     import streamlit as st
 
-    injected = st.session_state.pop(INJECT_KEY, None)
+    injected = st.session_state.pop(inject_key, None)
     if injected is not None:
         return [dict(s) for s in injected]
     import cv2
     from streamlit_drawable_canvas import st_canvas
 
-    shown = background_rgb
+    shown = crop_to_fit(background_rgb, fit)
     if (fit.canvas_w, fit.canvas_h) != (fit.image_w, fit.image_h):
         interp = cv2.INTER_AREA if fit.canvas_w < fit.image_w else cv2.INTER_NEAREST
-        shown = cv2.resize(background_rgb, (fit.canvas_w, fit.canvas_h), interpolation=interp)
+        shown = cv2.resize(shown, (fit.canvas_w, fit.canvas_h), interpolation=interp)
     result = st_canvas(
         fill_color="rgba(255, 255, 0, 0.05)" if mode == "box" else stroke_color,
         stroke_width=2,

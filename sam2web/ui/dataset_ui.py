@@ -87,7 +87,7 @@ def open_controls(ws: Workspace) -> None:
             "TIFF/PNG/JPEG files at once. "
             f"Upload limit: {limit} MB per file (server.maxUploadSize in .streamlit/config.toml)."
         )
-        files = st.file_uploader("Stack file(s)", type=UPLOAD_TYPES, accept_multiple_files=True, key="ds_upload")
+        files = st.file_uploader("Stack file(s)", type=UPLOAD_TYPES, accept_multiple_files=True, key=state.upload_key())
         pages_as = st.radio(
             "Pages of a multi-page TIFF are",
             ["time", "z"],
@@ -97,6 +97,12 @@ def open_controls(ws: Workspace) -> None:
             help="Used only when the file does not say which axis its pages are.",
         )
         server_controls(ws, pages_as)
+        if files:
+            st.info(
+                f"{len(files)} file(s) chosen: press **Open uploaded files** to open them"
+                + (" as one stack (one file per frame)." if len(files) > 1 else "."),
+                icon=":material/arrow_downward:",
+            )
         c1, c2 = st.columns(2)
         if c1.button("Open uploaded files", key="ds_open_upload", type="primary", icon=":material/upload:"):
             with state.guard():
@@ -160,22 +166,24 @@ def server_controls(ws: Workspace, pages_as: str) -> None:
 
 
 def describe(stack: Any) -> None:
+    """The stack's dimensions as metrics, in rows of three (the page's left column)."""
     sizes = stack.sizes
-    cols = st.columns(7)
-    for col, (label, key) in zip(
-        cols,
-        (
-            ("Positions (XY)", "XY"),
-            ("Time points", "T"),
-            ("Z slices", "Z"),
-            ("Channels", "C"),
-            ("Height", "Y"),
-            ("Width", "X"),
-        ),
-    ):
-        col.metric(label, sizes[key])
-    cols[6].metric("Data type", str(stack.dtype))
-    extra = [f"**Name:** {stack.name}", f"**Channels:** {', '.join(stack.channel_names)}"]
+    items = [
+        ("XY positions", sizes["XY"]),
+        ("Time points", sizes["T"]),
+        ("Z slices", sizes["Z"]),
+        ("Channels", sizes["C"]),
+        ("Height", sizes["Y"]),
+        ("Width", sizes["X"]),
+    ]
+    for row in (items[:3], items[3:]):
+        for col, (label, value) in zip(st.columns(3), row):
+            col.metric(label, value)
+    extra = [
+        f"**Name:** {stack.name}",
+        f"**Data type:** {stack.dtype}",
+        f"**Channels:** {', '.join(stack.channel_names)}",
+    ]
     if stack.pixel_size:
         x, y, unit = stack.pixel_size
         extra.append(f"**Pixel size:** {x:g} × {y:g} {unit}")
@@ -203,7 +211,7 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
                 format_func=lambda m: "Percentile" if m == "percentile" else "Min / max",
             )
             if mode != ch.mode:  # switching modes resets the limits to that mode's defaults
-                low, high = (1.0, 99.8) if mode == "percentile" else _raw_range(stack)
+                low, high = (1.0, 99.8) if mode == "percentile" else frame_range(ws, stack, ch.index)
             else:
                 low, high = ch.low, ch.high
             low = c4.number_input("Low", value=float(low), key=f"loc_ch_low_{ch.index}_{mode}")
@@ -222,14 +230,29 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
     return new
 
 
-def _raw_range(stack: Any) -> tuple[float, float]:
+def frame_range(ws: Workspace, stack: Any, channel: int) -> tuple[float, float]:
+    """The shown frame's own min and max in one channel: where "Min / max" contrast starts.
+
+    Why not the dtype's range: a 12-bit camera image in a uint16 file spans 0-4095 at most, so
+    0-65535 would show it black.
+    """
     import numpy as np
 
-    kind = np.dtype(stack.dtype)
-    if kind.kind in "ui":
-        info = np.iinfo(kind)
-        return float(info.min), float(info.max)
-    return 0.0, 1.0
+    loc = state.current_location(ws, stack)
+    plane = np.asarray(stack.frame(loc, channel))
+    if plane.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(np.nanmin(plane)), float(np.nanmax(plane))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+PREVIEW_MAX_H = 560  # screen pixels: the whole frame stays above the fold of a 1280 x 800 window
+
+
+def preview_width(rgb: Any) -> int:
+    """The frame's screen width: fits the page (at most 900 px) and keeps its height under PREVIEW_MAX_H."""
+    h, w = rgb.shape[:2]
+    return int(max(240, min(state.image_width(rgb), 900, PREVIEW_MAX_H * w / h)))
 
 
 def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
@@ -238,5 +261,5 @@ def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
     st.image(
         rgb,
         caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · Z {loc.z + 1}/{sizes['Z']}",
-        width=state.image_width(rgb),
+        width=preview_width(rgb),
     )

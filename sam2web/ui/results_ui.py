@@ -17,7 +17,7 @@ from sam2web.errors import UserError
 from sam2web.overlay import color_for, draw_geometries
 from sam2web.service import runs
 from sam2web.store import Run, Workspace
-from sam2web.types import Location
+from sam2web.types import Location, ObjectInfo, TrackResult
 from sam2web.ui import canvas, state
 
 
@@ -26,11 +26,7 @@ def pick_run(ws: Workspace) -> Run | None:
     if not runs:
         st.info("No runs yet: draw boxes on the Annotate page, then start tracking on the Track page.")
         return None
-    labels = {
-        r.id: f"Run {r.id} · {r.status} · {r.settings.get('model', '')} · "
-        f"{r.settings.get('across', '')}/{r.settings.get('direction', '')}"
-        for r in runs
-    }
+    labels = {r.id: run_label(r) for r in runs}
     ids = list(labels)
     pending = st.session_state.pop("res_run_next", None)
     if pending in ids:
@@ -41,52 +37,89 @@ def pick_run(ws: Workspace) -> Run | None:
     return next(r for r in runs if r.id == run_id)
 
 
-# cache_resource, not cache_data: no pickling copy, so the same CompactMask objects come back and
-# sam2web.geometry's per-mask outline cache makes padding/smoothing changes near-instant.
+def run_label(run: Run) -> str:
+    """The Run selector's words for a run, from its current state (re-read on every rerun)."""
+    status = run.status
+    if status in ("queued", "running"):
+        status += f" {run.done_frames}/{run.total_frames}"
+    across = "Time" if run.settings.get("across", "time") == "time" else "Z"
+    return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _result_cached(db: str, run_id: int, n_masks: int, updated: float) -> Any:
-    return state.store().load_result(run_id)
+def _run_view(db: str, run_id: int) -> Any:
+    """One RunView per run and data folder, shared by the sessions of this server (bounded: 8 runs)."""
+    from sam2web.ui.results_data import RunView
+
+    return RunView(state.store(), run_id)
 
 
-def load_result(run: Run) -> Any:
-    s = state.store()
-    return _result_cached(str(s.db_path), run.id, s.count_masks(run.id), run.updated)
+def run_view(run: Run) -> Any:
+    """The run's masks, brought up to date by reading only what was written since the last rerun."""
+    view = _run_view(str(state.store().db_path), run.id)
+    view.refresh()
+    return view
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _annotations_cached(
-    db: str,
-    run_id: int,
-    n_masks: int,
-    updated: float,
-    padding: float,
-    smoothing: float,
-    keep: str,
-    connect: bool,
-    _result: Any,
-) -> tuple[list, list]:
-    from sam2web import geometry, links
-
-    anns = geometry.annotations_from_result(_result, padding=padding, smoothing=smoothing, keep=keep)
-    return anns, links.connect(anns, enabled=connect)
+def _objects(run: Run) -> dict[int, ObjectInfo]:
+    return {int(k): ObjectInfo(int(k), v.get("name", ""), list(v.get("tags", []))) for k, v in run.objects.items()}
 
 
-def geometry_controls(run: Run) -> dict:
-    c1, c2, c3, c4 = st.columns(4)
-    padding = c1.number_input(
-        "Padding (px)", -20.0, 20.0, float(run.settings.get("padding", 0.0)), 0.5, key=f"res_padding_{run.id}"
+def load_result(run: Run) -> TrackResult:
+    """The run as a TrackResult (a snapshot of the live masks; see ``run_view``)."""
+    return run_view(run).result(
+        _objects(run),
+        channel=int(run.settings.get("channel", 0) or 0),
+        partial=run.status != "done",
+        random_weights=run.random_weights,
+        settings=dict(run.settings),
     )
-    smoothing = c2.number_input(
-        "Smoothing (px)", 0.0, 3.0, float(run.settings.get("smoothing", 0.3)), 0.1, key=f"res_smoothing_{run.id}"
-    )
+
+
+def _saved(ws: Workspace | None, run: Run) -> dict:
+    """This run's Results settings saved in the workspace (padding, smoothing, fragments, links, visible)."""
+    return dict(((ws.view or {}).get("results") or {}).get(str(run.id), {})) if ws is not None else {}
+
+
+def save_settings(ws: Workspace | None, run: Run, **values: Any) -> None:
+    """Keep the Results settings of a run with the workspace, so a reload or restart shows the same view."""
+    if ws is None:
+        return
+    saved = _saved(ws, run)
+    if all(saved.get(k) == v for k, v in values.items()):
+        return
+    view = dict(ws.view or {})
+    results = dict(view.get("results") or {})
+    results[str(run.id)] = {**saved, **values}
+    view["results"] = results
+    state.store().update_workspace(ws.id, view=view)
+    ws.view = view
+
+
+def _seed(key: str, value: Any) -> None:
+    """A widget's first value in this session comes from the workspace (later, the widget's own state)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def geometry_controls(run: Run, ws: Workspace | None = None) -> dict:
+    saved = _saved(ws, run)
+    _seed(f"res_padding_{run.id}", float(saved.get("padding", run.settings.get("padding", 0.0))))
+    _seed(f"res_smoothing_{run.id}", float(saved.get("smoothing", run.settings.get("smoothing", 0.3))))
+    _seed(f"res_keep_{run.id}", bool(saved.get("keep_all", False)))
+    _seed(f"res_connect_{run.id}", bool(saved.get("connect", run.settings.get("connect", True))))
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
+    padding = c1.number_input("Padding (px)", -20.0, 20.0, step=0.5, key=f"res_padding_{run.id}")
+    smoothing = c2.number_input("Smoothing (px)", 0.0, 3.0, step=0.1, key=f"res_smoothing_{run.id}")
     keep_all = c3.checkbox(
-        "Keep all fragments",
-        value=False,
+        "Keep fragments",
         key=f"res_keep_{run.id}",
         help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).",
     )
-    connect = c4.checkbox(
-        "Connect sequentially", value=bool(run.settings.get("connect", True)), key=f"res_connect_{run.id}"
+    connect = c4.checkbox("Connect sequentially", key=f"res_connect_{run.id}")
+    save_settings(
+        ws, run, padding=float(padding), smoothing=float(smoothing), keep_all=bool(keep_all), connect=bool(connect)
     )
     return {
         "padding": float(padding),
@@ -96,18 +129,33 @@ def geometry_controls(run: Run) -> dict:
     }
 
 
+def visible_objects(ws: Workspace | None, run: Run, objects: list[int]) -> set[int]:
+    """The "Show objects" choice, saved with the workspace (objects new since then are shown)."""
+    saved = _saved(ws, run)
+    hidden = {int(i) for i in saved.get("hidden", [])}
+    key = f"res_visible_{run.id}"
+    _seed(key, [o for o in objects if o not in hidden])
+    st.session_state[key] = [o for o in st.session_state[key] if o in objects]
+    chosen = st.multiselect(
+        "Show objects",
+        objects,
+        key=key,
+        format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
+    )
+    save_settings(ws, run, hidden=[o for o in objects if o not in chosen])
+    return set(chosen)
+
+
 def annotations(run: Run, result: Any, opts: dict) -> tuple[list, list]:
-    s = state.store()
-    return _annotations_cached(
-        str(s.db_path),
-        run.id,
-        s.count_masks(run.id),
-        run.updated,
+    """Polygons and links for these settings; only masks new since the last rerun are traced."""
+    del result  # the run's RunView holds the same masks (kept in the signature for the page)
+    return _run_view(str(state.store().db_path), run.id).annotations(
+        _objects(run),
+        int(run.settings.get("channel", 0) or 0),
         opts["padding"],
         opts["smoothing"],
         opts["keep"],
         opts["connect"],
-        result,
     )
 
 
@@ -123,18 +171,35 @@ def frames_of(run: Run, result: Any) -> list[Location]:
     return sorted(locs, key=lambda l: (l.xy, l.time, l.z))
 
 
-def object_table(run: Run, anns: list, result: Any) -> pd.DataFrame:
+def _memo(run: Run, what: str, opts: dict, *extra: Any, make: Any) -> Any:
+    """``make()`` once per run, mask version, settings and object names (see ``RunView.memo``)."""
+    key = (what, tuple(sorted(opts.items())), json.dumps(run.objects, sort_keys=True), *extra)
+    return _run_view(str(state.store().db_path), run.id).memo(key, make)
+
+
+def object_table(run: Run, anns: list, result: Any, opts: dict | None = None) -> pd.DataFrame:
+    """One row per object: name, tags, frames tracked, first/last frame (1-based), mean area."""
+    del result
+    if opts is not None:
+        return _memo(run, "table", opts, make=lambda: _object_table(run, anns))
+    return _object_table(run, anns)
+
+
+def _object_table(run: Run, anns: list) -> pd.DataFrame:
     across = run.settings.get("across", "time")
     axis = (lambda l: l.time) if across == "time" else (lambda l: l.z)
+    by_obj: dict[int, list] = {}
+    for a in anns:
+        by_obj.setdefault(a.obj_id, []).append(a)
     rows = []
-    for obj_id in sorted({a.obj_id for a in anns} | {int(k) for k in run.objects}):
-        mine = [a for a in anns if a.obj_id == obj_id]
+    for obj_id in sorted(set(by_obj) | {int(k) for k in run.objects}):
+        mine = by_obj.get(obj_id, [])
         info = run.objects.get(str(obj_id), {})
         steps = [axis(a.loc) + 1 for a in mine]
         rows.append(
             {
-                "object": obj_id,
-                "name": info.get("name", f"Object {obj_id + 1}"),
+                "object": obj_id + 1,
+                "name": info.get("name", "") or f"Object {obj_id + 1}",
                 "tags": ", ".join(info.get("tags", [])),
                 "frames tracked": len(mine),
                 f"first {across}": min(steps) if steps else None,
@@ -145,38 +210,74 @@ def object_table(run: Run, anns: list, result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def area_chart(run: Run, anns: list, visible: set[int]) -> None:
-    """Area per object over the tracking axis: lines WITH points (one frame is still visible), whole-number ticks."""
-    import altair as alt
+def area_frame(run: Run, anns: list, visible: set[int]) -> pd.DataFrame:
+    """Area per (frame, object), 1-based frames; a frame where an object has no mask is a gap (NaN).
 
+    Why the gaps: a line drawn straight across frames with no mask suggests the object was there.
+    """
     across = run.settings.get("across", "time")
     axis = (lambda l: l.time) if across == "time" else (lambda l: l.z)
-    label = "Time" if across == "time" else "Z"
-    data = [{"frame": axis(a.loc) + 1, "object": f"#{a.obj_id}", "area": a.area} for a in anns if a.obj_id in visible]
+    data = [
+        {"frame": axis(a.loc) + 1, "object": f"#{a.obj_id + 1}", "area": a.area} for a in anns if a.obj_id in visible
+    ]
     if not data:
-        return
+        return pd.DataFrame(columns=["frame", "object", "area"])
     df = pd.DataFrame(data).groupby(["frame", "object"], as_index=False)["area"].sum()
+    frames = range(int(df["frame"].min()), int(df["frame"].max()) + 1)
+    full = pd.MultiIndex.from_product([frames, sorted(df["object"].unique())], names=["frame", "object"])
+    return df.set_index(["frame", "object"]).reindex(full).reset_index()
+
+
+def area_spec(df: pd.DataFrame, label: str) -> dict:
+    """The Vega-Lite spec of the area plot, written out (Altair's validation cost ~60 ms a rerun).
+
+    Lines with points (one frame is still visible), whole-number ticks, one colour per object as on
+    the frames; a missing area (NaN, no mask) breaks the line.
+    """
     objects = sorted(df["object"].unique(), key=lambda o: int(o[1:]))
     frames = sorted(int(f) for f in df["frame"].unique())
+    axis: dict = {"format": "d", "tickMinStep": 1, "title": label}
+    if len(frames) <= 30:
+        axis["values"] = frames
+    return {
+        "mark": {"type": "line", "point": {"size": 50}, "invalid": "break-paths-show-domains"},
+        "encoding": {
+            "x": {
+                "field": "frame",
+                "type": "quantitative",
+                "scale": {"domain": [min(frames) - 0.5, max(frames) + 0.5]},
+                "axis": axis,
+            },
+            "y": {"field": "area", "type": "quantitative", "title": "area (px²)"},
+            "color": {
+                "field": "object",
+                "type": "nominal",
+                "scale": {"domain": objects, "range": [color_for(int(o[1:]) - 1) for o in objects]},
+            },
+            "tooltip": [{"field": "object"}, {"field": "frame"}, {"field": "area", "format": ".1f"}],
+        },
+    }
+
+
+def area_chart(run: Run, anns: list, visible: set[int], opts: dict | None = None) -> None:
+    """Area per object over the tracking axis (see ``area_spec``)."""
+    label = _axis_label(run)
+    if opts is not None:
+        df, spec = _memo(run, "area", opts, tuple(sorted(visible)), make=lambda: _area(run, anns, visible, label))
+    else:
+        df, spec = _area(run, anns, visible, label)
+    if df.empty:
+        return
     st.markdown(f"**Area (px²) over {label}**")
-    chart = (
-        alt.Chart(df)
-        .mark_line(point=alt.OverlayMarkDef(size=50))
-        .encode(
-            x=alt.X(
-                "frame:Q",
-                title=label,
-                scale=alt.Scale(domain=[min(frames) - 0.5, max(frames) + 0.5]),
-                axis=alt.Axis(format="d", tickMinStep=1, values=frames if len(frames) <= 30 else alt.Undefined),
-            ),
-            y=alt.Y("area:Q", title="area (px²)"),
-            color=alt.Color(
-                "object:N", scale=alt.Scale(domain=objects, range=[color_for(int(o[1:])) for o in objects])
-            ),
-            tooltip=["object", "frame", "area"],
-        )
-    )
-    st.altair_chart(chart, width="stretch")
+    st.vega_lite_chart(df, spec, width="stretch")
+
+
+def _area(run: Run, anns: list, visible: set[int], label: str) -> tuple[pd.DataFrame, dict]:
+    df = area_frame(run, anns, visible)
+    return df, (area_spec(df, label) if not df.empty else {})
+
+
+FRAME_MAX_H = 560  # screen pixels: a tall frame still fits a 1280 x 800 window
 
 
 def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Location], visible: set[int]) -> Location:
@@ -206,17 +307,17 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     settings = state.display_settings(ws, stack)
     rgb = state.render(ws, stack, loc, settings)
     here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
-    width = min(state.image_width(rgb), 900)
+    width = min(state.image_width(rgb), 900, int(FRAME_MAX_H * rgb.shape[1] / rgb.shape[0]))
     img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
-    st.image(
-        img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)", width="stretch"
-    )
+    st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)")
     return loc
 
 
 def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
     """Draw a box for one object at the shown frame and re-track it from there."""
-    with st.expander("Correct a track at this frame"):
+    with st.expander("Correct a track at this frame", key="res_corr_open", on_change="rerun") as section:
+        if not section.open:  # collapsed: draw no canvas, render no frame
+            return
         objs = sorted(int(k) for k in run.objects)
         if not objs:
             st.caption("This run has no objects.")
@@ -225,13 +326,14 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             "Object to correct",
             objs,
             key="res_corr_obj",
-            format_func=lambda i: f"#{i} {run.objects[str(i)].get('name', '')}",
+            format_func=lambda i: f"#{i + 1} {run.objects[str(i)].get('name', '')}",
         )
         width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
         fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
         rgb = state.render(ws, stack, loc, state.display_settings(ws, stack))
         st.caption("Draw the box where the object really is, then press the button.")
         ver = st.session_state.get("res_corr_ver", 0)
+        canvas.hide_toolbars()
         shapes = canvas.draw_on_frame(
             rgb, fit, "box", {"objects": []}, key=f"res_corr_canvas_{run.id}_{ver}", stroke_color=color_for(obj)
         )
@@ -242,7 +344,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
         if box:
             st.caption(f"Correction box: ({box[0]:.0f}, {box[1]:.0f}) – ({box[2]:.0f}, {box[3]:.0f}) px")
         st.caption(
-            f"Re-tracks object #{obj} from {_axis_label(run)} {_step(run, loc) + 1} "
+            f"Re-tracks object #{obj + 1} from {_axis_label(run)} {_step(run, loc) + 1} "
             f"{_away_word(correction_direction(run, obj, loc))} in a new run; the frames on the other "
             f"side and the other objects are copied from run {run.id} unchanged."
         )
@@ -280,7 +382,7 @@ def correction_summary(run: Run | None) -> str:
     name = run.objects.get(str(obj), {}).get("name", "")
     direction = corr.get("direction", run.settings.get("direction", "forward"))
     return (
-        f"object #{obj} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
+        f"object #{obj + 1} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
         f"{_away_word(direction)}; its other frames and the other objects are copied from run "
         f"{corr.get('from_run')}."
     )
@@ -319,26 +421,62 @@ def nimbus_dataset_id(run: Run) -> str | None:
         return None
 
 
+MIMES = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
+EXPORT_NAMES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
+
+
+def download_builders(run: Run, anns: list, links_: list, dataset_id: str | None = None) -> dict[str, Any]:
+    """File name -> a function that builds its bytes when the user clicks its button.
+
+    Why callables: building every export (and a zip of them) on each rerun cost about a second at
+    2,000 polygons, and the page reruns every 0.7 s while it plays or a run is live. Further
+    formats add an entry here.
+    """
+    from sam2web import export
+
+    made: dict[str, bytes] = {}
+
+    def one(name: str) -> Any:
+        def build() -> bytes:
+            if not made:  # the four share their geometry work: one click builds them together
+                made.update(
+                    export.export_bytes(
+                        anns,
+                        links_,
+                        random_weights=run.random_weights,
+                        names=export.object_names(run.objects),
+                        dataset_id=dataset_id,
+                    )
+                )
+            return made[name]
+
+        return build
+
+    return {name: one(name) for name in EXPORT_NAMES}
+
+
 def downloads(run: Run, anns: list, links_: list) -> None:
+    """One button per export plus a zip; each file is made only when its button is clicked."""
     from sam2web import export
 
     st.markdown("**Downloads**")
     dataset_id = nimbus_dataset_id(run)
-    files = export.export_bytes(
-        anns, links_, random_weights=run.random_weights, names=export.object_names(run.objects), dataset_id=dataset_id
-    )
-    cols = st.columns(len(files) + 1)
-    mimes = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
-    for col, (name, data) in zip(cols, files.items()):
-        mime = next((m for ext, m in mimes.items() if name.endswith(ext)), "application/octet-stream")
-        col.download_button(name, data, file_name=name, mime=mime, key=f"res_dl_{name}", icon=":material/download:")
+    builders = download_builders(run, anns, links_, dataset_id)
+    st.caption("Exports number objects, XY, Time and Z from 0 (the page shows them from 1).")
+    cols = st.columns(len(builders) + 1)
+    for col, (name, build) in zip(cols, builders.items()):
+        mime = next((m for ext, m in MIMES.items() if name.endswith(ext)), "application/octet-stream")
+        col.download_button(
+            name, build, file_name=name, mime=mime, key=f"res_dl_{name}", icon=":material/download:", on_click="ignore"
+        )
     cols[-1].download_button(
         "All (zip)",
-        export.zip_bytes(files),
+        lambda: export.zip_bytes({name: build() for name, build in builders.items()}),
         file_name=f"sam2web_run{run.id}.zip",
         mime="application/zip",
         key="res_dl_zip",
         icon=":material/folder_zip:",
+        on_click="ignore",
     )
 
 
@@ -377,7 +515,9 @@ def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> 
 
 def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:
     """Score the run against ground-truth labels the user uploads (sam2web.evaluate)."""
-    with st.expander("QA: score against ground truth"):
+    with st.expander("QA: score against ground truth", key="res_qa_open", on_change="rerun") as section:
+        if not section.open:
+            return
         st.caption(
             "Upload per-frame label images (Cell Tracking Challenge TRA/SEG `man_track*.tif`, plus "
             "`man_track.txt` for divisions), or one label stack, in the order of the time points "
@@ -391,11 +531,12 @@ def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None
             with state.guard():
                 if not files:
                     raise UserError("Upload ground-truth label images first.")
-                st.session_state[f"res_scores_{run.id}"] = score_uploads(ws, run, anns, files, xy)
+                with st.spinner(f"Scoring {len(anns)} outlines against {len(files)} file(s)…", show_time=True):
+                    st.session_state[f"res_scores_{run.id}"] = score_uploads(ws, run, anns, files, xy)
         if (ws.dataset or {}).get("kind") == "sample" and c2.button(
             "Score against the sample's true labels", key="res_score_sample"
         ):
-            with state.guard():
+            with state.guard(), st.spinner("Scoring against the sample's true labels…", show_time=True):
                 st.session_state[f"res_scores_{run.id}"] = score_sample(run, anns, stack, xy)
         scores = st.session_state.get(f"res_scores_{run.id}")
         if scores:
@@ -457,16 +598,46 @@ def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
     return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames, lineage).to_dict()
 
 
+# The scores' keys (sam2web.evaluate) as words on screen; the JSON below keeps the keys.
+METRIC_NAMES = {
+    "objects": ("Objects", "Objects of the run that were scored."),
+    "matched": ("Matched", "Objects matched to a true label at their prompt frame."),
+    "scored_frames": ("Frames scored", "Object-frames compared with the truth."),
+    "mean_iou": ("Mean IoU", "Overlap with the true cell, averaged over every scored frame (1 = perfect)."),
+    "mean_object_iou": ("Mean IoU per object", "Each object's mean overlap, averaged over objects."),
+    "tracked_fraction": ("Frames tracked", "Share of scored frames with an overlap of at least 0.5."),
+    "lost_frames": ("Frames lost", "Frames where the true cell exists but the object has no mask."),
+    "id_switches": ("Identity switches", "Times an object jumped to another true cell."),
+    "wrong_id_frames": ("Frames on the wrong cell", "Frames where the object overlapped another cell most."),
+    "obj_id": ("Object", ""),
+    "true_label": ("True label", ""),
+    "prompt_frame": ("Prompt frame", ""),
+}
+
+
+def metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key, (key.replace("_", " ").capitalize(), ""))[0]
+
+
 def show_scores(scores: dict) -> None:
     overall = {
         k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     if overall:
-        cols = st.columns(len(overall))
-        for col, (k, v) in zip(cols, overall.items()):
-            col.metric(k, f"{v:.3f}" if isinstance(v, float) else v)
+        cols = st.columns(min(len(overall), 5))
+        for i, (k, v) in enumerate(overall.items()):
+            cols[i % len(cols)].metric(
+                metric_name(k),
+                f"{v:.3f}" if isinstance(v, float) else v,
+                help=METRIC_NAMES.get(k, ("", None))[1] or None,
+            )
     per = scores.get("objects") or []
     if per:
-        st.dataframe(pd.DataFrame([{k: v for k, v in o.items() if k != "ious"} for o in per]), hide_index=True)
+        rows = [{metric_name(k): v for k, v in o.items() if k != "ious"} for o in per]
+        for row, o in zip(rows, per):
+            row[metric_name("obj_id")] = int(o["obj_id"]) + 1  # 1-based on screen, like the rest of the page
+            if o.get("prompt_frame") is not None:
+                row[metric_name("prompt_frame")] = int(o["prompt_frame"]) + 1
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
     with st.expander("JSON"):
         st.code(json.dumps(scores, indent=1, default=str), language="json")

@@ -59,14 +59,30 @@ def _label(ws: Workspace) -> str:
     return _short(ws.name)
 
 
-def _drop_if_untouched(ws: Workspace) -> None:
-    """Leaving an untouched workspace for a new one deletes it: it would only clutter everyone's Recent list.
+def _untouched(ws: Workspace) -> bool:
+    """No dataset, no prompts, no runs, the default name: nothing in it to come back to."""
+    return not ws.dataset and not ws.prompts and ws.name.startswith("Workspace ") and not state.store().list_runs(ws.id)
 
-    Untouched = no dataset, no prompts, no runs, and no other live browser session has it open.
+
+def _drop_if_untouched(ws: Workspace) -> None:
+    """Leaving an untouched workspace deletes it: it would only clutter everyone's Recent list.
+
+    Untouched = ``_untouched`` and no other live browser session has it open.
     """
-    s = state.store()
-    if not ws.dataset and not ws.prompts and not s.list_runs(ws.id) and not state.open_elsewhere(ws.id):
-        s.delete_workspace(ws.id)
+    if _untouched(ws) and not state.open_elsewhere(ws.id):
+        state.store().delete_workspace(ws.id)
+
+
+def _after_deleting_current() -> None:
+    """Where a session goes when it deleted its own workspace: the latest one nobody else has open, else a new one.
+
+    Why not always a new one: each delete would leave an "(empty workspace)" behind in the list.
+    """
+    for other in state.store().list_workspaces(20):
+        if not _untouched(other) and not state.open_elsewhere(other.id):
+            state.open_workspace(other.id)
+            return
+    state.new_workspace()
 
 
 def _confirm_delete(ws: Workspace) -> None:
@@ -116,9 +132,14 @@ def _leave_pages_directory_mode() -> None:
         st.rerun()
 
 
+# Streamlit leaves 6rem above the title; on a 1280 x 800 screen that pushed frames below the fold.
+_COMPACT_TOP = "<style>[data-testid=stMainBlockContainer]{padding-top:2.5rem}</style>"
+
+
 def page(title: str) -> Workspace:
     """Start a page: the shared sidebar, the title, how this session landed here; the current workspace."""
     _leave_pages_directory_mode()
+    st.html(_COMPACT_TOP)
     render()
     st.title(title)
     ws = state.current_workspace()
@@ -147,7 +168,7 @@ def render() -> None:
             _drop_if_untouched(ws)
             state.new_workspace()
             st.rerun()
-        others = [w for w in s.list_workspaces(20) if w.id != ws.id]
+        others = [w for w in s.list_workspaces(20) if w.id != ws.id and not _untouched(w)]
         if others:
             st.markdown("**Recent workspaces**")
             pending = st.session_state.get(DEL_PENDING)
@@ -163,6 +184,7 @@ def render() -> None:
                     width="stretch",
                     help=f"Open {other.name} (last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})",
                 ):
+                    _drop_if_untouched(ws)
                     state.open_workspace(other.id)
                     st.rerun()
                 if c2.button(
@@ -179,7 +201,8 @@ def render() -> None:
                 with state.guard():
                     with st.spinner("Deleting…"):
                         delete_workspace(ws.id)
-                    state.new_workspace()
+                    _after_deleting_current()
+                    st.toast(f"Deleted the workspace {ws.name!r}.")
                     st.rerun()
         st.caption(f"Data folder: `{s.root}`")
         if state.is_random_weights():

@@ -149,10 +149,26 @@ def current_workspace() -> Workspace:
     return ws
 
 
+UPLOAD_VERSION_KEY = "ds_upload_ver"
+
+
 def open_workspace(ws_id: str) -> None:
+    """Switch this session to a workspace; forget the previous one's widget state.
+
+    The uploader is a new widget (its key carries a version), so files chosen for the previous
+    workspace are not offered in this one; an open delete confirmation is closed.
+    """
     _remember(ws_id)
-    for key in [k for k in st.session_state.keys() if str(k).startswith(("loc_", "ann_", "res_"))]:
+    for key in [k for k in st.session_state.keys() if str(k).startswith(("loc_", "ann_", "res_", "trk_"))]:
         del st.session_state[key]
+    st.session_state.pop("sb_del_pending", None)
+    st.session_state[UPLOAD_VERSION_KEY] = st.session_state.get(UPLOAD_VERSION_KEY, 0) + 1
+
+
+def upload_key() -> str:
+    """The Dataset uploader's key: "ds_upload", then a new one after each workspace switch."""
+    ver = st.session_state.get(UPLOAD_VERSION_KEY, 0)
+    return "ds_upload" if not ver else f"ds_upload_{ver}"
 
 
 def new_workspace(name: str = "") -> Workspace:
@@ -244,19 +260,39 @@ def display_settings(ws: Workspace, stack: Any) -> Any:
     return display.DisplaySettings.default(stack)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
-def _render_cached(key: str, loc: tuple[int, int, int], display_json: str, _stack: Any) -> np.ndarray:
+# Rendered (composited RGB) frames: one byte-bounded LRU per server process (a quarter of
+# SAM2WEB_CACHE_MB, see sam2web.config), shared by every session. Why not st.cache_data(512
+# entries): 512 bacteria frames are 2 GB, and the server's memory never came back down.
+_RENDERED: Any = None
+_RENDERED_LOCK = threading.Lock()
+
+
+def render_cache() -> Any:
+    """The process's rendered-frame cache (created on first use with the settings' byte budget)."""
+    global _RENDERED
+    with _RENDERED_LOCK:
+        if _RENDERED is None:
+            from sam2web.stack.common import FrameCache
+
+            _RENDERED = FrameCache(settings().render_cache_bytes)
+        return _RENDERED
+
+
+def render(ws: Workspace, stack: Any, loc: Location, settings_: Any) -> np.ndarray:
+    """The frame as uint8 RGB, cached per (dataset, location, display settings): switching frames is instant.
+
+    The array is shared between sessions: callers draw on copies (``draw_geometries`` does).
+    """
     from sam2web.stack import display
 
-    settings = display.DisplaySettings.from_dict(json.loads(display_json))
-    return display.render(_stack, Location(*loc), settings)
-
-
-def render(ws: Workspace, stack: Any, loc: Location, settings: Any) -> np.ndarray:
-    """The frame as uint8 RGB, cached per (dataset, location, display settings): switching frames is instant."""
-    return _render_cached(
-        dataset_key(ws), tuple(int(v) for v in loc), json.dumps(settings.to_dict(), sort_keys=True), stack
-    )
+    key = (dataset_key(ws), tuple(int(v) for v in loc), json.dumps(settings_.to_dict(), sort_keys=True))
+    cache = render_cache()
+    rgb = cache.get(key)
+    if rgb is None:
+        rgb = display.render(stack, Location(*loc), settings_)
+        rgb.setflags(write=False)
+        cache.put(key, rgb)
+    return rgb
 
 
 # -- location ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from sam2web.service import runs
 from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import Run, Workspace
 from sam2web.types import Prompt
-from sam2web.ui import state
+from sam2web.ui import progress_ui, state
 
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -34,6 +34,13 @@ IMAGE_SIZES = [0, 1024, 768, 512, 256]
 ACROSS = {k: LABELS[k] for k in params_mod.ACROSS}
 DIRECTIONS = {k: LABELS[k] for k in params_mod.DIRECTIONS}
 FORM_DEFAULTS: dict[str, Any] = {**TrackParams().to_dict(), "xy": "", "z": ""}
+
+
+def stack_defaults(sizes: Any) -> dict:
+    """A stack with one time point and many Z slices is tracked across Z, over all its slices."""
+    if int(sizes["T"]) == 1 and int(sizes["Z"]) > 1:
+        return {"across": "z", "z": "all", "time": ""}
+    return {}
 
 
 def all_tags(prompts: list[Prompt]) -> list[str]:
@@ -69,8 +76,10 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
     """The parameter form: every TrackParams field (SPEC.md's worker parameters plus device, precision,
     image size); returns the values on submit, saved with the workspace."""
     saved = saved_form(ws)
+    if "track" not in (ws.view or {}):  # nothing typed yet: start from what suits this stack
+        saved.update(stack_defaults(stack.sizes))
     tags_avail = all_tags(prompts)
-    with st.form("track_form"):
+    with st.form("track_form", enter_to_submit=False):  # Enter in a field must not start a run
         st.caption("Ranges are 1-based, e.g. `1-3, 5-8` or `all`; blank means the frame shown on the other pages.")
         c1, c2, c3 = st.columns(3)
         xy = c1.text_input("Batch XY", value=saved["xy"], key="trk_xy")
@@ -215,13 +224,6 @@ def rerun(ws: Workspace, stack: Any, run: Run, resume: bool) -> int:
     return runs.rerun(state.store(), ws, stack, run, resume, state.load_prompts(ws), state.display_settings(ws, stack))
 
 
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    return f" · about {seconds // 60} min {seconds % 60:02d} s left" if seconds >= 60 else f" · about {seconds} s left"
-
-
 def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> None:
     """One run: status, progress, ETA, queue position, Cancel / Resume / Re-run."""
     executor = get_executor()
@@ -241,10 +243,8 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                 f"Queued: position {status.queue_position} in the queue for this device (one run at a time per device)."
             )
         if status.status in ("running", "queued"):
-            if status.phase == "loading":
-                st.progress(0.0, text="Loading the model…")
-            else:
-                st.progress(status.fraction, text=f"Frame {status.done} of {status.total}{_fmt_eta(status.eta_s)}")
+            loading = status.phase == "loading"
+            st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status))
             if status.where:
                 st.caption(f"Executing in {status.where}.")
             if st.button("Cancel", key=f"{key_prefix}_cancel_{run.id}", icon=":material/stop:"):
@@ -312,24 +312,50 @@ def runs_panel(ws: Workspace, stack: Any | None, key_prefix: str = "trk", limit:
         run_card(ws, run, stack, key_prefix)
 
 
-def download_checkpoint_ui(size: str) -> None:
-    """Offer the official checkpoint download, with a progress bar."""
+def checkpoint_found(size: str, path: str) -> bool:
+    """Is there a usable checkpoint for this model now (the typed path, else the usual folders)?"""
     from sam2web.tracking import model
 
-    st.warning(
-        f"No SAM2.1 {size} checkpoint was found. Download it below (about 150-900 MB, from "
-        f"{model.DOWNLOAD_BASE}), or put `{model.MODELS[size][1]}` in {model.download_dir()}, or type "
-        "its path in **Checkpoint file** under *Device, precision, image size, checkpoint*."
-    )
-    if st.button(f"Download the {size} checkpoint", key="trk_download", icon=":material/download:"):
-        bar = st.progress(0.0, text="Downloading…")
+    try:
+        return model.find_checkpoint(size, path or None) is not None
+    except UserError:  # a typed path that does not exist
+        return False
+
+
+def download_checkpoint_ui(size: str, ws: Workspace | None = None) -> None:
+    """The Download button under the "checkpoint not found" error; the error itself says what to do.
+
+    Said once: the error above names the file and the folder, this panel only offers the download.
+    It goes away as soon as a checkpoint is found (a path typed in the form, a file put in place),
+    and a failed download leaves a sentence in the app's words, not a stuck "Downloading…".
+    """
+    from sam2web.tracking import model
+
+    typed = str(st.session_state.get("trk_checkpoint") or (saved_form(ws)["checkpoint"] if ws else "") or "")
+    if checkpoint_found(size, typed.strip()):
+        st.session_state.pop("trk_missing_ckpt", None)
+        return
+    _, file_name = model.MODELS[size]
+    c1, c2 = st.columns([1, 2], vertical_alignment="center")
+    c2.caption(f"Downloads {file_name} from {model.DOWNLOAD_BASE} into {model.download_dir()}.")
+    if c1.button(f"Download the {size} checkpoint", key="trk_download", icon=":material/download:"):
+        slot = st.empty()
+        bar = slot.progress(0.0, text="Downloading…")
 
         def progress(done: int, total: int) -> None:
             bar.progress(
                 min(1.0, done / total) if total else 0.0, text=f"Downloading… {done / 1e6:.0f} of {total / 1e6:.0f} MB"
             )
 
-        with state.guard():
+        try:
             path = model.download_checkpoint(size, progress=progress)
-            st.success(f"Saved {path}.")
-            st.session_state.pop("trk_missing_ckpt", None)
+        except UserError as err:
+            slot.empty()
+            st.error(
+                str(err).replace("(or pass --checkpoint PATH)", "(or type its path in Checkpoint file)"),
+                icon=":material/error:",
+            )
+            return
+        slot.empty()
+        st.success(f"Saved {path}; start tracking again.")
+        st.session_state.pop("trk_missing_ckpt", None)
