@@ -10,6 +10,7 @@ Public functions:
     read_lineage(folder) -> dict[int, int]                          label -> parent from man_track.txt
     write_ctc(out_dir, result, across="time", xy=0, n_frames=None) -> list[Path]   parents from ObjectInfo
     write_ctc_annotations(out_dir, annotations, shape, across="time", xy=0, n_frames=None) -> list[Path]
+    write_ctc_objects(out_dir, {obj: {frame: item}}, shape, n_frames, paint_mask|paint_geometry, parents)
     read_ctc(folder) -> (frames: dict[int, np.ndarray], tracks: list[(label, begin, end, parent)])
 
 Why the CTC format: official CTC measures and tools such as traccuracy read it, so sam2web's
@@ -190,7 +191,22 @@ def _topological(objects: list[int], parents: dict[int, int]) -> list[int]:
     return order
 
 
-def _write_ctc(
+def paint_mask(img: np.ndarray, cm: CompactMask, label: int) -> None:
+    """Draw a CompactMask into a label image (for ``write_ctc_objects``)."""
+    r0, c0, r1, c1 = cm.bbox
+    if not cm.empty:
+        img[r0:r1, c0:c1][cm.crop()] = label
+
+
+def paint_geometry(img: np.ndarray, geom, label: int) -> None:
+    """Draw a polygon (pixel centres inside) into a label image (for ``write_ctc_objects``)."""
+    from sam2web.geometry import rasterize
+
+    crop, r0, c0 = rasterize(geom, img.shape)
+    img[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]][crop] = label
+
+
+def write_ctc_objects(
     out_dir: str | Path,
     per_object: dict[int, dict[int, object]],
     shape: tuple[int, int],
@@ -284,12 +300,8 @@ def write_ctc(
         if not result.masks[(obj, loc)].empty:
             per_object.setdefault(obj, {})[_axis_index(loc, across)] = result.masks[(obj, loc)]
 
-    def paint(img: np.ndarray, cm: CompactMask, label: int) -> None:
-        r0, c0, r1, c1 = cm.bbox
-        img[r0:r1, c0:c1][cm.crop()] = label
-
     parents = {o: info.parent for o, info in result.objects.items() if info.parent is not None}
-    return _write_ctc(out_dir, per_object, shape, n_frames, paint, parents)
+    return write_ctc_objects(out_dir, per_object, shape, n_frames, paint_mask, parents)
 
 
 def write_ctc_annotations(
@@ -301,7 +313,6 @@ def write_ctc_annotations(
     n_frames: int | None = None,
 ) -> list[Path]:
     """Exported polygons (e.g. after padding/smoothing) as CTC results, rasterised by pixel centres."""
-    from sam2web.geometry import rasterize
     from sam2web.links import parents_of
 
     across = _check_across(across)
@@ -311,11 +322,7 @@ def write_ctc_annotations(
     for a in anns:
         per_object.setdefault(a.obj_id, {})[_axis_index(a.loc, across)] = a.geometry
 
-    def paint(img: np.ndarray, geom, label: int) -> None:
-        crop, r0, c0 = rasterize(geom, img.shape)
-        img[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]][crop] = label
-
-    return _write_ctc(out_dir, per_object, tuple(shape), n_frames, paint, parents_of(anns))
+    return write_ctc_objects(out_dir, per_object, tuple(shape), n_frames, paint_geometry, parents_of(anns))
 
 
 def read_ctc(folder: str | Path) -> tuple[dict[int, np.ndarray], list[tuple[int, int, int, int]]]:

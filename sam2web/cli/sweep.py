@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                     name = f"{size}-{direction}-pad{padding:g}-smooth{smoothing:g}"
                     export.write_exports(out / name, anns, conns, random_weights=result.random_weights)
                     preds = evaluate.predictions_from_annotations(anns, args.across, xy)
-                    scores = evaluate.evaluate(truth, preds, prompt_frames, lineage)
+                    scores = evaluate.evaluate(truth, preds, prompt_frames, lineage, links.parents_of(anns))
                     rows.append((settings, scores.overall))
                     print(
                         f"scored {name}: mean IoU {scores.overall.get('mean_iou', float('nan')):.3f}", file=sys.stderr

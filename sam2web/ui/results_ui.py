@@ -420,7 +420,7 @@ def _predictions(run: Run, anns: list, xy: int) -> tuple[dict, dict]:
 
 
 def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> dict:
-    from sam2web import evaluate
+    from sam2web import evaluate, links
 
     s = state.store()
     s.discard_staging(ws.id)
@@ -433,14 +433,14 @@ def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> 
             [str(p) for p in images] if len(images) > 1 else str(images[0]), run.settings.get("across", "time"), 0
         )
         preds, prompt_frames = _predictions(run, anns, xy)
-        return evaluate.evaluate(frames, preds, prompt_frames, lineage).to_dict()
+        return evaluate.evaluate(frames, preds, prompt_frames, lineage, links.parents_of(anns)).to_dict()
     finally:
         s.discard_staging(ws.id)
 
 
 def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
     """The built-in sample knows its true labels: a one-click QA demo."""
-    from sam2web import evaluate
+    from sam2web import evaluate, links
     from sam2web.stack import sample
 
     if run.settings.get("across", "time") != "time":
@@ -454,7 +454,8 @@ def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
         if parent
     }
     preds, prompt_frames = _predictions(run, anns, xy)
-    return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames, lineage).to_dict()
+    truth = {t: labels[t] for t in range(labels.shape[0])}
+    return evaluate.evaluate(truth, preds, prompt_frames, lineage, links.parents_of(anns)).to_dict()
 
 
 def show_scores(scores: dict) -> None:
