@@ -32,7 +32,8 @@ Definitions (all per predicted object; a "frame" is an index along the tracking 
   lost_frames and id_switches, and the mean of the per-object mean IoUs.
 - The field's measures, computed by traccuracy (not re-implemented here) on both sides written as
   CTC results over every ground-truth frame: TRA, DET, LNK (CTC AOGM-based), division_precision /
-  division_recall / division_f1 (a division must be at the right frame: frame buffer 0) and CHOTA.
+  division_recall / division_f1 (a division must be at the right frame: frame buffer 0; matched
+  one-to-one at IoU >= 0.5, as traccuracy's division metrics require) and CHOTA (CTC matching).
   Predicted lineage (``pred_lineage``: daughter obj_id -> mother obj_id) makes divisions; without
   it a tracker that follows a cell into one daughter scores LNK/division errors, as it should.
 """
@@ -152,7 +153,7 @@ def ctc_measures(
 
     from traccuracy import run_metrics
     from traccuracy.loaders import load_ctc_data
-    from traccuracy.matchers import CTCMatcher
+    from traccuracy.matchers import CTCMatcher, IOUMatcher
     from traccuracy.metrics import CHOTAMetric, CTCMetrics, DivisionMetrics
 
     from sam2web.ctc import masks_from_labels, paint_geometry, paint_mask, write_ctc_objects
@@ -176,7 +177,10 @@ def ctc_measures(
             warnings.simplefilter("ignore")  # traccuracy's progress bars and "already calculated" notes
             gt = load_ctc_data(str(Path(tmp) / "gt"), str(Path(tmp) / "gt" / "res_track.txt"))
             pr = load_ctc_data(str(Path(tmp) / "pred"), str(Path(tmp) / "pred" / "res_track.txt"))
-            results, _ = run_metrics(gt, pr, CTCMatcher(), [CTCMetrics(), DivisionMetrics(), CHOTAMetric()])
+            results, _ = run_metrics(gt, pr, CTCMatcher(), [CTCMetrics(), CHOTAMetric()])
+            # Division metrics need a one-to-one matching (traccuracy refuses CTC's many-to-one).
+            divisions, _ = run_metrics(gt, pr, IOUMatcher(iou_threshold=0.5, one_to_one=True), [DivisionMetrics()])
+            results = [*results, *divisions]
     found: dict[str, float] = {}
     for r in results:
         found.update(r["results"])
