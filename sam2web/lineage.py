@@ -4,6 +4,7 @@ Contract (the run service calls this instead of ``tracking.track.track``; same a
     track_lineage(stack, sequences, prompts, predictor, display, direction="forward", progress=None,
                   cancel=None, result=None, on_frame=None, session=None, detect=True,
                   min_share=MIN_SHARE, persist=PERSIST, max_neck=MAX_NECK, lookback=LOOKBACK) -> TrackResult
+    lineage_kwargs(params: TrackParams) -> {detect, min_share, persist}   TrackParams' divisions fields
     split_mask(mask, min_share, max_neck) -> (part_a, part_b) | None
     apply_manual_divisions(result, prompts) -> {obj_id: first Time index it no longer has}
 
@@ -60,6 +61,15 @@ MAX_NECK = 0.5
 LOOKBACK = 8
 DISTINCT_IOU = 0.5  # two backward tracks overlapping more than this have converged on one cell
 INSIDE_MOTHER = 0.5  # share of a backward daughter mask that must lie in the mother's mask
+
+
+def lineage_kwargs(params) -> dict:
+    """``track_lineage``'s extra arguments from a TrackParams (the run service and the CLI share it)."""
+    return {
+        "detect": bool(params.divisions) and params.across == "time",
+        "min_share": float(params.division_share),
+        "persist": int(params.division_frames),
+    }
 
 
 # ------------------------------------------------------------------------------------ splitting

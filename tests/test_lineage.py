@@ -13,7 +13,7 @@ from geom_synthetic import TRA, needs_tra
 from sam2web import ctc, evaluate, geometry, links
 from sam2web.cli import main
 from sam2web.lineage import split_mask, track_lineage
-from sam2web.tracking.standin import OracleTracker, standin_from_setting
+from sam2web.tracking.standin import OracleTracker
 from sam2web.tracking.track import StandInTracker
 from sam2web.types import CompactMask, Location, ObjectInfo, Prompt, Sequence, TrackResult
 
@@ -297,11 +297,42 @@ def test_store_keeps_lineage_across_restart(tmp_path):
     assert reopened.objects[1].parent == 0 and reopened.objects[0].parent is None
 
 
-def test_standin_setting_names_the_oracle(tmp_path):
-    frames, rows = _division_labels(n=4)
+def test_cli_track_with_the_oracle_writes_the_division_everywhere(tmp_path):
+    """SAM2WEB_STANDIN=oracle:LABELS through `sam2web track --ctc` (the factory, TrackParams, lineage)."""
+    import os
+    import subprocess
+    import sys
+
+    frames, rows = _division_labels(touching=False)
     _write_labels(tmp_path / "TRA", frames, rows)
-    assert isinstance(standin_from_setting(f"oracle:{tmp_path / 'TRA'}"), OracleTracker)
-    assert standin_from_setting("1") is None
+    img = tmp_path / "img"
+    img.mkdir()
+    for t, lab in enumerate(frames):
+        tifffile.imwrite(img / f"t{t:03d}.tif", (lab > 0).astype(np.uint8) * 200)
+    prompt = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[[10, 12], [60, 12], [60, 28], [10, 28], [10, 12]]]},
+                "properties": {"object_id": 1, "Time": 0},
+            }
+        ],
+    }
+    (tmp_path / "p.geojson").write_text(json.dumps(prompt))
+    env = {**os.environ, "SAM2WEB_STANDIN": f"oracle:{tmp_path / 'TRA'}"}
+    base = [sys.executable, "-m", "sam2web", "track", str(img), "--prompts", str(tmp_path / "p.geojson"), "--quiet"]
+    root = Path(__file__).resolve().parents[1]
+    cmd = [*base, "--out", str(tmp_path / "out"), "--ctc", "--smoothing", "0"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    tracks = [tuple(map(int, line.split())) for line in (tmp_path / "out" / "ctc" / "res_track.txt").open()]
+    assert sorted((b, e, p != 0) for _l, b, e, p in tracks) == [(0, 2, False), (3, 7, True), (3, 7, True)]
+    conns = (tmp_path / "out" / "connections.csv").read_text()
+    assert conns.count(",DIVISION") == 2
+    off = subprocess.run([*base, "--out", str(tmp_path / "off"), "--no-divisions"], env=env, cwd=root)
+    assert off.returncode == 0
+    assert "DIVISION" not in (tmp_path / "off" / "connections.csv").read_text()
 
 
 # ------------------------------------------------------------------------- the bacteria figures

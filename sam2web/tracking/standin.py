@@ -2,7 +2,7 @@
 
 ``SAM2WEB_STANDIN=oracle:PATH`` (PATH: a folder of per-frame label images in the Cell Tracking
 Challenge layout, with man_track.txt for divisions) makes the CLI and the app track with it
-instead of SAM2. For each prompted object it finds the ground-truth label under the prompt at the
+instead of SAM2 (tracking/factory.py builds it). For each prompted object it finds the ground-truth label under the prompt at the
 prompt frame (the label most of a mask or box covers, or under most positive points), and at
 every frame returns that label **together with its descendants**, as one mask. That is what SAM2
 often does when two daughters stay touching: the mother's mask keeps covering both. So the
@@ -14,15 +14,12 @@ detection alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from sam2web.errors import UserError
 from sam2web.tracking.track import StandInTracker
 from sam2web.types import Location
-
-ORACLE_PREFIX = "oracle:"
 
 
 class OracleTracker(StandInTracker):
@@ -95,10 +92,3 @@ class OracleTracker(StandInTracker):
         if not label:
             return np.zeros(labels.shape, dtype=bool)
         return np.isin(labels, self.family(label))
-
-
-def standin_from_setting(value: str | None, **kwargs: Any):
-    """The stand-in a ``SAM2WEB_STANDIN`` value names, or None (for tracking/factory.py)."""
-    if value and value.startswith(ORACLE_PREFIX):
-        return OracleTracker(value[len(ORACLE_PREFIX) :], **kwargs)
-    return None
