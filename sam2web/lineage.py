@@ -20,7 +20,8 @@ object's widest point. A split at frame s is a *candidate* when it holds for ``p
 lost). Each candidate is then checked by the tracker itself, the way Chen et al. ("Segment
 Anything for Cell Tracking", 2025) decide a division: they track *backward* in time and call it a
 mitosis when two cells' tracks converge on one mask. Here the two parts are prompted as masks at s
-and tracked backward (up to ``lookback`` frames, through the public ``track``): the division
+and tracked backward (up to ``lookback`` frames, through the public ``track``; all candidates of a
+round in one propagation): the division
 frame t is the earliest frame back to which both stay distinct (each has pixels, they overlap
 each other by IoU < 0.5, and each lies mostly inside the mother's mask). Not distinct at s itself
 (e.g. both halves of one rod-shaped cell come back as the same cell) rejects the candidate. An
@@ -203,23 +204,26 @@ def _distinct(a: np.ndarray | None, b: np.ndarray | None, mother: np.ndarray | N
 
 
 def _verify(run_track, result: TrackResult, seq: Sequence, cands: list[_Candidate], lookback: int, ids) -> dict:
-    """Track each candidate's parts backward from s; set ``t``; returns {(obj, k): {frame index: mask}}."""
-    s = cands[0].s
-    lo = max(0, s - lookback)
-    back = Sequence(tuple(reversed(seq.frames[lo : s + 1])), seq.across)
+    """Track every candidate's parts backward from its s in ONE propagation; set ``t``.
+
+    Returns {(seq_i, obj): {k: {frame index: mask}}}: each daughter's backward masks.
+    """
+    lo = max(0, min(c.s for c in cands) - lookback)
+    hi = max(c.s for c in cands)
+    back = Sequence(tuple(reversed(seq.frames[lo : hi + 1])), seq.across)
     prompts, temp = [], {}
     for c in cands:
         for k, part in enumerate(c.parts):
             tid = next(ids)
             temp[(c.obj, k)] = tid
-            prompts.append(Prompt(tid, seq.frames[s], mask=part))
+            prompts.append(Prompt(tid, seq.frames[c.s], mask=part))
     back_result = run_track([back], prompts)
     masks: dict = {}
     for c in cands:
         first = min(_obj_frames(result, c.obj, seq))
-        c.t = s + 1
+        c.t = c.s + 1
         own: dict[int, dict[int, np.ndarray]] = {0: {}, 1: {}}
-        for i in range(s, lo - 1, -1):
+        for i in range(c.s, max(lo, c.s - lookback) - 1, -1):
             got = [back_result.masks.get((temp[(c.obj, k)], seq.frames[i])) for k in (0, 1)]
             a, b = (g.to_mask() if g is not None else None for g in got)
             mother = result.masks.get((c.obj, seq.frames[i]))
@@ -306,11 +310,11 @@ def _detect(
                     cands.append(_Candidate(si, obj, found[0], found[1]))
         if not cands:
             break
-        groups: dict[tuple[int, int], list[_Candidate]] = {}
+        groups: dict[int, list[_Candidate]] = {}
         for c in cands:
-            groups.setdefault((c.seq_i, c.s), []).append(c)
+            groups.setdefault(c.seq_i, []).append(c)
         back_masks: dict = {}
-        for (si, _), group in groups.items():
+        for si, group in groups.items():
 
             def run_back(seqs, prompts):
                 return track(stack, seqs, prompts, predictor, display, "forward", cancel=cancel)
