@@ -18,7 +18,7 @@ from sam2web.overlay import color_for, draw_geometries
 from sam2web.service import runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location
-from sam2web.ui import canvas, state
+from sam2web.ui import canvas, lineage_ui, state
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -185,6 +185,7 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         st.caption("This run has no frames yet.")
         return state.current_location(ws, stack)
     key = f"res_frame_{run.id}"
+    lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
     playing = st.session_state.get("res_playing", False)
     current = st.session_state.get(key, 1)
     if not isinstance(current, int) or not 1 <= current <= len(frames):
@@ -205,7 +206,10 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     loc = frames[idx]
     settings = state.display_settings(ws, stack)
     rgb = state.render(ws, stack, loc, settings)
-    here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
+    colors = lineage_ui.colors_of(anns)  # lineage hook: daughters in shades of their mother's colour
+    here = [
+        (a.geometry, colors.get(a.obj_id, color_for(a.obj_id))) for a in anns if a.loc == loc and a.obj_id in visible
+    ]
     width = min(state.image_width(rgb), 900)
     img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
     st.image(
