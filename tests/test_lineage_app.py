@@ -46,11 +46,13 @@ def test_manual_division_tracked_shown_and_kept(data):
     assert len(_ws(at, data).prompts) == 3
 
     at.switch_page("pages/track.py").run()
-    submit_track(at, time="1-6")
+    assert at.checkbox(key="trk_divisions").value is True  # detection is on by default
+    submit_track(at, time="1-6", division_frames=3)
     assert not errors(at), errors(at)
     wait_runs(data, ws.id)
     (run,) = data.list_runs(ws.id)
     assert run.status == "done", run.error
+    assert run.settings["divisions"] is True and run.settings["division_frames"] == 3
     res = data.load_result(run.id)  # what a restarted app reads back
     assert {o: i.parent for o, i in res.objects.items()} == {0: None, 1: 0, 2: 0}
     assert sorted(loc.time for o, loc in res.masks if o == 0 and not res.masks[(o, loc)].empty) == [0, 1]

@@ -24,6 +24,46 @@ from sam2web.types import Location, Prompt
 from sam2web.ui import state
 
 
+# ------------------------------------------------------------------------------------ Track form
+def division_fields(saved: dict) -> dict:
+    """The Track form's division settings (inside its st.form; one line in track_ui.form)."""
+    from sam2web import params as params_mod
+
+    c1, c2, c3 = st.columns(3)
+    share, frames = params_mod.meta("division_share"), params_mod.meta("division_frames")
+    return {
+        "divisions": bool(
+            c1.checkbox(
+                "Detect divisions",
+                value=bool(saved.get("divisions", True)),
+                key="trk_divisions",
+                help=params_mod.meta("divisions")["help"],
+            )
+        ),
+        "division_share": float(
+            c2.number_input(
+                "Smallest daughter (share of mother)",
+                *share["range"],
+                float(saved.get("division_share", params_mod.default("division_share"))),
+                share["step"],
+                key="trk_division_share",
+                help=share["help"],
+            )
+        ),
+        "division_frames": int(
+            c3.number_input(
+                "Split lasts (frames)",
+                int(frames["range"][0]),
+                int(frames["range"][1]),
+                int(saved.get("division_frames", params_mod.default("division_frames"))),
+                1,
+                key="trk_division_frames",
+                help=frames["help"],
+            )
+        ),
+    }
+
+
 # ------------------------------------------------------------------------------------- Annotate
 def _halves(box: tuple[float, float, float, float]) -> tuple[str, str]:
     """The mother's box cut across its long side: a sensible first guess for two daughters."""
