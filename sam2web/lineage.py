@@ -354,5 +354,5 @@ def _detect(
         _end_objects(res, ends, on_frame)
         if res.partial:
             break
-    res.settings["divisions"] = sum(1 for info in res.objects.values() if info.parent is not None) // 2
+    res.settings["divisions_found"] = sum(1 for info in res.objects.values() if info.parent is not None) // 2
     return res

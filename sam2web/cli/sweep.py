@@ -3,7 +3,8 @@
 Takes every option of `track`, plus --gt and comma-separated lists of the settings to compare.
 Each model x direction is tracked once; padding and smoothing are then redrawn from the kept
 masks without the model. Each combination is exported into its own folder under DIR
-(e.g. DIR/tiny-forward-pad0-smooth0.3/) and scored like `evaluate`; the table goes to stdout and
+(e.g. DIR/tiny-forward-pad0-smooth0.3/) and scored like `evaluate` (IoU figures and traccuracy's TRA, DET,
+LNK, division precision/recall/F1, CHOTA; divisions tracked on, see --no-divisions); the table goes to stdout and
 every number to DIR/sweep.json.
 
 examples:
