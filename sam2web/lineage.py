@@ -27,9 +27,11 @@ each other by IoU < 0.5, and each lies mostly inside the mother's mask). Not dis
 (e.g. both halves of one rod-shaped cell come back as the same cell) rejects the candidate. An
 accepted one ends the mother at t-1, and two daughters (parent = mother) take the backward masks
 for t .. s-1 and are tracked forward from s with their part as a mask prompt (``result=previous``:
-only the daughters are re-tracked). Daughters are scanned in the next round, so a lineage tree of
-any depth is found. Compared with Chen et al.'s single-frame convergence test (which they must
-undo when the next frame contradicts it), the candidate also has to persist forward.
+only the daughters are re-tracked). If the tracker merges the two daughters again (or loses one)
+within ``persist`` frames, the division is undone, as Chen et al. undo a mitosis the next frame
+contradicts. Daughters are scanned in the next round, so a lineage tree of any depth is found.
+Compared with Chen et al.'s single-frame convergence test, the split must also persist forward in
+the mother's own mask before the tracker is asked at all.
 
 Defaults, measured on ../shared/data/bacteria_ctc (30 divisions, 328 cell masks):
 - MIN_SHARE = 0.25: daughters there take 43-57 % of the pair's area (median ~50 %); 0.25 leaves room
@@ -235,6 +237,42 @@ def _verify(run_track, result: TrackResult, seq: Sequence, cands: list[_Candidat
     return masks
 
 
+def _drop_converged(res: TrackResult, sequences, births: list, persist: int, on_frame) -> list:
+    """Undo divisions whose daughters, tracked on, fall back onto one cell within ``persist`` frames.
+
+    The forward half of the convergence test: two daughters that the tracker merges again right
+    away (or one of which it loses) were one cell after all. Their masks are dropped (``on_frame``
+    hears empty masks), the objects removed, and the mother goes on as before.
+    """
+    pairs: dict[int, list[tuple]] = {}
+    for birth in births:
+        pairs.setdefault(id(birth[0]), []).append(birth)
+    keep = []
+    for group in pairs.values():
+        c = group[0][0]
+        seq = sequences[c.seq_i]
+        ids = [d for _c, _k, d in group]
+        ok = True
+        for j in range(c.s + 1, min(c.s + persist, len(seq.frames))):
+            got = [res.masks.get((d, seq.frames[j])) for d in ids]
+            a, b = (g.to_mask() if g is not None else None for g in got)
+            if not _distinct(a, b, None):
+                ok = False
+                break
+        if ok:
+            keep.extend(group)
+            continue
+        gone: dict[Location, dict[int, CompactMask]] = {}
+        for key in [k for k in res.masks if k[0] in ids]:
+            gone.setdefault(key[1], {})[key[0]] = _empty_like(res.masks.pop(key))
+        for d in ids:
+            res.objects.pop(d, None)
+        if on_frame is not None:
+            for loc in sorted(gone):
+                on_frame(loc, gone[loc])
+    return keep
+
+
 def track_lineage(
     stack,
     sequences: list[Sequence],
@@ -336,6 +374,7 @@ def _detect(
                 daughters.append(Prompt(d, loc, mask=part, tags=list(mother.tags), name=name, parent=c.obj))
                 births.append((c, k, d))
         res = track(stack, sequences, daughters, predictor, display, "forward", progress, cancel, res, on_frame)
+        births = _drop_converged(res, sequences, births, persist, on_frame)
         ends = {}
         for c, k, d in births:
             seq = sequences[c.seq_i]

@@ -365,3 +365,31 @@ def test_oracle_on_bacteria_detection_figures(detect):
         assert ov["division_recall"] >= 0.9 and ov["division_precision"] >= 0.9 and ov["TRA"] >= 0.95
     else:
         assert ov["divisions_found"] == 0 and ov["TRA"] < 0.5
+
+
+def test_daughters_that_the_tracker_merges_again_undo_the_division():
+    """The mother's mask splits for two frames, the parts are distinct going back, but once tracked
+    on their own both daughters fall onto the same cell: the division is undone."""
+    shape = (40, 80)
+    blob_a, blob_b = _rect(shape, 10, 5, 30, 30), _rect(shape, 10, 45, 30, 70)
+    calls = []
+
+    def masks(obj_id, loc):
+        calls.append(obj_id)
+        if obj_id == 0:
+            return blob_a | blob_b if loc.time in (3, 4) else _rect(shape, 10, 5, 30, 70)
+        if obj_id >= 10**9:  # the backward check's temporary objects: two distinct cells
+            return (blob_a if obj_id % 2 == 0 else blob_b) if loc.time >= 2 else _rect(shape, 10, 5, 30, 70)
+        return blob_a if loc.time > 3 or obj_id % 2 else blob_b  # daughters: one cell after frame 3
+
+    seq = Sequence(tuple(Location(0, t, 0) for t in range(6)), "time")
+    res = track_lineage(
+        _Stack(6, 40, 80),
+        [seq],
+        [Prompt(0, Location(0, 0, 0), box=(5, 10, 70, 30))],
+        StandInTracker(masks=masks),
+        lambda loc: np.zeros((40, 80, 3), np.uint8),
+    )
+    assert any(o >= 10**9 for o in calls)  # the backward check ran
+    assert list(res.objects) == [0] and all(o == 0 for o, _ in res.masks)
+    assert sorted(loc.time for o, loc in res.masks) == list(range(6))
