@@ -117,8 +117,9 @@ def labels_to_result(paths, across: str = "time") -> TrackResult:
     """Label images -> a TrackResult whose objects are the labels (identity kept across frames)."""
     stack, locs = open_labels(paths, across)
     result = TrackResult(settings={"source": "labels", "across": across})
-    for loc in locs:
-        result.masks.update(masks_from_labels(label_frame(stack, loc), loc))
+    with stack:  # a label stack's file handle is closed, whatever happens
+        for loc in locs:
+            result.masks.update(masks_from_labels(label_frame(stack, loc), loc))
     if not result.masks:
         raise UserError(f"{stack.name} has no labels (every pixel is 0); give label images with objects in them.")
     first = paths[0] if isinstance(paths, (list, tuple)) else paths

@@ -377,11 +377,12 @@ def read_truth(
 
     stack, locs = open_labels(gt, across)
     frames: dict[int, np.ndarray] = {}
-    for loc in locs:
-        if loc.xy != xy:
-            continue
-        f = loc.time if across == "time" else loc.z
-        frames[f] = label_frame(stack, loc)
+    with stack:  # the label file is closed once read
+        for loc in locs:
+            if loc.xy != xy:
+                continue
+            f = loc.time if across == "time" else loc.z
+            frames[f] = np.asarray(label_frame(stack, loc))
     first = gt[0] if isinstance(gt, (list, tuple)) else gt
     lineage = read_lineage(first) if Path(first).exists() else {}
     return frames, lineage

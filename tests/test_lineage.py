@@ -138,7 +138,7 @@ def test_division_links_and_geojson_parent():
         2: 0,
     }
     nimbus = json.loads(files["nimbus.json"])
-    assert sum(1 for c in nimbus["connections"] if c["tags"] == ["DIVISION"]) == 2
+    assert sum(1 for c in nimbus["annotationConnections"] if c["tags"] == ["DIVISION"]) == 2
     assert links.connect(anns, enabled=False) == []
 
 
@@ -326,7 +326,8 @@ def test_cli_track_with_the_oracle_writes_the_division_everywhere(tmp_path):
     cmd = [*base, "--out", str(tmp_path / "out"), "--ctc", "--smoothing", "0"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stderr
-    tracks = [tuple(map(int, line.split())) for line in (tmp_path / "out" / "ctc" / "res_track.txt").open()]
+    text = (tmp_path / "out" / "ctc" / "res_track.txt").read_text()
+    tracks = [tuple(map(int, line.split())) for line in text.splitlines()]
     assert sorted((b, e, p != 0) for _l, b, e, p in tracks) == [(0, 2, False), (3, 7, True), (3, 7, True)]
     conns = (tmp_path / "out" / "connections.csv").read_text()
     assert conns.count(",DIVISION") == 2

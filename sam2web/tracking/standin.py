@@ -32,7 +32,8 @@ class OracleTracker(StandInTracker):
         self.path = Path(labels)
         if not self.path.exists():
             raise UserError(f"The oracle's label folder {self.path} does not exist; give a CTC TRA folder.")
-        self.stack, locs = ctc.open_labels(self.path, "time")
+        stack, locs = ctc.open_labels(self.path, "time")
+        stack.close()  # reopened per frame read: the oracle holds no file open between frames
         self._locs = {(loc.time, loc.z): loc for loc in locs}
         self._frames: dict[Location, np.ndarray] = {}
         lineage = ctc.read_lineage(self.path)
@@ -54,7 +55,9 @@ class OracleTracker(StandInTracker):
         if key not in self._frames:
             if len(self._frames) > 64:
                 self._frames.clear()
-            self._frames[key] = np.asarray(ctc.label_frame(self.stack, key))
+            stack, _ = ctc.open_labels(self.path, "time")
+            with stack:
+                self._frames[key] = np.array(ctc.label_frame(stack, key))
         return self._frames[key]
 
     def family(self, label: int) -> list[int]:
