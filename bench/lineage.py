@@ -24,7 +24,7 @@ KEYS = ("TRA", "DET", "LNK", "division_precision", "division_recall", "division_
 
 
 def _row(name: str, ov: dict, seconds: float) -> str:
-    cells = [f"{ov[k]:.3f}" if ov[k] == ov[k] else "nan" for k in KEYS]
+    cells = [f"{ov[k]:.3f}" if ov[k] is not None else "-" for k in KEYS]
     return f"| {name} | " + " | ".join(cells) + f" | {ov['divisions_found']} / {ov['divisions_true']} | {seconds:.0f} |"
 
 

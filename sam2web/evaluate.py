@@ -139,8 +139,8 @@ def ctc_measures(
     lineage: dict[int, int] | None,
     predictions: dict[tuple[int, int], object],
     pred_lineage: dict[int, int] | None = None,
-) -> dict[str, float]:
-    """TRA, DET, LNK, division precision/recall/F1 and CHOTA from traccuracy.
+) -> dict[str, float | int | None]:
+    """TRA, DET, LNK, division precision/recall/F1 and CHOTA from traccuracy (None where undefined).
 
     Both sides go through sam2web's CTC writer (so any label stack works as ground truth, and
     gaps/overlaps become valid CTC segments), then traccuracy's own loader, CTC matcher and metrics.
@@ -194,7 +194,10 @@ def ctc_measures(
         "division_f1": "Division F1",
         "CHOTA": "CHOTA",
     }
-    out = {k: float(found.get(v, float("nan"))) for k, v in names.items()}
+    out: dict = {}
+    for k, v in names.items():  # undefined (e.g. precision with no predicted division) -> None, valid JSON
+        value = found.get(v)
+        out[k] = None if value is None or math.isnan(float(value)) else float(value)
     out["divisions_true"] = int(found.get("Total GT Divisions", 0))
     out["divisions_found"] = int(found.get("Total Predicted Divisions", 0))
     return out
