@@ -1,14 +1,16 @@
 """Label images in, Cell Tracking Challenge (CTC) results out, and back.
 
-OWNER: geometry helper. Public functions:
+Public functions:
 
     open_labels(paths, across="time") -> (Stack, list[Location])    label images via stack.open_stack
     label_frame(stack, loc) -> np.ndarray                           one frame, checked to be labels
-    labels_to_result(paths, across="time") -> TrackResult           obj_id = label, one mask per frame
+    labels_to_result(paths, across="time") -> TrackResult           obj_id = label, one mask per frame;
+                                                                    parents from man_track.txt beside them
     masks_from_labels(labels, loc) -> dict[(label, loc), CompactMask]
     read_lineage(folder) -> dict[int, int]                          label -> parent from man_track.txt
-    write_ctc(out_dir, result, across="time", xy=0, n_frames=None) -> list[Path]
+    write_ctc(out_dir, result, across="time", xy=0, n_frames=None) -> list[Path]   parents from ObjectInfo
     write_ctc_annotations(out_dir, annotations, shape, across="time", xy=0, n_frames=None) -> list[Path]
+    write_ctc_objects(out_dir, {obj: {frame: item}}, shape, n_frames, paint_mask|paint_geometry, parents)
     read_ctc(folder) -> (frames: dict[int, np.ndarray], tracks: list[(label, begin, end, parent)])
 
 Why the CTC format: official CTC measures and tools such as traccuracy read it, so sam2web's
@@ -116,12 +118,17 @@ def labels_to_result(paths, across: str = "time") -> TrackResult:
     """Label images -> a TrackResult whose objects are the labels (identity kept across frames)."""
     stack, locs = open_labels(paths, across)
     result = TrackResult(settings={"source": "labels", "across": across})
-    for loc in locs:
-        result.masks.update(masks_from_labels(label_frame(stack, loc), loc))
+    with stack:  # a label stack's file handle is closed, whatever happens
+        for loc in locs:
+            result.masks.update(masks_from_labels(label_frame(stack, loc), loc))
     if not result.masks:
         raise UserError(f"{stack.name} has no labels (every pixel is 0); give label images with objects in them.")
-    for obj_id in sorted({k[0] for k in result.masks}):
-        result.objects[obj_id] = ObjectInfo(obj_id, name=f"label {obj_id}")
+    first = paths[0] if isinstance(paths, (list, tuple)) else paths
+    lineage = read_lineage(first) if Path(first).exists() else {}
+    labels = {k[0] for k in result.masks}
+    for obj_id in sorted(labels):
+        mother = lineage.get(obj_id, 0)
+        result.objects[obj_id] = ObjectInfo(obj_id, name=f"label {obj_id}", parent=mother if mother in labels else None)
     return result
 
 
@@ -169,38 +176,102 @@ def _tif_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_ctc(
-    out_dir: str | Path, per_object: dict[int, dict[int, object]], shape: tuple[int, int], n_frames: int | None, paint
+def _topological(objects: list[int], parents: dict[int, int]) -> list[int]:
+    """Objects with every mother before her daughters (a cycle in bad lineage is cut, not followed)."""
+    order: list[int] = []
+    seen: set[int] = set()
+    present = set(objects)
+    for obj in objects:
+        chain = []
+        cur: int | None = obj
+        while cur is not None and cur in present and cur not in seen and cur not in chain:
+            chain.append(cur)
+            cur = parents.get(cur)
+        for o in reversed(chain):
+            seen.add(o)
+            order.append(o)
+    return order
+
+
+def paint_mask(img: np.ndarray, cm: CompactMask, label: int) -> None:
+    """Draw a CompactMask into a label image (for ``write_ctc_objects``)."""
+    r0, c0, r1, c1 = cm.bbox
+    if not cm.empty:
+        img[r0:r1, c0:c1][cm.crop()] = label
+
+
+def paint_geometry(img: np.ndarray, geom, label: int) -> None:
+    """Draw a polygon (pixel centres inside) into a label image (for ``write_ctc_objects``)."""
+    from sam2web.geometry import rasterize
+
+    crop, r0, c0 = rasterize(geom, img.shape)
+    img[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]][crop] = label
+
+
+def write_ctc_objects(
+    out_dir: str | Path,
+    per_object: dict[int, dict[int, object]],
+    shape: tuple[int, int],
+    n_frames: int | None,
+    paint,
+    parents: dict[int, int] | None = None,
 ) -> list[Path]:
-    """Shared writer: ``per_object[obj][frame]`` is anything ``paint(img, item, label)`` can draw."""
+    """Shared writer: ``per_object[obj][frame]`` is anything ``paint(img, item, label)`` can draw.
+
+    Valid whatever the masks: objects are painted first (the later one wins where two overlap)
+    and the track file is built from the pixels that are actually left, so a label listed for a
+    frame always has pixels there (an object covered by another, or empty, simply pauses). Each
+    gap-free run of frames is one label; a later run is the previous run's child, and a
+    daughter's first run is the child of her mother's last run before it (CTC: parent ends
+    before the child starts).
+    """
     from sam2web.export import write_files
 
+    parents = parents or {}
     all_frames = [f for frames in per_object.values() for f in frames]
     if n_frames is None:
         n_frames = (max(all_frames) + 1) if all_frames else 0
     digits = max(3, len(str(max(n_frames - 1, 0))))
-    labels_at: dict[int, list[tuple[int, object]]] = {f: [] for f in range(n_frames)}
+    objects = sorted(per_object)
+    index = {obj: i + 1 for i, obj in enumerate(objects)}
+    painted: list[np.ndarray] = []
+    present: dict[int, list[int]] = {obj: [] for obj in objects}
+    for f in range(n_frames):
+        img = np.zeros(shape, dtype=np.uint32)
+        for obj in objects:
+            item = per_object[obj].get(f)
+            if item is not None:
+                paint(img, item, index[obj])
+        for i in np.unique(img):
+            if i:
+                present[objects[int(i) - 1]].append(f)
+        painted.append(img)
     tracks: list[tuple[int, int, int, int]] = []
+    runs: dict[int, list[tuple[int, int, int]]] = {}  # obj -> [(label, begin, end)]
+    luts = [np.zeros(len(objects) + 1, dtype=np.uint16) for _ in range(n_frames)]
     next_label = 1
-    for obj in sorted(per_object):
-        parent = 0
-        for begin, end in _segments([f for f in per_object[obj] if 0 <= f < n_frames]):
+    for obj in _topological(objects, parents):
+        mother_runs = runs.get(parents.get(obj, -1), [])
+        for begin, end in _segments(present[obj]):
             label = next_label
             next_label += 1
             if label > 65535:
                 raise UserError(
                     "More than 65535 track segments do not fit CTC's 16-bit masks; export fewer objects or frames."
                 )
+            if runs.get(obj):
+                parent = runs[obj][-1][0]  # a gap continues the object under a new label, as CTC requires
+            else:
+                before = [r for r in mother_runs if r[2] < begin]
+                parent = before[-1][0] if before else 0
+            runs.setdefault(obj, []).append((label, begin, end))
             tracks.append((label, begin, end, parent))
             for f in range(begin, end + 1):
-                labels_at[f].append((label, per_object[obj][f]))
-            parent = label  # a gap continues the object under a new label, as CTC requires
+                luts[f][index[obj]] = label
     files: dict[str, bytes] = {}
     for f in range(n_frames):
-        img = np.zeros(shape, dtype=np.uint16)
-        for label, item in labels_at[f]:
-            paint(img, item, label)
-        files[f"mask{f:0{digits}d}.tif"] = _tif_bytes(img)
+        files[f"mask{f:0{digits}d}.tif"] = _tif_bytes(luts[f][painted[f]])
+    tracks.sort()
     files["res_track.txt"] = "".join(f"{l} {b} {e} {p}\n" for l, b, e, p in tracks).encode()
     return write_files(out_dir, files)
 
@@ -231,11 +302,8 @@ def write_ctc(
         if not result.masks[(obj, loc)].empty:
             per_object.setdefault(obj, {})[_axis_index(loc, across)] = result.masks[(obj, loc)]
 
-    def paint(img: np.ndarray, cm: CompactMask, label: int) -> None:
-        r0, c0, r1, c1 = cm.bbox
-        img[r0:r1, c0:c1][cm.crop()] = label
-
-    return _write_ctc(out_dir, per_object, shape, n_frames, paint)
+    parents = {o: info.parent for o, info in result.objects.items() if info.parent is not None}
+    return write_ctc_objects(out_dir, per_object, shape, n_frames, paint_mask, parents)
 
 
 def write_ctc_annotations(
@@ -247,7 +315,7 @@ def write_ctc_annotations(
     n_frames: int | None = None,
 ) -> list[Path]:
     """Exported polygons (e.g. after padding/smoothing) as CTC results, rasterised by pixel centres."""
-    from sam2web.geometry import rasterize
+    from sam2web.links import parents_of
 
     across = _check_across(across)
     anns = [a for a in annotations if a.loc.xy == xy]
@@ -256,11 +324,7 @@ def write_ctc_annotations(
     for a in anns:
         per_object.setdefault(a.obj_id, {})[_axis_index(a.loc, across)] = a.geometry
 
-    def paint(img: np.ndarray, geom, label: int) -> None:
-        crop, r0, c0 = rasterize(geom, img.shape)
-        img[r0 : r0 + crop.shape[0], c0 : c0 + crop.shape[1]][crop] = label
-
-    return _write_ctc(out_dir, per_object, tuple(shape), n_frames, paint)
+    return write_ctc_objects(out_dir, per_object, tuple(shape), n_frames, paint_geometry, parents_of(anns))
 
 
 def read_ctc(folder: str | Path) -> tuple[dict[int, np.ndarray], list[tuple[int, int, int, int]]]:

@@ -1,10 +1,12 @@
 """Score exported tracks against ground-truth label images ("quick QA of tracking settings").
 
-OWNER: geometry helper. Public functions:
+The ONE scoring function the CLI (`evaluate`, `sweep`) and the app's QA call. Public functions:
 
-    evaluate(gt_frames, predictions, prompt_frames=None, lineage=None) -> Scores
+    evaluate(gt_frames, predictions, prompt_frames=None, lineage=None, pred_lineage=None, ctc=True) -> Scores
     evaluate_paths(gt, pred, across="time", xy=0, prompt_frames=None) -> Scores
+    ctc_measures(gt_frames, lineage, predictions, pred_lineage) -> {TRA, DET, LNK, division_*, CHOTA}
     read_predictions(pred, shape, across="time", xy=0) -> dict[(obj_id, frame), geometry]
+    read_prediction_lineage(pred) -> {obj_id: parent obj_id}   from GeoJSON parent_object_id
     predictions_from_annotations(annotations, across="time", xy=0) -> the same, from memory (the app)
     read_truth(gt, across="time", xy=0) -> ({frame: labels}, lineage)
     scores_table(scores) -> str;  Scores.to_dict() -> JSON-safe dict
@@ -28,6 +30,12 @@ Definitions (all per predicted object; a "frame" is an index along the tracking 
   is neither the assigned one nor one of its ancestors or descendants.
 - Overall: the same over all object-frames pooled (mean_iou, tracked_fraction), sums of
   lost_frames and id_switches, and the mean of the per-object mean IoUs.
+- The field's measures, computed by traccuracy (not re-implemented here) on both sides written as
+  CTC results over every ground-truth frame: TRA, DET, LNK (CTC AOGM-based), division_precision /
+  division_recall / division_f1 (a division must be at the right frame: frame buffer 0; matched
+  one-to-one at IoU >= 0.5, as traccuracy's division metrics require) and CHOTA (CTC matching).
+  Predicted lineage (``pred_lineage``: daughter obj_id -> mother obj_id) makes divisions; without
+  it a tracker that follows a cell into one daughter scores LNK/division errors, as it should.
 """
 
 from __future__ import annotations
@@ -123,15 +131,93 @@ def _descendants(lineage: dict[int, int]) -> dict[int, set[int]]:
     return out
 
 
+CTC_KEYS = ("TRA", "DET", "LNK", "division_precision", "division_recall", "division_f1", "CHOTA")
+
+
+def ctc_measures(
+    gt_frames: dict[int, np.ndarray],
+    lineage: dict[int, int] | None,
+    predictions: dict[tuple[int, int], object],
+    pred_lineage: dict[int, int] | None = None,
+) -> dict[str, float | int | None]:
+    """TRA, DET, LNK, division precision/recall/F1 and CHOTA from traccuracy (None where undefined).
+
+    Both sides go through sam2web's CTC writer (so any label stack works as ground truth, and
+    gaps/overlaps become valid CTC segments), then traccuracy's own loader, CTC matcher and metrics.
+    """
+    import contextlib
+    import io
+    import logging
+    import tempfile
+    import warnings
+
+    from traccuracy import run_metrics
+    from traccuracy.loaders import load_ctc_data
+    from traccuracy.matchers import CTCMatcher, IOUMatcher
+    from traccuracy.metrics import CHOTAMetric, CTCMetrics, DivisionMetrics
+
+    from sam2web.ctc import masks_from_labels, paint_geometry, paint_mask, write_ctc_objects
+    from sam2web.types import Location
+
+    shape = next(iter(gt_frames.values())).shape
+    n_frames = max(max(gt_frames), max((f for _, f in predictions), default=0)) + 1
+    truth: dict[int, dict[int, object]] = {}
+    for f, labels in gt_frames.items():
+        for (label, _), cm in masks_from_labels(np.asarray(labels), Location(0, f, 0)).items():
+            truth.setdefault(label, {})[f] = cm
+    pred: dict[int, dict[int, object]] = {}
+    for (obj, f), geom in predictions.items():
+        pred.setdefault(obj, {})[f] = geom
+    gt_parents = {c: p for c, p in (lineage or {}).items() if p}
+    logging.getLogger("traccuracy").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="sam2web-ctc-") as tmp:
+        write_ctc_objects(Path(tmp) / "gt", truth, shape, n_frames, paint_mask, gt_parents)
+        write_ctc_objects(Path(tmp) / "pred", pred, shape, n_frames, paint_geometry, pred_lineage or {})
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # traccuracy's progress bars and "already calculated" notes
+            gt = load_ctc_data(str(Path(tmp) / "gt"), str(Path(tmp) / "gt" / "res_track.txt"))
+            pr = load_ctc_data(str(Path(tmp) / "pred"), str(Path(tmp) / "pred" / "res_track.txt"))
+            results, _ = run_metrics(gt, pr, CTCMatcher(), [CTCMetrics(), CHOTAMetric()])
+            # Division metrics need a one-to-one matching (traccuracy refuses CTC's many-to-one).
+            divisions, _ = run_metrics(gt, pr, IOUMatcher(iou_threshold=0.5, one_to_one=True), [DivisionMetrics()])
+            results = [*results, *divisions]
+    found: dict[str, float] = {}
+    for r in results:
+        found.update(r["results"])
+        found.update(r["results"].get("Frame Buffer 0", {}))
+    names = {
+        "TRA": "TRA",
+        "DET": "DET",
+        "LNK": "LNK",
+        "division_precision": "Division Precision",
+        "division_recall": "Division Recall",
+        "division_f1": "Division F1",
+        "CHOTA": "CHOTA",
+    }
+    out: dict = {}
+    for k, v in names.items():  # undefined (e.g. precision with no predicted division) -> None, valid JSON
+        value = found.get(v)
+        out[k] = None if value is None or math.isnan(float(value)) else float(value)
+    out["divisions_true"] = int(found.get("Total GT Divisions", 0))
+    out["divisions_found"] = int(found.get("Total Predicted Divisions", 0))
+    return out
+
+
 def evaluate(
     gt_frames: dict[int, np.ndarray],
     predictions: dict[tuple[int, int], object],
     prompt_frames: dict[int, int] | None = None,
     lineage: dict[int, int] | None = None,
+    pred_lineage: dict[int, int] | None = None,
+    ctc: bool = True,
 ) -> Scores:
-    """Score predictions ``{(obj_id, frame): polygon}`` against ``{frame: label image}`` (see module doc)."""
+    """Score predictions ``{(obj_id, frame): polygon}`` against ``{frame: label image}`` (see module doc).
+
+    ``ctc=False`` skips traccuracy's measures (the per-object IoU figures only).
+    """
     if not gt_frames:
         raise UserError("The ground truth has no frames; give label images.")
+    original_lineage = lineage
     shape = next(iter(gt_frames.values())).shape
     truth = _Truth(gt_frames)
     lineage = lineage or {}
@@ -211,6 +297,8 @@ def evaluate(
         "wrong_id_frames": int(sum(o.wrong_id_frames for o in results)),
         "span": [int(span_lo), int(span_hi)],
     }
+    if ctc:
+        overall.update(ctc_measures(gt_frames, original_lineage, predictions, pred_lineage))
     return Scores(results, overall)
 
 
@@ -257,6 +345,22 @@ def read_predictions(
     return out
 
 
+def read_prediction_lineage(pred: str | Path) -> dict[int, int]:
+    """Daughter object_id -> mother object_id from an export's GeoJSON ``parent_object_id``."""
+    path = Path(pred)
+    if path.is_dir():
+        path = path / "annotations.geojson"
+    try:
+        features = json.loads(path.read_text(encoding="utf-8"))["features"]
+        return {
+            int(f["properties"]["object_id"]): int(f["properties"]["parent_object_id"])
+            for f in features
+            if f.get("properties", {}).get("parent_object_id") is not None
+        }
+    except (OSError, ValueError, KeyError, TypeError):  # read_predictions has already said what is wrong
+        return {}
+
+
 def predictions_from_annotations(annotations, across: str = "time", xy: int = 0) -> dict[tuple[int, int], object]:
     """In-memory Annotations (e.g. the Results page's current polygons) as evaluate()'s predictions."""
     out: dict[tuple[int, int], object] = {}
@@ -276,14 +380,12 @@ def read_truth(
 
     stack, locs = open_labels(gt, across)
     frames: dict[int, np.ndarray] = {}
-    try:
+    with stack:  # the label file is closed once read
         for loc in locs:
             if loc.xy != xy:
                 continue
             f = loc.time if across == "time" else loc.z
-            frames[f] = label_frame(stack, loc)
-    finally:
-        stack.close()  # the label files are read: release them (uploads are deleted right after)
+            frames[f] = np.asarray(label_frame(stack, loc))
     first = gt[0] if isinstance(gt, (list, tuple)) else gt
     lineage = read_lineage(first) if Path(first).exists() else {}
     return frames, lineage
@@ -294,7 +396,7 @@ def evaluate_paths(gt, pred, across: str = "time", xy: int = 0, prompt_frames: d
     frames, lineage = read_truth(gt, across, xy)
     shape = next(iter(frames.values())).shape
     preds = read_predictions(pred, shape, across, xy)
-    return evaluate(frames, preds, prompt_frames, lineage)
+    return evaluate(frames, preds, prompt_frames, lineage, read_prediction_lineage(pred))
 
 
 # --------------------------------------------------------------------------------------- tables
@@ -345,7 +447,11 @@ def scores_table(scores: Scores) -> str:
             ov["id_switches"],
         ]
     )
-    return _table(header, rows)
+    table = _table(header, rows)
+    if "TRA" in ov:
+        ctc_keys = [k for k in CTC_KEYS if k in ov] + ["divisions_found", "divisions_true"]
+        table += "\n\n" + _table(ctc_keys, [[ov.get(k) for k in ctc_keys]])
+    return table
 
 
 def sweep_table(rows: list[tuple[dict, dict]]) -> str:

@@ -179,6 +179,8 @@ def _properties_json(
         f'"Time":{int(ann.loc.time)},"Z":{int(ann.loc.z)},"channel":{int(ann.channel)},'
         f'"tags":{js.tags(ann.tags)},"area":{float(area)!r}'
     )
+    if ann.parent is not None:  # lineage hook: the mother's object_id (a division), see links.py
+        text += f',"parent_object_id":{int(ann.parent)}'
     if random_weights:
         text += ',"warning":"random weights: this mask is meaningless"'
     return text + "}"

@@ -605,6 +605,7 @@ def annotations_from_result(
                 geometry=geom,
                 channel=result.channel,
                 tags=list(info.tags) if info else [],
+                parent=info.parent if info else None,
             )
         )
     return out

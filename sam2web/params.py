@@ -70,6 +70,12 @@ class TrackParams:
     connect: bool = _f(True, "link consecutive polygons of an object")
     # exports
     dataset_id: str = _f("", "NimbusImage dataset id (24 hex digits) written as datasetId in nimbus.json")
+    # cell lineage (sam2web/lineage.py explains the detection and why these defaults)
+    divisions: bool = _f(True, "detect cell divisions while tracking (Time, forward direction only)")
+    division_share: float = _f(
+        0.25, "smallest daughter, as a share of the dividing mask's area", range_=(0.05, 0.5), step=0.05
+    )
+    division_frames: int = _f(2, "frames a split must last to count as a division", range_=(1, 10), step=1)
 
     # -- checks and conversions ----------------------------------------------------------------
     def validate(self, flags: bool = False) -> TrackParams:

@@ -14,6 +14,9 @@ Added: ``from_geojson(..., first_only=False)`` (re-seeding a run from our own an
 one prompt per object at its first frame), ``from_label_image(..., shape=None)`` (the frame size it
 must match), ``available_tags(prompts)``, ``mask_to_dict`` / ``mask_from_dict``.
 
+Divisions: a GeoJSON feature with ``parent_object_id`` (as our exports write it) starts a daughter of
+that object at its frame (``Prompt.parent``, renumbered with the ids); see sam2web/lineage.py.
+
 Every importer returns prompts already renumbered 0, 1, 2, ... in order of first appearance, and
 raises nothing but UserError on bad input: users feed these functions whatever file they have, and
 each problem must come back as one sentence naming the bad part and what to do.
@@ -256,10 +259,13 @@ def from_geojson(
     if not items:
         raise UserError("The GeoJSON file has no features; draw or export some annotations first.")
     col = _Collector()
+    mothers: dict[Any, tuple[Any, str]] = {}  # object key -> (mother's object_id, feature) for divisions
     for i, feat, props in _filter_tags(items, tags, "GeoJSON feature"):
         what = f"GeoJSON feature {i + 1}"
         loc = _location(props.get("location") if isinstance(props.get("location"), dict) else props, default_loc, what)
         key = ("object_id", _hashable(props["object_id"])) if props.get("object_id") is not None else ("feature", i)
+        if props.get("parent_object_id") is not None:
+            mothers[key] = (_hashable(props["parent_object_id"]), what)
         name = str(
             props.get("name")
             or (f"object {props['object_id']}" if props.get("object_id") is not None else f"feature {i + 1}")
@@ -295,6 +301,7 @@ def from_geojson(
             col.add_box(key, loc, make_box(*b, width, height, what=what), ftags, name)
         else:
             raise UserError(f"{what} has geometry type {str(gtype)[:30]}; use Polygon, box or Point features.")
+    _set_parents(col, mothers)
     prompts = col.result("GeoJSON file")
     if first_only:
         first: dict[int, Prompt] = {}
@@ -302,6 +309,20 @@ def from_geojson(
             first.setdefault(p.obj_id, p)
         prompts = list(first.values())
     return prompts
+
+
+def _set_parents(col: _Collector, mothers: dict[Any, tuple[Any, str]]) -> None:
+    """A feature's ``parent_object_id`` (a division, as our exports write it) -> Prompt.parent."""
+    for (key, _loc), p in col.prompts.items():
+        if key not in mothers:
+            continue
+        mother, what = mothers[key]
+        if ("object_id", mother) not in col.order:
+            raise UserError(
+                f"{what} names parent_object_id {str(mother)[:20]}, which no feature has; "
+                "add the mother's prompt or remove parent_object_id."
+            )
+        p.parent = col.order[("object_id", mother)]
 
 
 def _hashable(v: Any) -> Any:
@@ -478,13 +499,21 @@ def _decode_label_file(p: Path) -> np.ndarray:
 def renumber(prompts: list[Prompt]) -> list[Prompt]:
     """Object ids 0, 1, 2, ... in order of first appearance; prompts sharing an id keep sharing one."""
     mapping: dict[int, int] = {}
-    out = []
     for p in prompts:
-        new = mapping.setdefault(p.obj_id, len(mapping))
-        out.append(
-            Prompt(obj_id=new, loc=p.loc, box=p.box, points=list(p.points), mask=p.mask, tags=list(p.tags), name=p.name)
+        mapping.setdefault(p.obj_id, len(mapping))
+    return [
+        Prompt(
+            obj_id=mapping[p.obj_id],
+            loc=p.loc,
+            box=p.box,
+            points=list(p.points),
+            mask=p.mask,
+            tags=list(p.tags),
+            name=p.name,
+            parent=mapping.get(p.parent) if p.parent is not None else None,  # lineage follows the new ids
         )
-    return out
+        for p in prompts
+    ]
 
 
 def available_tags(prompts: list[Prompt]) -> list[str]:
@@ -526,6 +555,7 @@ def prompt_to_dict(p: Prompt) -> dict:
         "mask": None if p.mask is None else mask_to_dict(p.mask),
         "tags": list(p.tags),
         "name": p.name,
+        **({"parent": int(p.parent)} if p.parent is not None else {}),
     }
 
 
@@ -552,6 +582,7 @@ def prompt_from_dict(d: dict) -> Prompt:
             mask=mask,
             tags=_tags(d.get("tags")),
             name=str(d.get("name") or ""),
+            parent=None if d.get("parent") is None else _index(d.get("parent"), "A saved prompt's parent"),
         )
     except (TypeError, ValueError) as err:
         raise UserError(f"A saved prompt is damaged ({str(err)[:60]}); draw that prompt again.") from None

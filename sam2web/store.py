@@ -594,11 +594,12 @@ class Store:
         run = self.get_run(run_id)
         if run is None:
             raise UserError("That run no longer exists; pick another run or track again.")
-        objects = {
-            int(k): ObjectInfo(int(k), v.get("name", ""), list(v.get("tags", []))) for k, v in run.objects.items()
-        }
+        objects = objects_from_dict(run.objects)
+        masks = self.load_masks(run_id)
+        for obj_id in {k[0] for k in masks} - set(objects):  # e.g. daughters a run added
+            objects[obj_id] = ObjectInfo(obj_id)
         return TrackResult(
-            masks=self.load_masks(run_id),
+            masks=masks,
             objects=objects,
             channel=int(run.settings.get("channel", 0) or 0),
             partial=run.status != "done",
@@ -615,6 +616,30 @@ class Store:
                 (int(dst_run), int(src_run)),
             )
             return cur.rowcount
+
+
+def objects_to_dict(objects: dict[int, ObjectInfo]) -> dict:
+    """A run's objects as the JSON the runs table keeps (lineage included, so it survives a restart)."""
+    out = {}
+    for obj_id, info in objects.items():
+        entry: dict = {"name": info.name, "tags": list(info.tags)}
+        if info.parent is not None:
+            entry["parent"] = int(info.parent)
+        out[str(int(obj_id))] = entry
+    return out
+
+
+def objects_from_dict(data: dict) -> dict[int, ObjectInfo]:
+    """Inverse of ``objects_to_dict`` (older records have no parent: founders)."""
+    return {
+        int(k): ObjectInfo(
+            int(k),
+            v.get("name", ""),
+            list(v.get("tags", [])),
+            parent=None if v.get("parent") is None else int(v["parent"]),
+        )
+        for k, v in data.items()
+    }
 
 
 _STORES: dict[Path, Store] = {}

@@ -53,6 +53,7 @@ class Prompt:
     mask: np.ndarray | None = None
     tags: list[str] = field(default_factory=list)
     name: str = ""
+    parent: int | None = None  # obj_id of the mother when this prompt starts a daughter (a division)
 
 
 @dataclass
@@ -94,9 +95,16 @@ class CompactMask:
 
 @dataclass
 class ObjectInfo:
+    """What a run knows about one object besides its masks.
+
+    ``parent`` is the obj_id of the object this one divided from (None: a founder). A mother ends
+    the frame before her daughters begin; links and exports turn the pair into a division.
+    """
+
     obj_id: int
     name: str = ""
     tags: list[str] = field(default_factory=list)
+    parent: int | None = None
 
 
 @dataclass
@@ -125,6 +133,7 @@ class Annotation:
     geometry: object
     channel: int = 0
     tags: list[str] = field(default_factory=list)
+    parent: int | None = None  # the object's mother (ObjectInfo.parent), carried into the exports
 
     @property
     def area(self) -> float:

@@ -41,14 +41,31 @@ def test_convert_ctc_folder_gives_one_polygon_per_label_per_frame(tmp_path):
         mask = rasterize_full(shape(f["geometry"]), truth.shape)
         iou = (mask & truth).sum() / (mask | truth).sum()
         assert iou >= 0.97
-    # links by label identity: n-1 per label, parent earlier than child
+    # links by label identity: n-1 per label, parent earlier than child; plus one DIVISION link per
+    # daughter in man_track.txt (mother's last polygon -> daughter's first)
     links = list(csv.DictReader(io.StringIO((out / "connections.csv").read_text())))
     per_label = Counter(k[0] for k in expected)
-    assert len(links) == sum(n - 1 for n in per_label.values())
-    assert len(json.loads((out / "nimbus.json").read_text())["annotationConnections"]) == len(links)
-    for link in links:
+    same = [link for link in links if link["tags"] == "SAM2_VIDEO"]
+    assert len(same) == sum(n - 1 for n in per_label.values())
+    platform = json.loads((out / "nimbus.json").read_text())["annotationConnections"]
+    assert len(platform) == len(links)
+    assert sum(1 for c in platform if c["tags"] == ["DIVISION"]) == len(links) - len(same)
+    for link in same:
         pa, ch = link["parent_id"].split("-"), link["child_id"].split("-")
         assert pa[0] == ch[0] and int(pa[2]) < int(ch[2])
+    rows = [tuple(map(int, line.split())) for line in (TRA / "man_track.txt").read_text().splitlines() if line.strip()]
+    daughters = {(label, parent, begin) for label, begin, _end, parent in rows if parent}
+    division = [link for link in links if link["tags"] == "DIVISION"]
+    assert len(division) == len(daughters) == len(links) - len(same)
+    ends = {label: end for label, _b, end, _p in rows}
+    got_div = set()
+    for link in division:
+        pa, ch = link["parent_id"].split("-"), link["child_id"].split("-")
+        assert int(pa[2]) == ends[int(pa[0])] and int(ch[2]) == int(pa[2]) + 1
+        got_div.add((int(ch[0]), int(pa[0]), int(ch[2])))
+    assert got_div == daughters
+    parent_prop = {f["properties"]["object_id"]: f["properties"].get("parent_object_id") for f in feats}
+    assert all(parent_prop[label] == parent for label, parent, _ in daughters)
 
 
 @needs_tra

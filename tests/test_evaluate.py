@@ -48,6 +48,9 @@ def test_perfect_predictions_score_one(gt_export):
     assert ov["mean_iou"] >= 0.97 and ov["mean_iou"] == pytest.approx(1.0)
     assert ov["tracked_fraction"] == 1.0 and ov["lost_frames"] == 0 and ov["id_switches"] == 0
     assert all(o.true_label == o.obj_id for o in scores.objects)  # convert keeps label ids
+    # traccuracy's measures: convert keeps the divisions (GeoJSON parent_object_id), so all are perfect
+    assert ov["TRA"] == ov["DET"] == ov["LNK"] == ov["CHOTA"] == 1.0
+    assert ov["division_f1"] == 1.0 and ov["divisions_found"] == ov["divisions_true"] == 30
 
 
 def _shift(mask: np.ndarray, dx: int) -> np.ndarray:
@@ -61,7 +64,7 @@ def test_shifted_prediction_scores_what_is_computed_by_hand(gt_export):
     out, frames = gt_export
     dx = 3
     preds = {k: translate(g, xoff=dx) for k, g in _preds(out, frames).items()}
-    scores = evaluate(frames, preds, lineage=read_lineage(TRA))
+    scores = evaluate(frames, preds, lineage=read_lineage(TRA), ctc=False)  # the IoU figures only
     by_hand_all = []
     for o in scores.objects:
         assert o.true_label == o.obj_id
@@ -91,14 +94,14 @@ def test_swapped_identity_counts_a_switch_and_division_does_not(gt_export):
     swapped[(100, 0)] = preds[(1, 0)]
     for t in range(1, 11):
         swapped[(100, t)] = preds[(3, t)]
-    scores = {o.obj_id: o for o in evaluate(frames, swapped, lineage=read_lineage(TRA)).objects}
+    scores = {o.obj_id: o for o in evaluate(frames, swapped, lineage=read_lineage(TRA), ctc=False).objects}
     for obj, lives in ((3, 10), (4, 9)):  # label 3 lives in frames 1..10, label 4 in 1..9
         s = scores[obj]
         assert s.true_label == obj and s.id_switches == 1 and s.wrong_id_frames == 5
         assert s.scored_frames == lives and s.lost_frames == lives - 4 and s.mean_iou == pytest.approx(4 / lives)
     d = scores[100]
     assert d.true_label == 1 and d.id_switches == 0 and d.wrong_id_frames == 0
-    without_lineage = {o.obj_id: o for o in evaluate(frames, swapped).objects}
+    without_lineage = {o.obj_id: o for o in evaluate(frames, swapped, ctc=False).objects}
     assert without_lineage[100].id_switches == 1
 
 
@@ -128,7 +131,9 @@ def test_prompt_frame_lost_frames_and_unmatched_objects():
     assert s1.true_label is None and s1.scored_frames == 0 and s1.mean_iou == 0.0
     assert scores.overall["matched"] == 1 and scores.overall["span"] == [0, 3]
     table = scores_table(scores)
-    assert "mean_iou" in table and table.splitlines()[-1].split()[0] == "all"
+    per_object, ctc_table = table.split("\n\n")
+    assert "mean_iou" in per_object and per_object.splitlines()[-1].split()[0] == "all"
+    assert ctc_table.split()[:3] == ["TRA", "DET", "LNK"]  # traccuracy's measures below the IoU table
     json.dumps(scores.to_dict())
 
 
@@ -154,11 +159,14 @@ def test_ctc_export_round_trips_the_real_labels(tmp_path):
     truth = {t: tifffile.imread(p) for t, p in enumerate(sorted(TRA.glob("man_track*.tif")))}
     assert sorted(frames) == sorted(truth)
     ctc_to_obj = {}
-    for label, begin, end, parent in tracks:
-        assert parent == 0  # ground truth tracks have no gaps
+    for label, begin, end, _parent in tracks:
         obj = int(truth[begin][frames[begin] == label][0])
         ctc_to_obj[label] = obj
         assert all((frames[t] == label).any() for t in range(begin, end + 1))
+    # ground truth tracks have no gaps: the only parents are man_track.txt's divisions
+    true_parent = read_lineage(TRA)
+    for label, _b, _e, parent in tracks:
+        assert (ctc_to_obj[parent] if parent else 0) == true_parent[ctc_to_obj[label]]
     for t, lab in truth.items():
         lut = np.zeros(max(ctc_to_obj) + 1, dtype=lab.dtype)
         lut[list(ctc_to_obj)] = list(ctc_to_obj.values())

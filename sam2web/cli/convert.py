@@ -4,12 +4,16 @@ LABELS is a folder of label images (e.g. a Cell Tracking Challenge TRA or SEG fo
 files such as man_track.txt are skipped), a list of label files (one per frame, in natural
 order), or one label stack (pages = frames). Each label of each frame becomes one polygon
 (object_id = the label), and consecutive polygons of one label are linked parent -> child, just as
-tracked objects are. The output is the same as `track` writes: annotations.geojson,
-annotations.csv, connections.csv and nimbus.json in DIR, written completely or not at all.
+tracked objects are. A man_track.txt beside the labels (CTC lineage) keeps its divisions: the
+mother's last polygon is linked to each daughter's first (tag DIVISION) and every daughter's
+GeoJSON feature carries parent_object_id. The output is the same as `track` writes:
+annotations.geojson, annotations.csv, connections.csv and nimbus.json in DIR, written completely
+or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column).
 
 examples:
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --out gt_export/
   python -m sam2web convert nuclei_label.tif --across z --keep all --out nuclei_export/
+  python -m sam2web convert ../shared/data/bacteria_ctc/TRA --ctc --out gt_export/   (gt_export/ctc/)
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
@@ -59,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="largest",
         help="largest: each label's largest connected part; all: every part (MultiPolygon)",
     )
+    parser.add_argument(
+        "--ctc",
+        action="store_true",
+        help="also write the Cell Tracking Challenge result format (mask000.tif... + res_track.txt "
+        "with parents) into DIR/ctc/, as track --ctc does",
+    )
 
 
 def check_settings(padding: float, smoothing: float) -> None:
@@ -89,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         export.write_files(out, files)
+        if getattr(args, "ctc", False):
+            _write_ctc(out / "ctc", result, annotations, args.across)
     except OSError as err:
         raise UserError(f"Cannot write into {out} ({err.strerror}); choose a folder you can write to.") from None
     print(
@@ -96,3 +108,12 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _write_ctc(folder: Path, result, annotations, across: str) -> None:
+    """The converted polygons as CTC results (the same writer as `track --ctc`), position 1 only."""
+    from sam2web import ctc
+
+    key = next(iter(result.masks))
+    frames = [loc.time if across == "time" else loc.z for _, loc in result.masks]
+    ctc.write_ctc_annotations(folder, annotations, tuple(result.masks[key].shape), across, key[1].xy, max(frames) + 1)

@@ -5,8 +5,10 @@ man_track.txt beside them marks divisions, so following a daughter is not an ide
 several label files, or one label stack. PRED is an export folder (its annotations.geojson).
 Each predicted object is matched to the true object it overlaps most at its prompt frame (its
 first frame unless --prompt-frame says otherwise), then scored over the frames the run covered:
-mean IoU, the share of frames with IoU >= 0.5, frames lost, and identity switches. The table goes
-to stdout; --json also writes every number (per object and per frame) to a file.
+mean IoU, the share of frames with IoU >= 0.5, frames lost, and identity switches. Below that
+table, the field's measures computed by traccuracy over every ground-truth frame: TRA, DET, LNK,
+division precision/recall/F1 (the export's parent_object_id makes its divisions) and CHOTA. The
+tables go to stdout; --json also writes every number (per object and per frame) to a file.
 
 examples:
   python -m sam2web evaluate --gt ../shared/data/bacteria_ctc/TRA --pred results/

@@ -3,7 +3,8 @@
 Takes every option of `track`, plus --gt and comma-separated lists of the settings to compare.
 Each model x direction is tracked once; padding and smoothing are then redrawn from the kept
 masks without the model. Each combination is exported into its own folder under DIR
-(e.g. DIR/tiny-forward-pad0-smooth0.3/) and scored like `evaluate`; the table goes to stdout and
+(e.g. DIR/tiny-forward-pad0-smooth0.3/) and scored like `evaluate` (IoU figures and traccuracy's TRA, DET,
+LNK, division precision/recall/F1, CHOTA; divisions tracked on, see --no-divisions); the table goes to stdout and
 every number to DIR/sweep.json.
 
 examples:
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                     name = f"{size}-{direction}-pad{padding:g}-smooth{smoothing:g}"
                     export.write_exports(out / name, anns, conns, random_weights=result.random_weights)
                     preds = evaluate.predictions_from_annotations(anns, args.across, xy)
-                    scores = evaluate.evaluate(truth, preds, prompt_frames, lineage)
+                    scores = evaluate.evaluate(truth, preds, prompt_frames, lineage, links.parents_of(anns))
                     rows.append((settings, scores.overall))
                     print(
                         f"scored {name}: mean IoU {scores.overall.get('mean_iou', float('nan')):.3f}", file=sys.stderr

@@ -262,12 +262,13 @@ def load_model(args: argparse.Namespace, size: str):
 
 def track_with_bar(args, stack, sequences, prompts, predictor, display, direction: str):
     """`track.track` with a progress bar (with ETA) on stderr."""
-    from sam2web.tracking import track
+    from sam2web.lineage import lineage_kwargs, track_lineage
 
     with_prompts = [s for s in sequences if any(s.index_of(p.loc) is not None for p in prompts)]
     bar = _Bar([len(s.frames) for s in with_prompts], args.quiet)
+    extra = lineage_kwargs(TrackParams.from_args(args))  # lineage hook: divisions (manual and detected)
     try:
-        return track.track(stack, sequences, prompts, predictor, display, direction=direction, progress=bar)
+        return track_lineage(stack, sequences, prompts, predictor, display, direction=direction, progress=bar, **extra)
     finally:
         bar.close()
 

@@ -85,7 +85,9 @@ def resolve(stack: Any, params: TrackParams, prompts: list[Prompt], current: Loc
         )
     objects: dict[str, dict] = {}
     for p in on_frames:
-        objects.setdefault(str(p.obj_id), {"name": p.name or f"Object {p.obj_id + 1}", "tags": list(p.tags)})
+        entry = objects.setdefault(str(p.obj_id), {"name": p.name or f"Object {p.obj_id + 1}", "tags": list(p.tags)})
+        if p.parent is not None:  # lineage hook: a manual division's daughter keeps her mother
+            entry["parent"] = int(p.parent)
     return Resolved(sequences, on_frames, objects)
 
 

@@ -192,7 +192,8 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
 
 
 def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previous, counter, cancelled) -> None:
-    from sam2web.tracking import track as track_mod
+    from sam2web.lineage import lineage_kwargs, track_lineage
+    from sam2web.store import objects_to_dict
 
     def on_frame(loc: Location, masks: dict) -> None:
         items = [(int(obj), Location(*loc), m) for obj, m in masks.items()]
@@ -214,7 +215,7 @@ def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previ
             raise Cancelled()
         if not leg.prompts:
             continue
-        out = track_mod.track(
+        out = track_lineage(  # lineage hook: track + manual and detected divisions (sam2web/lineage.py)
             stack,
             [leg.sequence],
             leg.prompts,
@@ -224,7 +225,11 @@ def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previ
             cancel=cancelled,
             on_frame=on_frame,
             result=previous,
+            **lineage_kwargs(spec.params),
         )
+        if isinstance(out, TrackResult):  # the objects, with parents, are stored with the run
+            run = store.get_run(spec.run_id)
+            store.update_run(spec.run_id, objects={**(run.objects if run else {}), **objects_to_dict(out.objects)})
         if isinstance(out, TrackResult) and previous is not None:
             # A correction's result is the truth for this sequence (it may drop frames of the object).
             frames = set(seq.frames)

@@ -420,7 +420,7 @@ class TrackSession:
                 run.pending.append(p)
             info = self.result.objects.get(p.obj_id)
             if info is None:
-                self.result.objects[p.obj_id] = ObjectInfo(p.obj_id, p.name, list(p.tags))
+                self.result.objects[p.obj_id] = ObjectInfo(p.obj_id, p.name, list(p.tags), parent=p.parent)
             else:
                 info.tags = info.tags + [t for t in p.tags if t not in info.tags]
                 info.name = info.name or p.name

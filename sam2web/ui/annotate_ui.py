@@ -15,7 +15,7 @@ from sam2web.errors import UserError
 from sam2web.overlay import color_for
 from sam2web.store import Workspace
 from sam2web.types import Location, Prompt
-from sam2web.ui import canvas, state
+from sam2web.ui import canvas, lineage_ui, state
 
 MODES = {
     "box_new": "Box: new object",
@@ -193,6 +193,7 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · {shown}; "
         f"boxes and points are mapped back to image pixels."
     )
+    lineage_ui.division_form(ws, stack, loc)  # lineage hook: "this object divides here" (ui/lineage_ui.py)
 
 
 ZOOM_KEY = "ann_zoom"

@@ -18,7 +18,7 @@ from sam2web.overlay import color_for, draw_geometries
 from sam2web.service import runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
-from sam2web.ui import canvas, state
+from sam2web.ui import canvas, lineage_ui, state
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -286,6 +286,7 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         st.caption("This run has no frames yet.")
         return state.current_location(ws, stack)
     key = f"res_frame_{run.id}"
+    lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
     playing = st.session_state.get("res_playing", False)
     current = st.session_state.get(key, 1)
     if not isinstance(current, int) or not 1 <= current <= len(frames):
@@ -306,7 +307,10 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     loc = frames[idx]
     settings = state.display_settings(ws, stack)
     rgb = state.render(ws, stack, loc, settings)
-    here = [(a.geometry, color_for(a.obj_id)) for a in anns if a.loc == loc and a.obj_id in visible]
+    colors = lineage_ui.colors_of(anns)  # lineage hook: daughters in shades of their mother's colour
+    here = [
+        (a.geometry, colors.get(a.obj_id, color_for(a.obj_id))) for a in anns if a.loc == loc and a.obj_id in visible
+    ]
     width = min(state.image_width(rgb), 900, int(FRAME_MAX_H * rgb.shape[1] / rgb.shape[0]))
     img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
     st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)")
@@ -561,7 +565,7 @@ def _predictions(run: Run, anns: list, xy: int) -> tuple[dict, dict]:
 
 
 def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> dict:
-    from sam2web import evaluate
+    from sam2web import evaluate, links
 
     s = state.store()
     s.discard_staging(ws.id)
@@ -574,14 +578,14 @@ def score_uploads(ws: Workspace, run: Run, anns: list, files: list, xy: int) -> 
             [str(p) for p in images] if len(images) > 1 else str(images[0]), run.settings.get("across", "time"), 0
         )
         preds, prompt_frames = _predictions(run, anns, xy)
-        return evaluate.evaluate(frames, preds, prompt_frames, lineage).to_dict()
+        return evaluate.evaluate(frames, preds, prompt_frames, lineage, links.parents_of(anns)).to_dict()
     finally:
         s.discard_staging(ws.id)
 
 
 def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
     """The built-in sample knows its true labels: a one-click QA demo."""
-    from sam2web import evaluate
+    from sam2web import evaluate, links
     from sam2web.stack import sample
 
     if run.settings.get("across", "time") != "time":
@@ -595,7 +599,8 @@ def score_sample(run: Run, anns: list, stack: Any, xy: int) -> dict:
         if parent
     }
     preds, prompt_frames = _predictions(run, anns, xy)
-    return evaluate.evaluate({t: labels[t] for t in range(labels.shape[0])}, preds, prompt_frames, lineage).to_dict()
+    truth = {t: labels[t] for t in range(labels.shape[0])}
+    return evaluate.evaluate(truth, preds, prompt_frames, lineage, links.parents_of(anns)).to_dict()
 
 
 # The scores' keys (sam2web.evaluate) as words on screen; the JSON below keeps the keys.

@@ -20,7 +20,7 @@ from sam2web.service import runs
 from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import Run, Workspace
 from sam2web.types import Prompt
-from sam2web.ui import progress_ui, state
+from sam2web.ui import lineage_ui, progress_ui, state
 
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -102,6 +102,7 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
         padding = _number(c2, "Padding (px)", "padding", saved)
         smoothing = _number(c3, "Smoothing (px)", "smoothing", saved)
         connect = st.checkbox("Connect sequentially", value=bool(saved["connect"]), key="trk_connect")
+        divisions = lineage_ui.division_fields(saved)  # lineage hook: detect divisions, thresholds
         with st.expander("Device, precision, image size, checkpoint"):
             c1, c2, c3 = st.columns(3)
             with c1:
@@ -141,6 +142,7 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
         "precision": precision,
         "image_size": int(image_size),
         "checkpoint": checkpoint.strip(),
+        **divisions,
     }
     view = dict(ws.view or {})
     view["track"] = values
