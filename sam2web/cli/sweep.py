@@ -65,7 +65,6 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam2web import evaluate, export, geometry, links
 
     models = _choices(args.models, args.model, str, list(params_mod.MODELS), "--models")
     directions = _choices(args.directions, args.direction, str, list(params_mod.DIRECTIONS), "--directions")
@@ -74,7 +73,19 @@ def run(args: argparse.Namespace) -> int:
     for padding in paddings:
         for smoothing in smoothings:
             TrackParams.from_args(args).with_(padding=padding, smoothing=smoothing).validate(flags=True)
-    inputs = {d: cli_track.load_inputs(args, d) for d in directions}  # all input errors first
+    inputs: dict = {}
+    try:
+        for d in directions:
+            inputs[d] = cli_track.load_inputs(args, d)  # all input errors first
+        return _sweep(args, inputs, models, directions, paddings, smoothings)
+    finally:
+        for stack, *_ in inputs.values():
+            stack.close()
+
+
+def _sweep(args: argparse.Namespace, inputs: dict, models, directions, paddings, smoothings) -> int:
+    from sam2web import evaluate, export, geometry, links
+
     gt = [Path(p) for p in args.gt]
     xy = inputs[directions[0]][1][0].frames[0].xy
     truth, lineage = evaluate.read_truth(gt if len(gt) > 1 else gt[0], args.across, xy)

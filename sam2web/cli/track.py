@@ -199,25 +199,29 @@ def load_inputs(args: argparse.Namespace, direction: str):
 
     _check_numbers(args)
     stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0], pages_as=args.pages_as)
-    xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
-    times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
-    zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
-    sequences = selection.build_sequences(xys, times, zs, args.across, direction)
-    display = _display(stack, args)
-    tags = [t.strip() for t in args.tags.split(",") if t.strip()] or None
-    loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
-    prompt_path = Path(args.prompts)
-    if not prompt_path.is_file():
-        raise UserError(f"--prompts {prompt_path} is not a file; give a GeoJSON, platform JSON or label image.")
-    prompts = prompts_mod.load_prompts(prompt_path, stack.sizes["X"], stack.sizes["Y"], tags=tags, loc=loc)
-    prompts = prompts_mod.renumber(prompts)
-    if not prompts:
-        raise UserError(
-            f"{prompt_path} holds no prompts"
-            + (" with the tags " + ", ".join(tags) if tags else "")
-            + "; check the file and --tags."
-        )
-    track.check_prompts_placed(sequences, prompts)  # fail before loading the model
+    try:
+        xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
+        times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
+        zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
+        sequences = selection.build_sequences(xys, times, zs, args.across, direction)
+        display = _display(stack, args)
+        tags = [t.strip() for t in args.tags.split(",") if t.strip()] or None
+        loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
+        prompt_path = Path(args.prompts)
+        if not prompt_path.is_file():
+            raise UserError(f"--prompts {prompt_path} is not a file; give a GeoJSON, platform JSON or label image.")
+        prompts = prompts_mod.load_prompts(prompt_path, stack.sizes["X"], stack.sizes["Y"], tags=tags, loc=loc)
+        prompts = prompts_mod.renumber(prompts)
+        if not prompts:
+            raise UserError(
+                f"{prompt_path} holds no prompts"
+                + (" with the tags " + ", ".join(tags) if tags else "")
+                + "; check the file and --tags."
+            )
+        track.check_prompts_placed(sequences, prompts)  # fail before loading the model
+    except BaseException:
+        stack.close()  # refused input: release the file before the error reaches the user
+        raise
     return stack, sequences, display, prompts
 
 
@@ -292,7 +296,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     stack, sequences, display, prompts = load_inputs(args, args.direction)
-    tmp = _prepare_out(out)
+    try:
+        tmp = _prepare_out(out)
+    except BaseException:
+        stack.close()
+        raise
     try:
         predictor, info = load_model(args, args.model)
         result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
@@ -314,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        stack.close()
     n_obj = len({a.obj_id for a in annotations})
     print(
         f"Tracked {n_obj} object(s): {len(annotations)} polygons, {len(connections)} links "
