@@ -1,0 +1,258 @@
+"""The Ray executor on a real two-node Ray cluster on this machine (``ray.cluster_utils.Cluster``).
+
+Two nodes with one CPU each and a ``sam2web_worker`` resource each, so the two worker actors land on
+different nodes; token auth on; no dashboard; a short temp dir (AF_UNIX paths over 107 bytes fail).
+Runs go through the real service (resolve -> store -> executor -> actors -> store) on a
+three-position OME-TIFF and must give exactly the masks the in-process executor gives. Never
+``ray stop`` here: it would end every Ray process on the machine, other users' too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from sam2web.params import TrackParams
+from sam2web.service import executor as executor_mod
+from sam2web.service import runs
+from sam2web.store import get_store
+from sam2web.tracking import factory
+from sam2web.types import Location, Prompt
+
+ray = pytest.importorskip("ray")
+ray_executor = pytest.importorskip("sam2web.service.ray_executor")
+
+ROOT = Path(__file__).resolve().parents[1]
+XY, T = 3, 10
+WORKER = '{"CPU": 1, "sam2web_worker": 1}'
+
+
+def _write_stack(path: Path, n_xy: int = XY, n_t: int = T) -> None:
+    """Positions as OME series, each with its own bright square moving on noise."""
+    rng = np.random.default_rng(0)
+    with tifffile.TiffWriter(path, ome=True) as w:
+        for p in range(n_xy):
+            arr = (rng.random((n_t, 48, 64)) * 50).astype(np.uint8)
+            for t in range(n_t):
+                arr[t, 10 + t + p : 20 + t + p, 8 + 2 * t : 18 + 2 * t] = 220
+            w.write(arr, metadata={"axes": "TYX"})
+
+
+def _prompts(n_xy: int = XY) -> list[Prompt]:
+    return [Prompt(0, Location(p, 0, 0), box=(8.0, 10.0 + p, 18.0, 20.0 + p), name="cell") for p in range(n_xy)]
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A 2-node Ray cluster for the whole file (about 10-25 s to start on a busy 2-core machine)."""
+    from ray.cluster_utils import Cluster
+
+    tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
+    os.makedirs(os.path.join(tmp, "ray"))
+    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+                                            "PYTHONPATH")}  # fmt: skip
+    os.environ.update(
+        RAY_TMPDIR=tmp,  # Ray's address file lives here, not in the shared /tmp/ray
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), saved["PYTHONPATH"]) if p),  # workers import this tree
+    )
+    ray_executor.refresh_auth_config()  # ray was imported above, before the variables were set
+    node = {"num_cpus": 1, "object_store_memory": 80 << 20}
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={**node, "resources": {"sam2web_worker": 1}, "include_dashboard": False, "temp_dir": tmp},
+    )
+    c.add_node(**node, resources={"sam2web_worker": 1})
+    ray.init(address=c.address, namespace="sam2web-test", log_to_driver=False)
+    try:
+        yield c
+    finally:
+        ray_executor.shutdown()
+        ray.shutdown()
+        c.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def env(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "ray")
+    monkeypatch.setenv("SAM2WEB_RAY_ADDRESS", cluster.address)
+    monkeypatch.setenv("SAM2WEB_RAY_WORKERS", "2")
+    monkeypatch.setenv("SAM2WEB_RAY_RESOURCES", WORKER)
+    monkeypatch.delenv("SAM2WEB_RANDOM_WEIGHTS", raising=False)
+    factory.clear()
+    store = get_store(str(tmp_path / "data"))
+    ws = store.create_workspace("w")
+    src = tmp_path / "plate.ome.tif"
+    _write_stack(src)
+    store.save_upload(ws.id, "plate.ome.tif", src.read_bytes())
+    store.update_workspace(ws.id, dataset={"kind": "files", "files": ["plate.ome.tif"], "pages_as": "time"})
+    yield store, store.get_workspace(ws.id)
+    factory.clear()
+
+
+def _submit(store, ws, prompts=None, **params) -> int:
+    from sam2web.stack.display import DisplaySettings
+
+    stack = runs.open_dataset(store, ws)
+    try:
+        run_id, _ = runs.submit(
+            store,
+            ws,
+            stack,
+            TrackParams(**{"xy": "all", "time": "all", **params}),
+            prompts or _prompts(),
+            DisplaySettings.default(stack),
+            Location(0, 0, 0),
+        )
+    finally:
+        stack.close()
+    return run_id
+
+
+def _finish(store, run_id, timeout=90.0):
+    assert executor_mod.get_executor().wait(run_id, timeout), f"run {run_id} did not finish in {timeout}s"
+    return store.get_run(run_id)
+
+
+def _local_masks(store, ws, monkeypatch, **params):
+    """The same run through the in-process (inline) executor: the reference."""
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "inline")
+    run_id = _submit(store, ws, **params)
+    run = _finish(store, run_id)
+    assert run.status == "done", run.error
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "ray")
+    return store.load_masks(run_id)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k].to_mask(), b[k].to_mask()) for k in a)
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["start"] < b["end"] and b["start"] < a["end"]
+
+
+def test_standin_run_fans_out_to_both_nodes_with_progress_and_matches_local(env, monkeypatch):
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.05")  # long enough for two sequences to overlap in time
+    ex = executor_mod.get_executor()
+    assert isinstance(ex, ray_executor.RayExecutor)
+    run_id = _submit(store, ws)
+    seen = []
+    deadline = time.monotonic() + 90
+    while ex.is_active(run_id) and time.monotonic() < deadline:
+        p = ex.progress(run_id, store)
+        seen.append((p.status, p.done, p.total, p.phase))
+        time.sleep(0.05)
+    run = _finish(store, run_id)
+    assert run.status == "done", run.error
+    assert run.done_frames == run.total_frames == XY * T and store.count_masks(run_id) == XY * T
+    assert run.info["done_sequences"] == [0, 1, 2] and run.info["frames_tracked"] == XY * T
+    assert any(s == "running" and 0 < d < t for s, d, t, _ in seen), seen[-5:]  # per-frame progress came back
+    units = run.info["executed_on"]
+    assert sorted(u["index"] for u in units) == [0, 1, 2]
+    assert len({u["node"] for u in units}) == 2  # both nodes did work...
+    assert any(_overlap(a, b) for a in units for b in units if a["node"] != b["node"])  # ...at the same time
+    assert "2 workers" in ex.describe() and "2 nodes" in ex.describe()
+    assert _same(store.load_masks(run_id), _local_masks(store, ws, monkeypatch))
+
+
+def test_real_sam2_random_weights_matches_local(env, monkeypatch):
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_STANDIN", "")
+    monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")
+    params = {"model": "tiny", "image_size": 128, "device": "cpu", "precision": "fp32", "xy": "1-2", "time": "1-4"}
+    run_id = _submit(store, ws, **params)
+    run = _finish(store, run_id, timeout=120)
+    assert run.status == "done", run.error
+    assert run.random_weights and run.info["model_info"]["random_weights"]
+    assert len({u["node"] for u in run.info["executed_on"]}) == 2
+    ray_masks = store.load_masks(run_id)
+    assert len(ray_masks) == 2 * 4
+    assert _same(ray_masks, _local_masks(store, ws, monkeypatch, **params))
+
+
+def test_cancel_stops_every_sequence_within_a_frame(env, monkeypatch):
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.1")
+    ex = executor_mod.get_executor()
+    run_id = _submit(store, ws)
+    deadline = time.monotonic() + 60
+    while store.count_masks(run_id) < 4:
+        assert time.monotonic() < deadline, "no frames were saved"
+        time.sleep(0.02)
+    assert ex.cancel(run_id)
+    at_cancel = store.count_masks(run_id)
+    t0 = time.monotonic()
+    run = _finish(store, run_id, timeout=30)
+    assert time.monotonic() - t0 < 5
+    assert run.status == "cancelled" and "finished frames are kept" in run.error
+    assert store.count_masks(run_id) <= at_cancel + 2  # each of the two workers may finish its frame, no more
+    assert store.count_masks(run_id) < XY * T
+
+
+def test_killed_worker_is_restarted_and_its_sequence_rerun_without_lost_or_doubled_frames(env, monkeypatch):
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.1")
+    ex = executor_mod.get_executor()
+    run_id = _submit(store, ws)
+    deadline = time.monotonic() + 60
+    while store.count_masks(run_id) < 4:
+        assert time.monotonic() < deadline, "no frames were saved"
+        time.sleep(0.02)
+    pids = ex.worker_pids()
+    victim = pids[0][0]
+    assert victim != os.getpid()
+    os.kill(victim, signal.SIGKILL)
+    run = _finish(store, run_id, timeout=90)
+    assert run.status == "done", run.error
+    masks = store.load_masks(run_id)
+    assert len(masks) == store.count_masks(run_id) == XY * T  # nothing lost, nothing doubled
+    assert victim not in {pid for pid, _ in ex.worker_pids()}  # the actor was restarted in a new process
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")  # the same drift, no delay
+    assert _same(masks, _local_masks(store, ws, monkeypatch))
+
+
+def test_missing_ray_is_one_sentence(monkeypatch):
+    import builtins
+
+    from sam2web.errors import UserError
+
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(UserError, match=r"pip install 'sam2web\[ray\]'"):
+        ray_executor.require_ray()
+
+
+def test_a_cluster_without_auth_is_refused(monkeypatch):
+    from sam2web.config import settings
+    from sam2web.errors import UserError
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(UserError, match="without authentication"):
+        ray_executor.RayExecutor(settings()).start()
