@@ -228,6 +228,9 @@ def test_killed_worker_is_restarted_and_its_sequence_rerun_without_lost_or_doubl
     masks = store.load_masks(run_id)
     assert len(masks) == store.count_masks(run_id) == XY * T  # nothing lost, nothing doubled
     assert victim not in {pid for pid, _ in ex.worker_pids()}  # the actor was restarted in a new process
+    ran_in = {u["pid"] for u in run.info["executed_on"]}
+    assert ran_in - {pid for pid, _ in pids}  # a sequence was re-run by the restarted actor
+    assert run.info["done_sequences"] == [0, 1, 2]
     monkeypatch.setenv("SAM2WEB_STANDIN", "1")  # the same drift, no delay
     assert _same(masks, _local_masks(store, ws, monkeypatch))
 

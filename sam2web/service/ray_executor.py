@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ class SequenceWorker:
         os.environ.update(env)  # the driver's SAM2WEB_* settings: stand-in, random weights, checkpoints...
         self._lock = threading.Lock()
         self._live: dict[tuple[int, int], tuple[str, int, int]] = {}
-        self._cancels: dict[int, threading.Event] = collections.defaultdict(threading.Event)
+        # Keyed by the submission's token: run ids restart at 1 in every data folder.
+        self._cancels: dict[str, threading.Event] = collections.defaultdict(threading.Event)
         self._stores: dict[str, Store] = {}
 
     def _store(self, data_dir: str) -> Store:
@@ -120,8 +122,9 @@ class SequenceWorker:
 
         start = time.time()
         key = (spec.run_id, index)
+        token = spec.extra["ray_token"]
         with self._lock:
-            cancel = self._cancels[spec.run_id]
+            cancel = self._cancels[token]
             self._live[key] = ("loading", 0, spec.total_frames)
 
         def emit(kind: str, *values: Any) -> None:
@@ -145,7 +148,7 @@ class SequenceWorker:
             with self._lock:
                 self._live.pop(key, None)
                 if not cancel.is_set():
-                    self._cancels.pop(spec.run_id, None)
+                    self._cancels.pop(token, None)
         return {
             "status": status,
             "error": error,
@@ -162,9 +165,9 @@ class SequenceWorker:
         with self._lock:
             return dict(self._live)
 
-    def cancel(self, run_id: int) -> None:
+    def cancel(self, token: str) -> None:
         with self._lock:
-            self._cancels[run_id].set()
+            self._cancels[token].set()
 
     def pid(self) -> tuple[int, str]:
         import ray
@@ -288,6 +291,7 @@ class RayExecutor:
         require_ray()
         _ensure_token_auth(self.cfg)
         store = get_store(spec.data_dir)
+        spec = dataclasses.replace(spec, extra={**spec.extra, "ray_token": uuid.uuid4().hex})
         run = store.get_run(spec.run_id)
         already = set((run.info if run else {}).get("done_sequences", []))
         prompted = {
@@ -321,7 +325,7 @@ class RayExecutor:
             self._pending = collections.deque(u for u in self._pending if u.run_id != run_id)
             busy = [s.actor for s in self._slots if s.unit is not None and s.unit.run_id == run_id]
         for actor in busy:
-            actor.cancel.options(concurrency_group=CONTROL).remote(run_id)
+            actor.cancel.options(concurrency_group=CONTROL).remote(rec.spec.extra["ray_token"])
         return True
 
     def is_active(self, run_id: int) -> bool:
