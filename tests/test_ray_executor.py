@@ -259,3 +259,42 @@ def test_a_cluster_without_auth_is_refused(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     with pytest.raises(UserError, match="without authentication"):
         ray_executor.RayExecutor(settings()).start()
+
+
+def _cli(args: list[str]) -> int:
+    from sam2web import cli
+
+    return cli.main(args)
+
+
+def test_cli_track_and_sweep_on_ray_write_what_the_in_process_run_writes(env, cluster, tmp_path):
+    import json
+
+    from sam2web.stack import sample
+
+    stack = sample.write_sample(tmp_path / "sample.tif", n_frames=6)
+    gt = sample.write_sample_ground_truth(tmp_path / "TRA", n_frames=6)
+    boxes = [(60, 40, 110, 90), (150, 100, 200, 150)]
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"XY": 0, "Time": 0, "Z": 0},
+            "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
+        }
+        for x0, y0, x1, y1 in boxes
+    ]
+    prompts = tmp_path / "prompts.geojson"
+    prompts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    common = [str(stack), "--prompts", str(prompts), "--quiet"]
+    ray_flags = ["--executor", "ray", "--ray-address", cluster.address]
+    assert _cli(["track", *common, "--out", str(tmp_path / "local")]) == 0
+    assert _cli(["track", *common, "--out", str(tmp_path / "ray"), *ray_flags]) == 0
+    for name in ("annotations.geojson", "annotations.csv", "connections.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    grid = ["--gt", str(gt), "--models", "tiny,small", "--directions", "forward,both"]
+    assert _cli(["sweep", *common, *grid, "--out", str(tmp_path / "sweep-local")]) == 0
+    assert _cli(["sweep", *common, *grid, "--out", str(tmp_path / "sweep-ray"), *ray_flags]) == 0
+    local = json.loads((tmp_path / "sweep-local" / "sweep.json").read_text())
+    on_ray = json.loads((tmp_path / "sweep-ray" / "sweep.json").read_text())
+    assert len(on_ray) == 4 and on_ray == local
+    assert not list(tmp_path.glob(".sam2web-ray-*"))  # the run store next to --out is removed

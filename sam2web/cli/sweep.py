@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from sam2web import params as params_mod
+from sam2web.cli import remote
 from sam2web.cli import track as cli_track
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
@@ -80,8 +81,18 @@ def run(args: argparse.Namespace) -> int:
     truth, lineage = evaluate.read_truth(gt if len(gt) > 1 else gt[0], args.across, xy)
     out = Path(args.out)
     rows: list[tuple[dict, dict]] = []
+    on_ray = None
+    if remote.wanted(args):  # the whole grid (models x directions x sequences) fans out to Ray workers
+        base = TrackParams.from_args(args)
+        grid = {}
+        for s in models:
+            for d in directions:
+                stack, sequences, display, prompts = inputs[d]
+                grid[(s, d)] = (base.with_(model=s, direction=d), stack, sequences, prompts, display)
+        on_ray = remote.track_on_ray(args, grid)
     for size in models:
-        predictor, info = cli_track.load_model(args, size)
+        if on_ray is None:
+            predictor, info = cli_track.load_model(args, size)
         for direction in directions:
             stack, sequences, display, prompts = inputs[direction]
             axis = "time" if args.across == "time" else "z"
@@ -89,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
             for p in prompts:
                 frame = getattr(p.loc, axis)
                 prompt_frames[p.obj_id] = min(frame, prompt_frames.get(p.obj_id, frame))
-            result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor, display, direction)
+            if on_ray is not None:
+                result = on_ray[(size, direction)][0]
+            else:
+                result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor, display, direction)
             for padding in paddings:
                 for smoothing in smoothings:
                     settings = {"model": size, "direction": direction, "padding": padding, "smoothing": smoothing}

@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sam2web.cli import remote
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
 from sam2web.types import Location
@@ -83,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    remote.add_arguments(parser)
 
 
 def parse_location(text: str, stack) -> Location:
@@ -294,8 +296,12 @@ def run(args: argparse.Namespace) -> int:
     stack, sequences, display, prompts = load_inputs(args, args.direction)
     tmp = _prepare_out(out)
     try:
-        predictor, info = load_model(args, args.model)
-        result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
+        if remote.wanted(args):  # sequences fan out to Ray workers (docs/scale-out.md)
+            job = (TrackParams.from_args(args), stack, sequences, prompts, display)
+            ((result, info),) = remote.track_on_ray(args, {0: job}).values()
+        else:
+            predictor, info = load_model(args, args.model)
+            result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
         annotations = geometry.annotations_from_result(
             result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
         )
