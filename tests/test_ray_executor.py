@@ -106,6 +106,7 @@ def env(cluster, tmp_path, monkeypatch):
     store.save_upload(ws.id, "plate.ome.tif", src.read_bytes())
     store.update_workspace(ws.id, dataset={"kind": "files", "files": ["plate.ome.tif"], "pages_as": "time"})
     yield store, store.get_workspace(ws.id)
+    ray_executor.shutdown()  # frees both nodes' slots for the next test's workers
     factory.clear()
 
 
@@ -298,3 +299,30 @@ def test_cli_track_and_sweep_on_ray_write_what_the_in_process_run_writes(env, cl
     on_ray = json.loads((tmp_path / "sweep-ray" / "sweep.json").read_text())
     assert len(on_ray) == 4 and on_ray == local
     assert not list(tmp_path.glob(".sam2web-ray-*"))  # the run store next to --out is removed
+
+
+def test_app_tracks_on_ray_and_says_where(env, tmp_path):
+    from sam2web.ui.canvas import INJECT_KEY
+    from tests.app_helpers import assert_clean, new_app, submit_track, wait_runs
+
+    store, _ = env
+    at = new_app()
+    at.button(key="ds_open_sample").click().run()
+    at.switch_page("pages/annotate.py").run()
+    at.session_state[INJECT_KEY] = [{"kind": "box", "box": [60, 40, 110, 90]}]
+    at.run()
+    at.switch_page("pages/track.py").run()
+    assert_clean(at)
+    captions = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    assert "Ray cluster at" in captions, captions
+    submit_track(at, time="1-6")
+    assert_clean(at)
+    ws = store.get_workspace(at.session_state["ws_id"])
+    wait_runs(store, ws.id, timeout=60)
+    (run,) = store.list_runs(ws.id)
+    assert run.status == "done", run.error
+    assert run.done_frames == 6 and store.count_masks(run.id) == 6 and run.info["executed_on"]
+    at.run()
+    assert_clean(at)
+    text = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    assert "2 workers" in text and "done" in text, text

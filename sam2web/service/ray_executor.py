@@ -358,7 +358,8 @@ class RayExecutor:
                 done, total = sum(rec.done.values()), sum(rec.frames.values())
                 eta = rec.live.eta()
             n = len(self._slots)
-        where = f"{n} Ray worker{'s' if n != 1 else ''}" if n else "the Ray cluster"
+        cluster = f"the Ray cluster at {self.cfg.ray_address}" if self.cfg.ray_address else "a private Ray cluster"
+        where = f"{cluster} ({n} worker{'s' if n != 1 else ''})" if n else cluster
         return Progress(run.id, run.status, done, total, eta, position, phase, run.error, where)
 
     def shutdown(self) -> None:
@@ -647,9 +648,7 @@ class RayExecutor:
         )
         if model_info:
             info["model_info"] = model_info
-        rec.store.update_run(
-            rec.spec.run_id, status=status, error=error, done_frames=sum(rec.done.values()), info=info
-        )
+        rec.store.update_run(rec.spec.run_id, status=status, error=error, done_frames=sum(rec.done.values()), info=info)
 
 
 _EXECUTOR: RayExecutor | None = None
