@@ -326,3 +326,47 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     assert_clean(at)
     text = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
     assert "2 workers" in text and "done" in text, text
+
+
+def test_a_dead_driver_leaves_its_run_interrupted_and_resumable(env, monkeypatch, tmp_path):
+    """The app killed mid-run: Ray ends its actors, the next server marks the run interrupted, Resume finishes it."""
+    import subprocess
+    import sys
+
+    from sam2web.stack.display import DisplaySettings
+    from sam2web.store import Store
+
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.1")
+    code = f"""
+import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from tests.test_ray_executor import _submit
+from sam2web.store import get_store
+store = get_store({str(store.root)!r})
+print(_submit(store, store.get_workspace({ws.id!r})), flush=True)
+time.sleep(120)
+"""
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        run_id = int(driver.stdout.readline())
+        deadline = time.monotonic() + 60
+        while store.count_masks(run_id) < 2:
+            assert time.monotonic() < deadline and driver.poll() is None, "the driver saved no frames"
+            time.sleep(0.05)
+    finally:
+        driver.kill()
+        driver.wait(10)
+    time.sleep(1.0)  # Ray ends the dead driver's actors: nothing more is written
+    kept = store.count_masks(run_id)
+    time.sleep(1.0)
+    assert store.count_masks(run_id) == kept < XY * T
+    assert run_id in Store(store.root).recover_interrupted()  # what the next server does on start
+    run = store.get_run(run_id)
+    assert run.status == "interrupted"
+    stack = runs.open_dataset(store, ws)
+    new_id = runs.rerun(store, ws, stack, run, True, _prompts(), DisplaySettings.default(stack))
+    stack.close()
+    resumed = _finish(store, new_id)
+    assert resumed.status == "done", resumed.error
+    assert store.count_masks(new_id) == XY * T

@@ -400,24 +400,23 @@ class RayExecutor:
 
     # -- internals -------------------------------------------------------------------------------
     def _position_locked(self, run_id: int | None) -> int | None:
-        """0: runs now (or would, for a new run, when a worker is free); n: n-th waiting run."""
-        busy_runs = {s.unit.run_id for s in self._slots if s.unit is not None}
-        free = len(self._slots) - len(busy_runs) if self._slots else 1
-        if run_id is not None:
-            rec = self._runs.get(run_id)
-            if rec is None:
-                return None
-            if rec.started:
-                return 0
-        ahead: list[int] = []
+        """0: runs now; n: n-th in line (runs with units still waiting are served first come, first served).
+
+        ``run_id`` None: the position a run submitted now would get.
+        """
+        order: list[int] = []
         for unit in self._pending:
-            if unit.run_id == run_id:
-                break
-            if unit.run_id not in ahead and unit.run_id not in busy_runs:
-                ahead.append(unit.run_id)
-        if run_id is None and not self._pending and free > 0:
+            if unit.run_id not in order:
+                order.append(unit.run_id)
+        if run_id is None:
+            free = not self._slots or any(s.unit is None for s in self._slots)
+            return 0 if free and not order else len(order) + 1
+        rec = self._runs.get(run_id)
+        if rec is None:
+            return None
+        if rec.started or run_id not in order:
             return 0
-        return len(ahead) + (1 if not free or busy_runs else 0)
+        return order.index(run_id) + 1
 
     def _unit_spec(self, spec: RunSpec, index: int) -> RunSpec:
         one = dataclasses.replace(spec, sequences=[spec.sequences[index]])
