@@ -1,9 +1,9 @@
 """`track` and `sweep` with ``--executor ray``: the runs go to Ray workers, the bar follows them here.
 
-Why a run store: workers write each finished frame into a store they can see (a private SQLite
-data folder made next to --out, on the same file system, so put --out where the workers can
-write), the driver reads the result back from it and removes it. Every run of a sweep is
-submitted at once, so the whole grid of settings x sequences fans out over the workers.
+The runs go through a private run store (a temporary data folder on this machine): the workers
+read the frames from the STACK paths (give paths they can read, e.g. on a shared file system),
+send each finished frame back, and this process writes it there and builds the exports from it.
+Every run of a sweep is submitted at once, so the whole grid of settings x sequences fans out.
 """
 
 from __future__ import annotations
@@ -62,9 +62,7 @@ def track_on_ray(
     if getattr(args, "ray_address", None):
         cfg = dataclasses.replace(cfg, ray_address=args.ray_address)
     paths = [str(Path(p).resolve()) for p in args.stack]
-    parent = Path(args.out).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=".sam2web-ray-", dir=parent))
+    folder = Path(tempfile.mkdtemp(prefix="sam2web-ray-"))
     executor = RayExecutor(cfg)
     ids: dict[Any, int] = {}
     try:

@@ -59,36 +59,42 @@ def require_ray():
 
 # -- the worker actor (runs on the cluster) ------------------------------------------------------
 class _PartStore:
-    """The store as one unit (one sequence of a run) may see it.
+    """The store as one unit (one sequence of a run) sees it on a worker: no database at all.
 
-    ``worker.execute`` was written for a whole run; several units of one run execute at once on
-    different actors, so the run-level writes (status, totals, info) are the driver's. Here they
-    are kept for the driver instead; masks go straight to the store. The unit sees its sequence
-    as done when the driver already recorded it (a retried task then ends at once).
+    Why: the data folder's SQLite database must not be written from other machines (its WAL needs
+    shared memory, which network file systems do not give), and several units of one run execute
+    at once. So a unit gets from its spec what it must read (the masks already saved for its
+    sequence, a correction's previous result) and its writes become operations that the driver
+    fetches while the unit runs and applies to the store, in order. Run-level writes (status,
+    totals, info) are the driver's; ``model_info`` and ``frames_tracked`` are kept for its result.
     """
 
-    def __init__(self, store: Store, index: int) -> None:
-        self.store, self.index = store, index
+    def __init__(self, spec: RunSpec, ops: list, lock: threading.Lock) -> None:
+        self.spec, self.ops, self.lock = spec, ops, lock
         self.model_info: dict = {}
         self.frames_tracked = 0
 
-    def get_run(self, run_id: int):
-        run = self.store.get_run(run_id)
-        if run is None:
-            return None
-        done = self.index in set(run.info.get("done_sequences", []))
-        return dataclasses.replace(run, info={"done_sequences": [0] if done else []})
+    def get_run(self, run_id: int) -> None:
+        return None  # nothing recorded as done: the driver hands out only sequences still to do
 
     def update_run(self, run_id: int, *, info: dict | None = None, **_ignored: Any) -> None:
         if info:
             self.model_info = info.get("model_info", self.model_info)
             self.frames_tracked = int(info.get("frames_tracked", self.frames_tracked))
 
-    def add_masks(self, run_id: int, items, done_frames: int | None = None) -> None:
-        self.store.add_masks(run_id, items)
+    def load_masks(self, run_id: int) -> dict:
+        return dict(self.spec.extra.get("saved") or {})
 
-    def __getattr__(self, name: str) -> Any:  # load_masks, load_result, replace_masks
-        return getattr(self.store, name)
+    def load_result(self, run_id: int):
+        return self.spec.extra["previous"]
+
+    def add_masks(self, run_id: int, items, done_frames: int | None = None) -> None:
+        with self.lock:
+            self.ops.append(("add", list(items)))
+
+    def replace_masks(self, run_id: int, locs, items) -> None:
+        with self.lock:
+            self.ops.append(("replace", list(locs), list(items)))
 
 
 class SequenceWorker:
@@ -101,31 +107,21 @@ class SequenceWorker:
     def __init__(self, env: dict[str, str]) -> None:
         os.environ.update(env)  # the driver's SAM2WEB_* settings: stand-in, random weights, checkpoints...
         self._lock = threading.Lock()
-        self._live: dict[tuple[int, int], tuple[str, int, int]] = {}
+        self._live: dict[tuple[str, int], tuple[str, int, int]] = {}  # (token, sequence) -> phase, done, total
+        self._ops: dict[tuple[str, int], list] = {}
         # Keyed by the submission's token: run ids restart at 1 in every data folder.
         self._cancels: dict[str, threading.Event] = collections.defaultdict(threading.Event)
-        self._stores: dict[str, Store] = {}
-
-    def _store(self, data_dir: str) -> Store:
-        if not (Path(data_dir) / "sam2web.db").is_file():
-            raise UserError(
-                f"A Ray worker on {os.uname().nodename} cannot see the data folder {data_dir}; mount it there "
-                "or set SAM2WEB_RAY_DATA_DIR to its path on the workers."
-            )
-        if data_dir not in self._stores:
-            # Not get_store(): its recovery of "orphaned" runs judges owners by this node's PIDs.
-            self._stores[data_dir] = Store(data_dir)
-        return self._stores[data_dir]
 
     def run(self, spec: RunSpec, index: int) -> dict:
         import ray
 
         start = time.time()
-        key = (spec.run_id, index)
         token = spec.extra["ray_token"]
+        key = (token, index)
         with self._lock:
             cancel = self._cancels[token]
             self._live[key] = ("loading", 0, spec.total_frames)
+            ops = self._ops[key] = []
 
         def emit(kind: str, *values: Any) -> None:
             with self._lock:
@@ -135,25 +131,29 @@ class SequenceWorker:
                 elif kind == "frame":
                     self._live[key] = (phase, int(values[0]), int(values[1]))
 
-        part = None
-        try:
-            part = _PartStore(self._store(spec.data_dir), index)
+        part = _PartStore(spec, ops, self._lock)
+        missing = [p for p in spec.paths if not os.path.exists(p)]
+        if missing:
+            status, error = (
+                "failed",
+                (
+                    f"A Ray worker on {os.uname().nodename} cannot read {missing[0]}; mount the data folder there "
+                    "(read-only is enough) or set SAM2WEB_RAY_DATA_DIR to its path on the workers."
+                ),
+            )
+        else:
             status, error = execute(spec, part, emit, cancel.is_set)
-        except UserError as err:
-            status, error = "failed", str(err)
-        except Exception as err:  # noqa: BLE001 - reported to the driver as one sentence
-            log.exception("unit %s of run %s failed", index, spec.run_id)
-            status, error = "failed", error_sentence(err)
-        finally:
-            with self._lock:
-                self._live.pop(key, None)
-                if not cancel.is_set():
-                    self._cancels.pop(token, None)
+        with self._lock:
+            self._live.pop(key, None)
+            rest = self._ops.pop(key, [])
+            if not cancel.is_set():
+                self._cancels.pop(token, None)
         return {
             "status": status,
             "error": error,
-            "model_info": part.model_info if part else {},
-            "frames_tracked": part.frames_tracked if part else 0,
+            "ops": list(rest),
+            "model_info": part.model_info,
+            "frames_tracked": part.frames_tracked,
             "node": ray.get_runtime_context().get_node_id(),
             "host": os.uname().nodename,
             "pid": os.getpid(),
@@ -162,8 +162,12 @@ class SequenceWorker:
         }
 
     def poll(self) -> dict:
+        """Progress of the unit in hand, and the writes it made since the last poll (handed over once)."""
         with self._lock:
-            return dict(self._live)
+            ops = {key: list(v) for key, v in self._ops.items() if v}
+            for v in self._ops.values():
+                v.clear()
+            return {"live": dict(self._live), "ops": ops}
 
     def cancel(self, token: str) -> None:
         with self._lock:
@@ -299,7 +303,9 @@ class RayExecutor:
             for i, seq in enumerate(spec.sequences)
             if i not in already and any(seq.index_of(p.loc) is not None for p in spec.prompts)
         }
-        units = {i: _Unit(spec.run_id, i, self._unit_spec(spec, i)) for i in sorted(prompted)}
+        saved = store.load_masks(spec.run_id) if spec.correct_from is None else {}
+        previous = store.load_result(spec.correct_from) if spec.correct_from is not None else None
+        units = {i: _Unit(spec.run_id, i, self._unit_spec(spec, i, saved, previous)) for i in sorted(prompted)}
         todo = [i for i in range(len(spec.sequences)) if i not in already]
         rec = _RayRun(spec, store, units, {i: len(spec.sequences[i].frames) for i in todo})
         for i in todo:
@@ -418,8 +424,17 @@ class RayExecutor:
             return 0
         return order.index(run_id) + 1
 
-    def _unit_spec(self, spec: RunSpec, index: int) -> RunSpec:
-        one = dataclasses.replace(spec, sequences=[spec.sequences[index]])
+    def _unit_spec(self, spec: RunSpec, index: int, saved: dict, previous: Any) -> RunSpec:
+        """One sequence, with what its worker must read from the store: the masks already saved on its
+        frames (Resume continues from them), or a correction's previous result on its frames."""
+        seq = spec.sequences[index]
+        frames = set(seq.frames)
+        extra = {**spec.extra, "saved": {k: m for k, m in saved.items() if k[1] in frames}}
+        if previous is not None:
+            extra["previous"] = dataclasses.replace(
+                previous, masks={k: m for k, m in previous.masks.items() if k[1] in frames}
+            )
+        one = dataclasses.replace(spec, sequences=[seq], extra=extra)
         remote = self.cfg.ray_data_dir
         if remote is None:
             return one
@@ -544,8 +559,11 @@ class RayExecutor:
 
     def _collect(self, ray, slot: _Slot) -> None:
         unit, ref = slot.unit, slot.ref
+        if slot.poll_ref is not None:  # writes fetched before the end come first
+            self._take_poll(ray, slot, timeout=10)
         try:
             out = ray.get(ref, timeout=30)
+            self._apply(unit.run_id, {(unit.spec.extra["ray_token"], unit.index): out.pop("ops", [])})
         except ray.exceptions.RayActorError:  # restarts and retries used up: a fresh actor for what follows
             out = {"status": "interrupted", "error": DIED}
             slot.actor = self._fresh_actor(ray)
@@ -583,22 +601,42 @@ class RayExecutor:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         ready_ids = {r.hex() for r in ready}
         for slot in busy:
-            if slot.poll_ref is None or slot.poll_ref.hex() not in ready_ids:
-                continue
-            try:
-                live = ray.get(slot.poll_ref, timeout=1)
-            except Exception:  # noqa: BLE001 - a dying actor: its unit's result says what happened
-                live = {}
-            slot.poll_ref = None
-            with self._lock:
-                for (run_id, index), (phase, done, total) in live.items():
-                    rec = self._runs.get(run_id)
-                    if rec is None or index in rec.finished:
-                        continue
-                    rec.frames[index], rec.done[index] = max(total, done), done
-                    if phase == "tracking" and done:
-                        rec.phase = "tracking"
-                        rec.live.on_frame(sum(rec.done.values()), sum(rec.frames.values()))
+            if slot.poll_ref is not None and slot.poll_ref.hex() in ready_ids:
+                self._take_poll(ray, slot, timeout=1)
+
+    def _take_poll(self, ray, slot: _Slot, timeout: float) -> None:
+        """Apply one poll's answer: the unit's new masks to the store, its progress to the run."""
+        try:
+            got = ray.get(slot.poll_ref, timeout=timeout)
+        except Exception:  # noqa: BLE001 - a dying actor: its unit is re-run, or its result says what happened
+            got = {"live": {}, "ops": {}}
+        slot.poll_ref = None
+        unit = slot.unit
+        if unit is None:
+            return
+        self._apply(unit.run_id, got["ops"])
+        with self._lock:
+            rec = self._runs.get(unit.run_id)
+            for (token, index), (phase, done, total) in got["live"].items():
+                if rec is None or token != unit.spec.extra["ray_token"] or index in rec.finished:
+                    continue
+                rec.frames[index], rec.done[index] = max(total, done), done
+                if phase == "tracking" and done:
+                    rec.phase = "tracking"
+                    rec.live.on_frame(sum(rec.done.values()), sum(rec.frames.values()))
+
+    def _apply(self, run_id: int, ops: dict) -> None:
+        """Write a unit's masks into the store, in the order the unit made them (idempotent)."""
+        with self._lock:
+            rec = self._runs.get(run_id)
+        if rec is None or not ops:
+            return
+        for batch in ops.values():
+            for op in batch:
+                if op[0] == "add":
+                    rec.store.add_masks(run_id, op[1])
+                elif op[0] == "replace":
+                    rec.store.replace_masks(run_id, op[1], op[2])
 
     def _write_progress(self) -> None:
         with self._lock:
