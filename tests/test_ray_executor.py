@@ -92,7 +92,7 @@ def cluster():
 @pytest.fixture
 def env(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.1")  # the same in most tests: their workers are reused
     monkeypatch.setenv("SAM2WEB_EXECUTOR", "ray")
     monkeypatch.setenv("SAM2WEB_RAY_ADDRESS", cluster.address)
     monkeypatch.setenv("SAM2WEB_RAY_WORKERS", "2")
@@ -106,7 +106,6 @@ def env(cluster, tmp_path, monkeypatch):
     store.save_upload(ws.id, "plate.ome.tif", src.read_bytes())
     store.update_workspace(ws.id, dataset={"kind": "files", "files": ["plate.ome.tif"], "pages_as": "time"})
     yield store, store.get_workspace(ws.id)
-    ray_executor.shutdown()  # frees both nodes' slots for the next test's workers
     factory.clear()
 
 
@@ -154,7 +153,6 @@ def _overlap(a: dict, b: dict) -> bool:
 
 def test_standin_run_fans_out_to_both_nodes_with_progress_and_matches_local(env, monkeypatch):
     store, ws = env
-    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.05")  # long enough for two sequences to overlap in time
     ex = executor_mod.get_executor()
     assert isinstance(ex, ray_executor.RayExecutor)
     run_id = _submit(store, ws)
@@ -174,22 +172,8 @@ def test_standin_run_fans_out_to_both_nodes_with_progress_and_matches_local(env,
     assert len({u["node"] for u in units}) == 2  # both nodes did work...
     assert any(_overlap(a, b) for a in units for b in units if a["node"] != b["node"])  # ...at the same time
     assert "2 workers" in ex.describe() and "2 nodes" in ex.describe()
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")  # the same drift, no delay
     assert _same(store.load_masks(run_id), _local_masks(store, ws, monkeypatch))
-
-
-def test_real_sam2_random_weights_matches_local(env, monkeypatch):
-    store, ws = env
-    monkeypatch.setenv("SAM2WEB_STANDIN", "")
-    monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")
-    params = {"model": "tiny", "image_size": 128, "device": "cpu", "precision": "fp32", "xy": "1-2", "time": "1-4"}
-    run_id = _submit(store, ws, **params)
-    run = _finish(store, run_id, timeout=120)
-    assert run.status == "done", run.error
-    assert run.random_weights and run.info["model_info"]["random_weights"]
-    assert len({u["node"] for u in run.info["executed_on"]}) == 2
-    ray_masks = store.load_masks(run_id)
-    assert len(ray_masks) == 2 * 4
-    assert _same(ray_masks, _local_masks(store, ws, monkeypatch, **params))
 
 
 def test_cancel_stops_every_sequence_within_a_frame(env, monkeypatch):
@@ -236,70 +220,6 @@ def test_killed_worker_is_restarted_and_its_sequence_rerun_without_lost_or_doubl
     assert _same(masks, _local_masks(store, ws, monkeypatch))
 
 
-def test_missing_ray_is_one_sentence(monkeypatch):
-    import builtins
-
-    from sam2web.errors import UserError
-
-    real = builtins.__import__
-
-    def no_ray(name, *a, **k):
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError(name)
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    with pytest.raises(UserError, match=r"pip install 'sam2web\[ray\]'"):
-        ray_executor.require_ray()
-
-
-def test_a_cluster_without_auth_is_refused(monkeypatch):
-    from sam2web.config import settings
-    from sam2web.errors import UserError
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    with pytest.raises(UserError, match="without authentication"):
-        ray_executor.RayExecutor(settings()).start()
-
-
-def _cli(args: list[str]) -> int:
-    from sam2web import cli
-
-    return cli.main(args)
-
-
-def test_cli_track_and_sweep_on_ray_write_what_the_in_process_run_writes(env, cluster, tmp_path):
-    import json
-
-    from sam2web.stack import sample
-
-    stack = sample.write_sample(tmp_path / "sample.tif", n_frames=6)
-    gt = sample.write_sample_ground_truth(tmp_path / "TRA", n_frames=6)
-    boxes = [(60, 40, 110, 90), (150, 100, 200, 150)]
-    features = [
-        {
-            "type": "Feature",
-            "properties": {"XY": 0, "Time": 0, "Z": 0},
-            "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
-        }
-        for x0, y0, x1, y1 in boxes
-    ]
-    prompts = tmp_path / "prompts.geojson"
-    prompts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    common = [str(stack), "--prompts", str(prompts), "--quiet"]
-    ray_flags = ["--executor", "ray", "--ray-address", cluster.address]
-    assert _cli(["track", *common, "--out", str(tmp_path / "local")]) == 0
-    assert _cli(["track", *common, "--out", str(tmp_path / "ray"), *ray_flags]) == 0
-    for name in ("annotations.geojson", "annotations.csv", "connections.csv"):
-        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
-    grid = ["--gt", str(gt), "--models", "tiny", "--directions", "forward,both"]
-    assert _cli(["sweep", *common, *grid, "--out", str(tmp_path / "sweep-local")]) == 0
-    assert _cli(["sweep", *common, *grid, "--out", str(tmp_path / "sweep-ray"), *ray_flags]) == 0
-    local = json.loads((tmp_path / "sweep-local" / "sweep.json").read_text())
-    on_ray = json.loads((tmp_path / "sweep-ray" / "sweep.json").read_text())
-    assert len(on_ray) == 2 and on_ray == local
-
-
 def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     from sam2web.ui.canvas import INJECT_KEY
     from tests.app_helpers import assert_clean, new_app, submit_track, wait_runs
@@ -327,6 +247,87 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     assert "2 workers" in text and "done" in text, text
 
 
+def test_missing_ray_is_one_sentence(monkeypatch):
+    import builtins
+
+    from sam2web.errors import UserError
+
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(UserError, match=r"pip install 'sam2web\[ray\]'"):
+        ray_executor.require_ray()
+
+
+def test_a_cluster_without_auth_is_refused(monkeypatch):
+    from sam2web.config import settings
+    from sam2web.errors import UserError
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(UserError, match="without authentication"):
+        ray_executor.RayExecutor(settings()).start()
+
+
+def test_real_sam2_random_weights_matches_local(env, monkeypatch):
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_STANDIN", "")
+    monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")
+    params = {"model": "tiny", "image_size": 128, "device": "cpu", "precision": "fp32", "xy": "1-2", "time": "1-3"}
+    run_id = _submit(store, ws, **params)
+    run = _finish(store, run_id, timeout=120)
+    assert run.status == "done", run.error
+    assert run.random_weights and run.info["model_info"]["random_weights"]
+    assert len({u["node"] for u in run.info["executed_on"]}) == 2
+    ray_masks = store.load_masks(run_id)
+    assert len(ray_masks) == 2 * 3
+    assert _same(ray_masks, _local_masks(store, ws, monkeypatch, **params))
+
+
+def _cli(args: list[str]) -> int:
+    from sam2web import cli
+
+    return cli.main(args)
+
+
+def test_cli_track_and_sweep_on_ray_write_what_the_in_process_run_writes(env, cluster, tmp_path, monkeypatch):
+    import json
+
+    from sam2web.stack import sample
+
+    ray_executor.shutdown()  # the app's workers would hold both nodes: the command starts its own
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    stack = sample.write_sample(tmp_path / "sample.tif", n_frames=6)
+    gt = sample.write_sample_ground_truth(tmp_path / "TRA", n_frames=6)
+    boxes = [(60, 40, 110, 90), (150, 100, 200, 150)]
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"XY": 0, "Time": 0, "Z": 0},
+            "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
+        }
+        for x0, y0, x1, y1 in boxes
+    ]
+    prompts = tmp_path / "prompts.geojson"
+    prompts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    common = [str(stack), "--prompts", str(prompts), "--quiet"]
+    ray_flags = ["--executor", "ray", "--ray-address", cluster.address]
+    assert _cli(["track", *common, "--out", str(tmp_path / "local")]) == 0
+    assert _cli(["track", *common, "--out", str(tmp_path / "ray"), *ray_flags]) == 0
+    for name in ("annotations.geojson", "annotations.csv", "connections.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    grid = ["--gt", str(gt), "--models", "tiny", "--directions", "forward,both"]
+    assert _cli(["sweep", *common, *grid, "--out", str(tmp_path / "sweep-local")]) == 0
+    assert _cli(["sweep", *common, *grid, "--out", str(tmp_path / "sweep-ray"), *ray_flags]) == 0
+    local = json.loads((tmp_path / "sweep-local" / "sweep.json").read_text())
+    on_ray = json.loads((tmp_path / "sweep-ray" / "sweep.json").read_text())
+    assert len(on_ray) == 2 and on_ray == local
+
+
 def test_a_dead_driver_leaves_its_run_interrupted_and_resumable(env, monkeypatch, tmp_path):
     """The app killed mid-run: Ray ends its actors, the next server marks the run interrupted, Resume finishes it."""
     import subprocess
@@ -336,7 +337,7 @@ def test_a_dead_driver_leaves_its_run_interrupted_and_resumable(env, monkeypatch
     from sam2web.store import Store
 
     store, ws = env
-    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.1")
+    ray_executor.shutdown()  # the driver below starts its own workers on both nodes
     code = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib.util
 import logging
 import os
 import threading
@@ -45,6 +46,7 @@ DIED = (
     "A Ray worker stopped during this run more often than SAM2WEB_RAY_RETRIES allows; its finished frames "
     "are kept. Press Resume to finish the missing frames."
 )
+POLL_S = 0.2  # how often the driver asks busy workers for progress and new masks
 CONTROL = "control"  # the actors' concurrency group for poll/cancel: never queued behind a sequence
 
 
@@ -268,6 +270,7 @@ class RayExecutor:
         self.cfg = cfg or settings()
         self.key = _key(self.cfg)
         self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()
         self._runs: dict[int, _RayRun] = {}
         self._pending: collections.deque[_Unit] = collections.deque()
         self._slots: list[_Slot] = []
@@ -453,11 +456,19 @@ class RayExecutor:
         return env
 
     def _connect(self, timeout: float = 120.0) -> None:
-        if self._connected:
-            return
+        with self._connect_lock:  # start() and the driver thread may both ask
+            if not self._connected:
+                self._connect_locked(timeout)
+
+    def _connect_locked(self, timeout: float) -> None:
         ray = require_ray()
         t0 = time.monotonic()
         cfg = self.cfg
+        if cfg.ray_address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise UserError(
+                "A ray:// address needs Ray's client; add it with `pip install 'ray[client]==2.60.0'`, or run "
+                "sam2web on a node of the cluster with SAM2WEB_RAY_ADDRESS=auto."
+            )
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"namespace": cfg.ray_namespace, "log_to_driver": False}
             if cfg.ray_address:
@@ -520,7 +531,7 @@ class RayExecutor:
                 rec.store.update_run(rec.spec.run_id, status="failed", error=sentence)
             return
         ray = require_ray()
-        last_write = 0.0
+        last_write = last_poll = 0.0
         while True:
             with self._lock:
                 self._finish_empty_locked()
@@ -539,7 +550,9 @@ class RayExecutor:
             for slot in busy:
                 if slot.ref.hex() in ready_ids:
                     self._collect(ray, slot)
-            self._poll(ray, [s for s in busy if s.ref is not None])
+            if time.monotonic() - last_poll > POLL_S:
+                last_poll = time.monotonic()
+                self._poll(ray, [s for s in busy if s.ref is not None])
             if time.monotonic() - last_write > 1.0:
                 last_write = time.monotonic()
                 self._write_progress()
