@@ -247,6 +247,36 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     assert "2 workers" in text and "done" in text, text
 
 
+def test_a_correction_on_ray_equals_the_in_process_one(env, monkeypatch):
+    """A correction re-tracks one object from a new box and keeps the rest of the earlier run's masks."""
+    from sam2web.stack.display import DisplaySettings
+
+    store, ws = env
+
+    def corrected() -> dict:
+        run = _finish(store, _submit(store, ws))
+        assert run.status == "done", run.error
+        stack = runs.open_dataset(store, ws)
+        try:
+            loc = Location(1, 4, 0)
+            new_id = runs.correct(
+                store, ws, stack, run, 0, loc, [30.0, 20.0, 40.0, 30.0], DisplaySettings.default(stack)
+            )
+        finally:
+            stack.close()
+        fixed = _finish(store, new_id)
+        assert fixed.status == "done", fixed.error
+        before, after = store.load_masks(run.id), store.load_masks(new_id)
+        assert not _same(before, after)  # the correction changed the object's later masks
+        return after
+
+    on_ray = corrected()
+    monkeypatch.setenv("SAM2WEB_STANDIN", "1")
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "inline")
+    local = corrected()
+    assert len(on_ray) == XY * T and _same(on_ray, local)
+
+
 def test_missing_ray_is_one_sentence(monkeypatch):
     import builtins
 
@@ -351,7 +381,7 @@ time.sleep(120)
     try:
         run_id = int(driver.stdout.readline())
         deadline = time.monotonic() + 60
-        while store.count_masks(run_id) < 2:
+        while store.count_masks(run_id) < 4:
             assert time.monotonic() < deadline and driver.poll() is None, "the driver saved no frames"
             time.sleep(0.05)
     finally:
@@ -370,3 +400,5 @@ time.sleep(120)
     resumed = _finish(store, new_id)
     assert resumed.status == "done", resumed.error
     assert store.count_masks(new_id) == XY * T
+    # Only the missing frames were tracked, plus the last saved frame of each sequence it continues (<= 2 workers).
+    assert resumed.info["frames_tracked"] <= XY * T - kept + 2
