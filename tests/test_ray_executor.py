@@ -377,16 +377,18 @@ store = get_store({str(store.root)!r})
 print(_submit(store, store.get_workspace({ws.id!r})), flush=True)
 time.sleep(120)
 """
-    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        run_id = int(driver.stdout.readline())
-        deadline = time.monotonic() + 60
-        while store.count_masks(run_id) < 4:
-            assert time.monotonic() < deadline and driver.poll() is None, "the driver saved no frames"
-            time.sleep(0.05)
-    finally:
-        driver.kill()
-        driver.wait(10)
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    ) as driver:
+        try:
+            run_id = int(driver.stdout.readline())
+            deadline = time.monotonic() + 60
+            while store.count_masks(run_id) < 4:
+                assert time.monotonic() < deadline and driver.poll() is None, "the driver saved no frames"
+                time.sleep(0.05)
+        finally:
+            driver.kill()
+            driver.wait(10)
     time.sleep(1.0)  # Ray ends the dead driver's actors: nothing more is written
     kept = store.count_masks(run_id)
     time.sleep(1.0)

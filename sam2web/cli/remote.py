@@ -63,10 +63,10 @@ def track_on_ray(
         cfg = dataclasses.replace(cfg, ray_address=args.ray_address)
     paths = [str(Path(p).resolve()) for p in args.stack]
     folder = Path(tempfile.mkdtemp(prefix="sam2web-ray-"))
-    executor = RayExecutor(cfg)
+    store = Store(folder)
+    executor = RayExecutor(cfg, store=store)
     ids: dict[Any, int] = {}
     try:
-        store = Store(folder)
         ws = store.create_workspace("cli")
         for key, (params, _stack, sequences, prompts, display) in jobs.items():
             objects = {
@@ -100,10 +100,10 @@ def track_on_ray(
                 raise UserError(run.error or f"The Ray run ended {run.status}; run the command again.")
             info = {**INFO_DEFAULTS, **(run.info.get("model_info") or {})}
             out[key] = (store.load_result(run_id), info)
-        store.close()
         return out
     finally:
         executor.shutdown()
+        store.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -66,8 +66,6 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam2web import evaluate, export, geometry, links
-
     models = _choices(args.models, args.model, str, list(params_mod.MODELS), "--models")
     directions = _choices(args.directions, args.direction, str, list(params_mod.DIRECTIONS), "--directions")
     paddings = _choices(args.paddings, args.padding, float, None, "--paddings")
@@ -76,6 +74,16 @@ def run(args: argparse.Namespace) -> int:
         for smoothing in smoothings:
             TrackParams.from_args(args).with_(padding=padding, smoothing=smoothing).validate(flags=True)
     inputs = {d: cli_track.load_inputs(args, d) for d in directions}  # all input errors first
+    try:
+        return _sweep(args, models, directions, paddings, smoothings, inputs)
+    finally:
+        for stack, *_ in inputs.values():
+            stack.close()  # a file left open is a bug (ResourceWarning)
+
+
+def _sweep(args, models, directions, paddings, smoothings, inputs) -> int:
+    from sam2web import evaluate, export, geometry, links
+
     gt = [Path(p) for p in args.gt]
     xy = inputs[directions[0]][1][0].frames[0].xy
     truth, lineage = evaluate.read_truth(gt if len(gt) > 1 else gt[0], args.across, xy)

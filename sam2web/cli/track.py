@@ -320,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        stack.close()  # a file left open is a bug (ResourceWarning)
     n_obj = len({a.obj_id for a in annotations})
     print(
         f"Tracked {n_obj} object(s): {len(annotations)} polygons, {len(connections)} links "

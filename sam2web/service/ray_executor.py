@@ -266,8 +266,10 @@ def refresh_auth_config() -> None:
 class RayExecutor:
     """Sequences of every run fan out to ``SAM2WEB_RAY_WORKERS`` actors; runs are served FIFO."""
 
-    def __init__(self, cfg: Settings | None = None) -> None:
+    def __init__(self, cfg: Settings | None = None, store: Store | None = None) -> None:
+        """``store``: the store of runs submitted here (the CLI's private one); default ``get_store(data_dir)``."""
         self.cfg = cfg or settings()
+        self._store = store
         self.key = _key(self.cfg)
         self._lock = threading.Lock()
         self._connect_lock = threading.Lock()
@@ -297,7 +299,7 @@ class RayExecutor:
     def submit(self, spec: RunSpec) -> int:
         require_ray()
         _ensure_token_auth(self.cfg)
-        store = get_store(spec.data_dir)
+        store = self._store if self._store is not None else get_store(spec.data_dir)
         spec = dataclasses.replace(spec, extra={**spec.extra, "ray_token": uuid.uuid4().hex})
         run = store.get_run(spec.run_id)
         already = set((run.info if run else {}).get("done_sequences", []))
