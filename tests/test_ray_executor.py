@@ -277,6 +277,15 @@ def test_a_correction_on_ray_equals_the_in_process_one(env, monkeypatch):
     assert len(on_ray) == XY * T and _same(on_ray, local)
 
 
+def test_workers_that_cannot_read_the_frames_fail_the_run_with_one_sentence(env, monkeypatch, tmp_path):
+    store, ws = env
+    monkeypatch.setenv("SAM2WEB_RAY_DATA_DIR", str(tmp_path / "not-mounted"))  # where workers would see the data
+    run = _finish(store, _submit(store, ws))
+    assert run.status == "failed"
+    assert "cannot read" in run.error and "SAM2WEB_RAY_DATA_DIR" in run.error and "not-mounted" in run.error
+    assert store.count_masks(run.id) == 0
+
+
 def test_missing_ray_is_one_sentence(monkeypatch):
     import builtins
 
