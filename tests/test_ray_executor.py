@@ -286,6 +286,23 @@ def test_workers_that_cannot_read_the_frames_fail_the_run_with_one_sentence(env,
     assert store.count_masks(run.id) == 0
 
 
+def test_ray_settings_are_parsed_in_one_place(monkeypatch):
+    from sam2web.config import settings
+    from sam2web.errors import UserError
+
+    monkeypatch.setenv("SAM2WEB_RAY_RESOURCES", '{"GPU": 1, "CPU": 4, "big_mem": 0.5}')
+    monkeypatch.setenv("SAM2WEB_RAY_WORKERS", "3")
+    monkeypatch.setenv("SAM2WEB_RAY_ADDRESS", "ray://head:10001")
+    cfg = settings()
+    assert cfg.ray_resources == (("CPU", 4.0), ("GPU", 1.0), ("big_mem", 0.5)) and cfg.ray_workers == 3
+    assert ray_executor._worker_options(cfg) == {"num_cpus": 4.0, "num_gpus": 1.0, "resources": {"big_mem": 0.5}}
+    assert "ray://head:10001: 3 (CPU 4, GPU 1, big_mem 0.5 each)" in ray_executor.RayExecutor(cfg).describe()
+    for bad in ("GPU=1", "[1]", '{"GPU": "one"}', '{"GPU": -1}'):
+        monkeypatch.setenv("SAM2WEB_RAY_RESOURCES", bad)
+        with pytest.raises(UserError, match="SAM2WEB_RAY_RESOURCES"):
+            settings()
+
+
 def test_missing_ray_is_one_sentence(monkeypatch):
     import builtins
 
