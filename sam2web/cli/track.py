@@ -194,13 +194,22 @@ def load_inputs(args: argparse.Namespace, direction: str):
 
     Everything a user can get wrong is checked here, before any model is loaded.
     """
-    from sam2web import prompts as prompts_mod
-    from sam2web import selection
     from sam2web.stack import open_stack
-    from sam2web.tracking import track
 
     _check_numbers(args)
     stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0], pages_as=args.pages_as)
+    try:
+        return (stack, *_checked_inputs(args, stack, direction))
+    except BaseException:
+        stack.close()  # a refused input must not leave the file open
+        raise
+
+
+def _checked_inputs(args: argparse.Namespace, stack, direction: str):
+    from sam2web import prompts as prompts_mod
+    from sam2web import selection
+    from sam2web.tracking import track
+
     xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
     times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
     zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
@@ -220,7 +229,7 @@ def load_inputs(args: argparse.Namespace, direction: str):
             + "; check the file and --tags."
         )
     track.check_prompts_placed(sequences, prompts)  # fail before loading the model
-    return stack, sequences, display, prompts
+    return sequences, display, prompts
 
 
 def load_model(args: argparse.Namespace, size: str):
@@ -294,7 +303,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     stack, sequences, display, prompts = load_inputs(args, args.direction)
-    tmp = _prepare_out(out)
+    try:
+        tmp = _prepare_out(out)
+    except BaseException:
+        stack.close()
+        raise
     try:
         if remote.wanted(args):  # sequences fan out to Ray workers (docs/scale-out.md)
             job = (TrackParams.from_args(args), stack, sequences, prompts, display)
