@@ -521,18 +521,31 @@ class RayExecutor:
         return max(1, min(fits) if fits else 1)
 
     def _loop(self) -> None:
-        """The driver thread: connect, dispatch, collect, poll progress; ends when nothing is active."""
+        """The driver thread: connect, then serve until nothing is active; a failure fails the runs it held."""
         try:
             self._connect()
-        except Exception as err:  # noqa: BLE001 - every queued run fails with the sentence
-            sentence = str(err) if isinstance(err, UserError) else error_sentence(err)
-            with self._lock:
-                recs, self._runs, self._pending = list(self._runs.values()), {}, collections.deque()
-                self._thread = None
-            for rec in recs:
-                rec.store.update_run(rec.spec.run_id, status="failed", error=sentence)
-            return
-        ray = require_ray()
+            self._serve(require_ray())
+        except Exception as err:  # noqa: BLE001 - never leave runs "running" with nobody serving them
+            if not isinstance(err, UserError):
+                log.exception("the Ray driver thread failed")
+            self._fail_all(str(err) if isinstance(err, UserError) else error_sentence(err))
+
+    def _fail_all(self, sentence: str) -> None:
+        with self._lock:
+            recs, self._runs, self._pending = list(self._runs.values()), {}, collections.deque()
+            busy = [(s.actor, s.unit) for s in self._slots if s.unit is not None]
+            for slot in self._slots:
+                slot.unit = slot.ref = slot.poll_ref = None
+            self._thread = None
+        for actor, unit in busy:
+            try:
+                actor.cancel.options(concurrency_group=CONTROL).remote(unit.spec.extra["ray_token"])
+            except Exception:  # noqa: BLE001 - the actor may be gone too
+                pass
+        for rec in recs:
+            rec.store.update_run(rec.spec.run_id, status="failed", error=sentence)
+
+    def _serve(self, ray) -> None:
         last_write = last_poll = 0.0
         while True:
             with self._lock:
