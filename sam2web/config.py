@@ -14,7 +14,15 @@ it changed (tests set variables per test; a server reads them once), and every y
 | SAM2WEB_FRAME_CACHE_MB | (from CACHE_MB) | the decoded-frame part of that budget (half of it by default) |
 | SAM2WEB_RANDOM_WEIGHTS | off | random model weights, for tests and plumbing demos only |
 | SAM2WEB_STANDIN | off | a stand-in tracker instead of SAM2 (tests): 1, slow:SECONDS per frame, oracle:LABELS |
-| SAM2WEB_EXECUTOR | local | where runs execute: ``local`` (a worker process per device) or ``inline`` (tests) |
+| SAM2WEB_EXECUTOR | local | where runs execute: ``local`` (a worker process per device), ``ray`` (a Ray cluster) or ``inline`` (tests) |
+| SAM2WEB_RAY_ADDRESS | (none) | the Ray cluster: ``auto`` (this node's), ``host:6379``, ``ray://host:10001``; blank starts a private one here |
+| SAM2WEB_RAY_NAMESPACE | sam2web | the Ray namespace of the workers |
+| SAM2WEB_RAY_WORKERS | 0 | how many worker actors; 0: as many as the cluster's resources fit |
+| SAM2WEB_RAY_RESOURCES | {"CPU": 1} | each worker's resources, JSON: ``{"GPU": 1}``, ``{"CPU": 4}``, custom ones too |
+| SAM2WEB_RAY_OBJECT_STORE_MB | 256 | object-store size of a private cluster started here (frames never go through it) |
+| SAM2WEB_RAY_TOKEN_FILE | (Ray's ~/.ray/auth_token) | the cluster's auth token file (``RAY_AUTH_TOKEN`` works too); auth is always on |
+| SAM2WEB_RAY_DATA_DIR | (SAM2WEB_DATA) | the data folder as the workers see it (a shared mount at another path) |
+| SAM2WEB_RAY_RETRIES | 3 | restarts of a dead worker and re-runs of its sequence before the run is interrupted |
 | SAM2WEB_SERVER_FOLDERS | (none) | absolute folders (os.pathsep-separated) whose files the Dataset page opens in place |
 """
 
@@ -65,6 +73,15 @@ class Settings:
     # Raw entries; sam2web.server_files checks them where they are used, so one bad folder is a
     # sentence on the Dataset page rather than a failure of every settings() call.
     server_folders: tuple[str, ...] = ()
+    # Ray (sam2web.service.ray_executor; docs/scale-out.md)
+    ray_address: str = ""
+    ray_namespace: str = "sam2web"
+    ray_workers: int = 0
+    ray_resources: tuple[tuple[str, float], ...] = (("CPU", 1.0),)
+    ray_object_store_mb: float = 256.0
+    ray_token_file: Path | None = None
+    ray_data_dir: Path | None = None
+    ray_retries: int = 3
 
     @property
     def frame_cache_bytes(self) -> int:
@@ -97,8 +114,8 @@ def _parse(env: dict[str, str]) -> Settings:
     if standin and not standin.startswith(("oracle:", "slow:")):
         standin = "1" if truthy(standin, PREFIX + "STANDIN") else ""
     executor = env.get(PREFIX + "EXECUTOR", "local").strip().lower() or "local"
-    if executor not in ("local", "inline"):
-        raise UserError(f"{PREFIX}EXECUTOR={executor!r} is not known; use local or inline.")
+    if executor not in ("local", "inline", "ray"):
+        raise UserError(f"{PREFIX}EXECUTOR={executor!r} is not known; use local, ray or inline.")
     return Settings(
         data_dir=Path(data or Path.home() / ".sam2web").expanduser(),
         checkpoints_dir=Path(ckpt).expanduser() if ckpt else None,
@@ -109,7 +126,44 @@ def _parse(env: dict[str, str]) -> Settings:
         standin=standin,
         executor=executor,
         server_folders=tuple(p.strip() for p in env.get(PREFIX + "SERVER_FOLDERS", "").split(os.pathsep) if p.strip()),
+        **_ray(env),
     )
+
+
+def _ray(env: dict[str, str]) -> dict:
+    """The ``SAM2WEB_RAY_*`` variables (read whatever the executor, so a typo is caught early)."""
+    import json
+
+    raw = env.get(PREFIX + "RAY_RESOURCES", "").strip()
+    resources: tuple[tuple[str, float], ...] = (("CPU", 1.0),)
+    if raw:
+        try:
+            parsed = json.loads(raw)
+            if not isinstance(parsed, dict) or not parsed:
+                raise ValueError
+            resources = tuple(sorted((str(k), float(v)) for k, v in parsed.items()))
+        except (ValueError, TypeError):
+            raise UserError(
+                f'{PREFIX}RAY_RESOURCES={raw!r} is not a JSON object of numbers; write it like {{"GPU": 1}}.'
+            ) from None
+        if any(v < 0 for _, v in resources):
+            raise UserError(f"{PREFIX}RAY_RESOURCES={raw!r} has a negative amount; use 0 or more of each resource.")
+    token = env.get(PREFIX + "RAY_TOKEN_FILE", "").strip()
+    data = env.get(PREFIX + "RAY_DATA_DIR", "").strip()
+    workers = int(_number(env, "RAY_WORKERS", 0, int) or 0)
+    retries = int(_number(env, "RAY_RETRIES", 3, int) or 0)
+    if workers < 0 or retries < 0:
+        raise UserError(f"{PREFIX}RAY_WORKERS and {PREFIX}RAY_RETRIES must be 0 or more; fix the one below 0.")
+    return {
+        "ray_address": env.get(PREFIX + "RAY_ADDRESS", "").strip(),
+        "ray_namespace": env.get(PREFIX + "RAY_NAMESPACE", "").strip() or "sam2web",
+        "ray_workers": workers,
+        "ray_resources": resources,
+        "ray_object_store_mb": float(_number(env, "RAY_OBJECT_STORE_MB", 256.0) or 256.0),
+        "ray_token_file": Path(token).expanduser() if token else None,
+        "ray_data_dir": Path(data).expanduser() if data else None,
+        "ray_retries": retries,
+    }
 
 
 _LOCK = threading.Lock()

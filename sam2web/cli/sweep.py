@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from sam2web import params as params_mod
+from sam2web.cli import remote
 from sam2web.cli import track as cli_track
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
@@ -65,7 +66,6 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
 
 
 def run(args: argparse.Namespace) -> int:
-
     models = _choices(args.models, args.model, str, list(params_mod.MODELS), "--models")
     directions = _choices(args.directions, args.direction, str, list(params_mod.DIRECTIONS), "--directions")
     paddings = _choices(args.paddings, args.padding, float, None, "--paddings")
@@ -73,17 +73,15 @@ def run(args: argparse.Namespace) -> int:
     for padding in paddings:
         for smoothing in smoothings:
             TrackParams.from_args(args).with_(padding=padding, smoothing=smoothing).validate(flags=True)
-    inputs: dict = {}
+    inputs = {d: cli_track.load_inputs(args, d) for d in directions}  # all input errors first
     try:
-        for d in directions:
-            inputs[d] = cli_track.load_inputs(args, d)  # all input errors first
-        return _sweep(args, inputs, models, directions, paddings, smoothings)
+        return _sweep(args, models, directions, paddings, smoothings, inputs)
     finally:
         for stack, *_ in inputs.values():
-            stack.close()
+            stack.close()  # a file left open is a bug (ResourceWarning)
 
 
-def _sweep(args: argparse.Namespace, inputs: dict, models, directions, paddings, smoothings) -> int:
+def _sweep(args, models, directions, paddings, smoothings, inputs) -> int:
     from sam2web import evaluate, export, geometry, links
 
     gt = [Path(p) for p in args.gt]
@@ -91,8 +89,18 @@ def _sweep(args: argparse.Namespace, inputs: dict, models, directions, paddings,
     truth, lineage = evaluate.read_truth(gt if len(gt) > 1 else gt[0], args.across, xy)
     out = Path(args.out)
     rows: list[tuple[dict, dict]] = []
+    on_ray = None
+    if remote.wanted(args):  # the whole grid (models x directions x sequences) fans out to Ray workers
+        base = TrackParams.from_args(args)
+        grid = {}
+        for s in models:
+            for d in directions:
+                stack, sequences, display, prompts = inputs[d]
+                grid[(s, d)] = (base.with_(model=s, direction=d), stack, sequences, prompts, display)
+        on_ray = remote.track_on_ray(args, grid)
     for size in models:
-        predictor, info = cli_track.load_model(args, size)
+        if on_ray is None:
+            predictor, info = cli_track.load_model(args, size)
         for direction in directions:
             stack, sequences, display, prompts = inputs[direction]
             axis = "time" if args.across == "time" else "z"
@@ -100,7 +108,10 @@ def _sweep(args: argparse.Namespace, inputs: dict, models, directions, paddings,
             for p in prompts:
                 frame = getattr(p.loc, axis)
                 prompt_frames[p.obj_id] = min(frame, prompt_frames.get(p.obj_id, frame))
-            result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor, display, direction)
+            if on_ray is not None:
+                result = on_ray[(size, direction)][0]
+            else:
+                result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor, display, direction)
             for padding in paddings:
                 for smoothing in smoothings:
                     settings = {"model": size, "direction": direction, "padding": padding, "smoothing": smoothing}

@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sam2web.cli import remote
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
 from sam2web.types import Location
@@ -83,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    remote.add_arguments(parser)
 
 
 def parse_location(text: str, stack) -> Location:
@@ -192,37 +194,42 @@ def load_inputs(args: argparse.Namespace, direction: str):
 
     Everything a user can get wrong is checked here, before any model is loaded.
     """
-    from sam2web import prompts as prompts_mod
-    from sam2web import selection
     from sam2web.stack import open_stack
-    from sam2web.tracking import track
 
     _check_numbers(args)
     stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0], pages_as=args.pages_as)
     try:
-        xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
-        times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
-        zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
-        sequences = selection.build_sequences(xys, times, zs, args.across, direction)
-        display = _display(stack, args)
-        tags = [t.strip() for t in args.tags.split(",") if t.strip()] or None
-        loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
-        prompt_path = Path(args.prompts)
-        if not prompt_path.is_file():
-            raise UserError(f"--prompts {prompt_path} is not a file; give a GeoJSON, platform JSON or label image.")
-        prompts = prompts_mod.load_prompts(prompt_path, stack.sizes["X"], stack.sizes["Y"], tags=tags, loc=loc)
-        prompts = prompts_mod.renumber(prompts)
-        if not prompts:
-            raise UserError(
-                f"{prompt_path} holds no prompts"
-                + (" with the tags " + ", ".join(tags) if tags else "")
-                + "; check the file and --tags."
-            )
-        track.check_prompts_placed(sequences, prompts)  # fail before loading the model
+        return (stack, *_checked_inputs(args, stack, direction))
     except BaseException:
-        stack.close()  # refused input: release the file before the error reaches the user
+        stack.close()  # a refused input must not leave the file open
         raise
-    return stack, sequences, display, prompts
+
+
+def _checked_inputs(args: argparse.Namespace, stack, direction: str):
+    from sam2web import prompts as prompts_mod
+    from sam2web import selection
+    from sam2web.tracking import track
+
+    xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
+    times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
+    zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
+    sequences = selection.build_sequences(xys, times, zs, args.across, direction)
+    display = _display(stack, args)
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] or None
+    loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
+    prompt_path = Path(args.prompts)
+    if not prompt_path.is_file():
+        raise UserError(f"--prompts {prompt_path} is not a file; give a GeoJSON, platform JSON or label image.")
+    prompts = prompts_mod.load_prompts(prompt_path, stack.sizes["X"], stack.sizes["Y"], tags=tags, loc=loc)
+    prompts = prompts_mod.renumber(prompts)
+    if not prompts:
+        raise UserError(
+            f"{prompt_path} holds no prompts"
+            + (" with the tags " + ", ".join(tags) if tags else "")
+            + "; check the file and --tags."
+        )
+    track.check_prompts_placed(sequences, prompts)  # fail before loading the model
+    return sequences, display, prompts
 
 
 def load_model(args: argparse.Namespace, size: str):
@@ -302,8 +309,12 @@ def run(args: argparse.Namespace) -> int:
         stack.close()
         raise
     try:
-        predictor, info = load_model(args, args.model)
-        result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
+        if remote.wanted(args):  # sequences fan out to Ray workers (docs/scale-out.md)
+            job = (TrackParams.from_args(args), stack, sequences, prompts, display)
+            ((result, info),) = remote.track_on_ray(args, {0: job}).values()
+        else:
+            predictor, info = load_model(args, args.model)
+            result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
         annotations = geometry.annotations_from_result(
             result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
         )
@@ -322,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        stack.close()
+        stack.close()  # a file left open is a bug (ResourceWarning)
     n_obj = len({a.obj_id for a in annotations})
     print(
         f"Tracked {n_obj} object(s): {len(annotations)} polygons, {len(connections)} links "

@@ -367,9 +367,13 @@ _EXECUTOR: LocalExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
-def get_executor() -> LocalExecutor:
+def get_executor() -> Executor:
     """The executor of this process, chosen by ``SAM2WEB_EXECUTOR`` (shared by every browser session)."""
     global _EXECUTOR
+    if settings().executor == "ray":  # sequences fan out to Ray actors (service/ray_executor.py)
+        from sam2web.service.ray_executor import get_ray_executor
+
+        return get_ray_executor()
     with _EXECUTOR_LOCK:
         want_processes = settings().executor != "inline"
         if _EXECUTOR is None or _EXECUTOR.processes != want_processes:
