@@ -22,6 +22,9 @@ def _fps(size: str, vos: bool, n_frames: int) -> float:
     from sam2web.tracking.model import MODELS, _setup_cuda
 
     _setup_cuda()
+    from sam2web.tracking import sam2_patches
+
+    sam2_patches.patch_frame_sources()  # lets SAM2's init_state take in-memory frames (bench.worker._state)
     predictor = build_sam2_video_predictor(MODELS[size][0], ckpt_path=None, device="cuda", vos_optimized=vos)
     side = predictor.image_size
     frames = _Tensors(torch.randn(n_frames, 3, side, side, device="cuda"), side, side)

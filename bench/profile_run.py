@@ -28,7 +28,7 @@ STAGES = [
     ("  of which render (display.render)", "display.py", "render"),
     ("  of which to_model_input", "track.py", "to_model_input"),
     ("sam2web mask storage (_store)", "track.py", "_store"),
-    ("sam2web feature cache (_capture/_inject)", "track.py", "_capture"),
+    ("sam2web feature LRU (FeatureLRU.put)", "predictor.py", "put"),
     ("sam2web polygons (annotations_from_result)", "geometry.py", "annotations_from_result"),
     ("sam2web links (connect)", "links.py", "connect"),
     ("sam2web exports (export_bytes)", "export.py", "export_bytes"),

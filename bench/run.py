@@ -1,7 +1,8 @@
-"""``python -m bench.run [--quick] [--json-only]``: every figure of issue 5 (and issue 3) in one run.
+"""``python -m bench.run [--quick] [--json-only]``: every figure of issues 5, 3 and 14 in one run.
 
 Prints a table and, as its LAST line, one JSON object (keys: overhead_ratio, vs_plain_recipe,
-peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, results_rerun_ms, s_per_frame, and details).
+peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, results_rerun_ms, s_per_frame,
+auto_precision_speedup, batched_objects_speedup, agreement, cpu, and details).
 
 How it measures (why this way):
 - Model timings run in subprocesses (``bench.worker``): the plain SAM2 recipe must not see
@@ -10,6 +11,11 @@ How it measures (why this way):
   shared and noisy; figures are medians, ratios come from the same run.
 - sam2web and the pure model share one process per round and alternate (same predictor, same
   frames), so the overhead ratio compares like with like.
+- Issue 14's speed-ups (``speedups``) come from one ``bench.worker variants`` process per object
+  count: fp32 one call per object (SAM2's loop), fp32 batched objects, and ``--precision auto``
+  as this machine chooses it, alternated in rounds on the same in-memory frames, each compared
+  with the first (logit cosine, max abs difference, mask IoU). The CPU's bf16 flags are printed
+  beside them, since the auto choice depends on them.
 - Tiny model, CPU, random weights (SAM2WEB_RANDOM_WEIGHTS=1), 512 x 512 frames, model
   image_size 512 (SAM2 resizes every frame to image_size x image_size; 512 keeps it 1:1).
 """
@@ -49,6 +55,8 @@ MODES = {
         "plain_mem_lengths": (16, 64, 256),
         "spf_long": 64,
         "post_repeats": 5,
+        "variant_frames": 6,
+        "variant_repeats": 2,
     },
     "full": {
         "overhead_frames": 8,
@@ -59,6 +67,8 @@ MODES = {
         "plain_mem_lengths": (16, 64, 256),
         "spf_long": 64,
         "post_repeats": 7,
+        "variant_frames": 8,
+        "variant_repeats": 3,
     },
 }
 
@@ -157,6 +167,47 @@ def overhead_and_plain(tiff: Path, cfg: dict, quiet: bool) -> dict:
     return out
 
 
+def cpu_summary() -> dict:
+    """The CPU's name and the flags ``--precision auto`` looks at (printed beside the figures)."""
+    from sam2web.tracking import precision
+
+    cpu = precision.read_cpu()
+    return {
+        "name": cpu.name,
+        "bf16_flags": precision.native_bf16(cpu.flags),
+        "flags_checked": list(precision.BF16_FLAGS),
+        "avx2": "avx2" in cpu.flags,
+        "avx512f": "avx512f" in cpu.flags,
+    }
+
+
+def speedups(tiff: Path, cfg: dict, quiet: bool) -> dict:
+    """auto precision vs fp32 (1 and 5 objects) and batched vs per-object objects, same run."""
+    n = cfg["variant_frames"]
+    out: dict = {"frames": n, "by_objects": {}}
+    for k in (1, 5):
+        log(f"  speed-ups: fp32 per object / fp32 batched / auto, {k} object(s)", quiet)
+        res = worker("variants", tiff, n, k, extra=["--repeats", str(cfg["variant_repeats"])])
+        spfs = {name: spf(runs, n) for name, runs in res["runs"].items()}
+        # auto vs fp32 with the same (this device's default) object batching: precision only
+        base = (
+            spfs["fp32_batched"] if res.get("default_batched") and "fp32_batched" in spfs else spfs["fp32_per_object"]
+        )
+        row = {
+            "s_per_frame": spfs,
+            "auto_precision": res["auto_precision"],
+            "auto_reason": res["auto_reason"],
+            "default_batched": res.get("default_batched"),
+            "auto_precision_speedup": base / spfs["auto"],
+            "auto_vs_fp32_per_object": spfs["fp32_per_object"] / spfs["auto"],
+            "agreement": res["agreement"],
+        }
+        if "fp32_batched" in spfs:
+            row["batched_objects_speedup"] = spfs["fp32_per_object"] / spfs["fp32_batched"]
+        out["by_objects"][k] = row
+    return out
+
+
 def scaled_feature_cache_mb(image_size: int) -> float | None:
     """sam2web's backbone-feature LRU budget scaled to hold as many frames as at image_size 512.
 
@@ -216,6 +267,8 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_
             res["overhead"] = overhead_and_plain(tiff, cfg, quiet)
             log("memory", quiet)
             res["memory"] = memory(tiff, cfg, quiet)
+            log("speed-ups of issue 14 (512 x 512, image_size 512)", quiet)
+            res["speedups"] = speedups(tiff, cfg, quiet)
         log("re-polygonize and frame view", quiet)
         if post_only_small:
             res["repolygonize"] = post.repolygonize(5, 4, repeats=1)
@@ -239,6 +292,7 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_
             f"{res['memory'].get('feature_cache_mb', 'its default')} MB so it holds "
             f"as many frames as the default does at 512; the full mode uses 512."
         )
+    res["cpu"] = cpu_summary()
     res["threads"] = THREADS
     res["clock"] = CLOCK
     res["notes"] = notes
@@ -264,6 +318,21 @@ def summary(res: dict) -> dict:
         out["plain_peak_anon_rss_mb"] = {str(n): round(v["peak_anon_rss_mb"], 1) for n, v in mem["plain"].items()}
     else:
         out["peak_rss_mb"] = out["plain_peak_rss_mb"] = None
+    sp = res.get("speedups")
+    if sp:
+        rows = sp["by_objects"]
+        out["auto_precision_speedup"] = {str(k): round(r["auto_precision_speedup"], 3) for k, r in rows.items()}
+        out["batched_objects_speedup"] = round(rows[5]["batched_objects_speedup"], 3)
+        out["auto_precision"] = rows[1]["auto_precision"]
+        out["agreement"] = {
+            "auto_precision": {str(k): _rounded(r["agreement"]["auto"]) for k, r in rows.items()},
+            "batched_objects": _rounded(rows[5]["agreement"]["fp32_batched"]),
+        }
+        out["auto_vs_fp32_per_object"] = {str(k): round(r["auto_vs_fp32_per_object"], 3) for k, r in rows.items()}
+    else:
+        out["auto_precision_speedup"] = out["batched_objects_speedup"] = None
+    out["pool_speedup"] = None  # issue 14 item 3: the executor's CPU worker pool measures it
+    out["cpu"] = res.get("cpu")
     out["repolygonize_ms"] = round(res["repolygonize"]["padding_change_ms"], 1)
     out["frame_view_ms"] = round(res["frame_view"]["uncached_ms"], 1)
     rr = res["results_rerun"]
@@ -316,6 +385,14 @@ def summary(res: dict) -> dict:
     return out
 
 
+def _rounded(figures: dict) -> dict:
+    return {
+        "logit_cosine": round(figures["cosine"], 6),
+        "max_abs_diff": float(f"{figures['max_abs']:.3g}"),
+        "mask_iou": round(figures["mask_iou"], 5),
+    }
+
+
 def table(res: dict, s: dict) -> str:
     lines = [
         f"sam2web benchmark ({res['mode']}; tiny, CPU, random weights; 512x512 frames at "
@@ -354,6 +431,29 @@ def table(res: dict, s: dict) -> str:
             row("  anonymous peak 256 fr / 16 fr", f"{s['anon_growth_sam2web']:.3f}", "<= 1.2")
         if "rss_growth_plain" in s:
             row("plain peak RSS 256 fr / 16 fr", f"{s['rss_growth_plain']:.3f}")
+    cpu = res.get("cpu") or {}
+    lines.append(
+        f"CPU: {cpu.get('name')}; native bf16 flags: {', '.join(cpu.get('bf16_flags') or []) or 'none'} "
+        f"(checked: {', '.join(cpu.get('flags_checked') or [])}); avx512f: {cpu.get('avx512f')}, avx2: {cpu.get('avx2')}"
+    )
+    sp = res.get("speedups")
+    if sp:
+        n = sp["frames"]
+        for k, r in sp["by_objects"].items():
+            for name, v in r["s_per_frame"].items():
+                row(f"s/frame {n} fr, {k} obj, pure model: {name}", f"{v:.3f}")
+            row(f"  auto precision speed-up ({r['auto_precision']}), {k} obj", f"{r['auto_precision_speedup']:.3f}")
+            a = r["agreement"]["auto"]
+            row("    vs fp32: cosine / max abs / mask IoU", f"{a['cosine']:.5f}/{a['max_abs']:.2g}/{a['mask_iou']:.4f}")
+            if "batched_objects_speedup" in r:
+                row(f"  batched objects speed-up (fp32), {k} obj", f"{r['batched_objects_speedup']:.3f}")
+                b = r["agreement"]["fp32_batched"]
+                row(
+                    "    vs per object: cosine / max abs / mask IoU",
+                    f"{b['cosine']:.6f}/{b['max_abs']:.2g}/{b['mask_iou']:.4f}",
+                )
+            row(f"  auto + batched vs fp32 per object, {k} obj", f"{r['auto_vs_fp32_per_object']:.3f}")
+        lines.append(f"auto precision: {sp['by_objects'][1]['auto_reason']}")
     rp = res["repolygonize"]
     row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}", "<= 200")
     row("re-polygonize: padding+smoothing change ms", f"{rp['padding_change_ms']:.0f}", "<= 200")

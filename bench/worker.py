@@ -11,6 +11,10 @@ Kinds
   before the clock starts), ``add_new_points_or_box`` + ``propagate_in_video``, no post-processing.
 - ``pair``: ``pure`` and ``sam2web`` alternated in one process (same predictor, same frames), for
   the overhead ratio with the least noise.
+- ``variants``: the speed-ups of issue 14 on the pure model, one process, same frames, in rounds:
+  fp32 one call per object (SAM2's own loop: the reference), fp32 with the objects batched,
+  and ``--precision auto`` as this machine chooses it (objects batched as the device's default). Each is
+  timed and its logits compared with the reference (cosine, max abs difference, mask IoU).
 - ``plain``: the upstream recipe: read frames, write JPEGs to a folder, ``init_state(folder)``,
   add boxes, ``propagate_in_video``, threshold at 0. Model build excluded.
 Each run reports wall ``seconds`` and process ``cpu_seconds`` (all threads). With one torch
@@ -27,7 +31,6 @@ import resource
 import sys
 import tempfile
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +158,9 @@ def run_sam2web(
 
 
 class _Tensors:
-    """A stack of preprocessed frames with the attributes a SAM2 state needs."""
+    """A stack of preprocessed frames with the attributes a SAM2 state needs (a frame source)."""
+
+    sam2web_frame_source = True
 
     def __init__(self, tensors, height: int, width: int):
         self.t = tensors
@@ -178,28 +183,12 @@ def preprocess(frames: np.ndarray, image_size: int):
 
 
 def _state(predictor, frames: _Tensors) -> dict:
-    """SAM2 1.1.0's init_state fields, images already in memory (no loader, no warm-up)."""
-    dev = predictor.device
-    return {
-        "images": frames,
-        "num_frames": len(frames),
-        "offload_video_to_cpu": False,
-        "offload_state_to_cpu": False,
-        "video_height": frames.height,
-        "video_width": frames.width,
-        "device": dev,
-        "storage_device": dev,
-        "point_inputs_per_obj": {},
-        "mask_inputs_per_obj": {},
-        "cached_features": {},
-        "constants": {},
-        "obj_id_to_idx": OrderedDict(),
-        "obj_idx_to_id": OrderedDict(),
-        "obj_ids": [],
-        "output_dict_per_obj": {},
-        "temp_output_dict_per_obj": {},
-        "frames_tracked_per_obj": {},
-    }
+    """SAM2's own ``init_state`` given the in-memory frames (sam2web's patch lets any SAM2 video
+    predictor take a frame source; sam2web's subclass also skips the frame-0 warm-up)."""
+    from sam2web.tracking import sam2_patches
+
+    sam2_patches.patch_frame_sources()
+    return predictor.init_state(frames)
 
 
 def run_pure(predictor, tensors: _Tensors, n_objects: int, boxes: list, autocast: bool = False) -> dict:
@@ -218,6 +207,70 @@ def run_pure(predictor, tensors: _Tensors, n_objects: int, boxes: list, autocast
         for _ in predictor.propagate_in_video(state):
             n += 1
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "frames": n}
+
+
+def run_variant(predictor, tensors: _Tensors, n_objects: int, boxes: list, bf16: bool, batched: bool) -> dict:
+    """``run_pure`` with the objects batched or not; keeps the logits of every frame."""
+    import contextlib
+
+    import torch
+
+    old = predictor.batch_objects
+    predictor.batch_objects = batched
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    logits = []
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        with ctx:
+            state = _state(predictor, tensors)
+            for i, b in enumerate(boxes[:n_objects]):
+                predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i, box=np.asarray(b, np.float32))
+            for _, _, m in predictor.propagate_in_video(state):
+                logits.append(m.float())
+        res = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "frames": len(logits)}
+    finally:
+        predictor.batch_objects = old
+    import torch
+
+    res["logits"] = torch.stack(logits)
+    return res
+
+
+def variants(predictor, tensors: _Tensors, n_objects: int, boxes: list, repeats: int) -> dict:
+    """Reference (fp32 per object), fp32 batched, auto (batched): times and agreement."""
+    from sam2web.tracking import model, precision
+
+    info = model.describe(predictor)
+    choice = model.precision_choice(
+        "cpu",
+        "auto",
+        model.model_key("tiny", predictor.image_size, info.get("random_weights", True)),
+        measure=lambda: precision.micro_benchmark(predictor),
+    )
+    default_batched = bool(predictor.batch_objects)  # what load_predictor chose for this device
+    plan = {
+        "fp32_per_object": (False, False),
+        "fp32_batched": (False, True),
+        "auto": (choice.precision == "bf16", default_batched),
+    }
+    if n_objects == 1:
+        del plan["fp32_batched"]  # one object: nothing to batch
+    runs: dict[str, list] = {k: [] for k in plan}
+    logits: dict = {}
+    for _ in range(repeats):  # interleaved: the machine is shared and noisy
+        for name, (bf16, batched) in plan.items():
+            res = run_variant(predictor, tensors, n_objects, boxes, bf16, batched)
+            logits[name] = res.pop("logits")
+            runs[name].append(res)
+    ref = logits["fp32_per_object"]
+    agreement = {name: precision.agreement(ref, logits[name]) for name in plan if name != "fp32_per_object"}
+    return {
+        "runs": runs,
+        "agreement": agreement,
+        "auto_precision": choice.precision,
+        "auto_reason": choice.reason,
+        "default_batched": default_batched,
+    }
 
 
 # ----------------------------------------------------------------------------- plain recipe
@@ -267,7 +320,7 @@ def _write_profile(profiler, path: Path, top: int = 30) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=["sam2web", "pure", "pair", "plain"])
+    ap.add_argument("kind", choices=["sam2web", "pure", "pair", "plain", "variants"])
     ap.add_argument("--tiff", type=Path, required=True)
     ap.add_argument("--frames", type=int, required=True)
     ap.add_argument("--objects", type=int, default=1)
@@ -315,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = sam2web_predictor(args.image_size, args.precision)
     out["build_seconds"] = time.perf_counter() - t_build
     tensors = None
-    if args.kind in ("pure", "pair"):
+    if args.kind in ("pure", "pair", "variants"):
         frames = tifffile.imread(args.tiff, key=range(args.frames))
         tensors = _Tensors(preprocess(frames, args.image_size), side, side)
         del frames
@@ -329,6 +382,14 @@ def main(argv: list[str] | None = None) -> int:
             run_sam2web(predictor, args.tiff, 2, args.objects, boxes)
         if args.kind == "plain":
             run_plain(predictor, args.tiff, 2, args.objects, boxes)
+    if args.kind == "variants":
+        if args.warmup:
+            variants(predictor, _Tensors(tensors.t[:2], side, side), args.objects, boxes, 1)
+        out.update(variants(predictor, tensors, args.objects, boxes, args.repeats))
+        out["peak_rss_mb"] = peak_rss_mb()
+        out["peak_anon_rss_mb"] = anon.stop()
+        print(json.dumps(out))
+        return 0
     runs: dict[str, list] = {}
     masks: dict = {}
     profiler = None

@@ -25,6 +25,10 @@ KEYS = {
     "frame_view_ms",
     "results_rerun_ms",
     "s_per_frame",
+    "auto_precision_speedup",
+    "batched_objects_speedup",
+    "pool_speedup",
+    "cpu",
 }
 
 
@@ -41,6 +45,8 @@ def test_run_prints_table_and_json_last_line():
     assert KEYS <= set(summary)
     assert summary["repolygonize_ms"] > 0 and summary["frame_view_ms"] > 0 and summary["results_rerun_ms"] > 0
     assert any("frame view" in line for line in lines[:-1])  # the table came first
+    assert any(line.startswith("CPU: ") and "native bf16 flags" in line for line in lines[:-1])
+    assert summary["cpu"]["flags_checked"] == ["avx512_bf16", "amx_bf16"]
 
 
 def test_post_measurements_on_tiny_inputs():
@@ -64,12 +70,13 @@ def test_synthetic_masks_have_the_bacteria_frame_shape():
     assert all(m.crop().sum() > 100 for m in masks)
 
 
-@pytest.mark.parametrize("kind", ["pair", "plain"])
+@pytest.mark.parametrize("kind", ["pair", "plain", "variants"])
 def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind, monkeypatch, capsys):
     """In-process (a subprocess per recipe would double the test's time for a torch import)."""
     from bench import data, worker
 
     monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")  # restored (unset) after the test
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the precision check's cache
     tiff = data.write_tiff(tmp_path / "f.tif", data.make_frames(2, 2, side=96))
     assert (
         worker.main(
@@ -79,6 +86,13 @@ def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind, monkeypatch, ca
     )
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["peak_rss_mb"] >= out["rss_before_mb"] > 0
+    if kind == "variants":
+        assert sorted(out["runs"]) == ["auto", "fp32_batched", "fp32_per_object"]
+        assert out["auto_precision"] in ("fp32", "bf16") and out["auto_reason"]
+        batched = out["agreement"]["fp32_batched"]
+        assert batched["max_abs"] <= 1e-5 and batched["mask_iou"] == 1.0
+        assert set(out["agreement"]["auto"]) == {"cosine", "max_abs", "mask_iou"}
+        return
     recipes = ["pure", "sam2web"] if kind == "pair" else ["plain"]
     assert sorted(out["runs"]) == recipes
     if kind == "pair":

@@ -107,6 +107,11 @@ def test_missing_checkpoint_without_download_points_at_env_folder(tmp_path, monk
 
 
 def test_random_weights_only_when_the_environment_says_so(monkeypatch, tmp_path):
+    from sam2web.tracking import precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu avx2\n")  # auto -> fp32, nothing measured
+    monkeypatch.setattr(precision, "CPUINFO_PATH", str(cpuinfo))
     with pytest.raises(UserError, match="is not on this machine"):
         model.load_predictor("tiny", device="cpu", image_size=256)
     cached = tmp_path / "cache" / "sam2web" / "checkpoints" / "sam2.1_hiera_tiny.pt"
@@ -119,6 +124,7 @@ def test_random_weights_only_when_the_environment_says_so(monkeypatch, tmp_path)
     assert info == {
         "device": "cpu",
         "precision": "fp32",
+        "precision_reason": "fp32: this CPU (Old CPU) has no native bf16 (no avx512_bf16/amx_bf16 flag), where bf16 is slow",
         "model": "tiny",
         "image_size": 256,
         "random_weights": True,
@@ -247,7 +253,7 @@ def test_pick_device_and_precision():
         with pytest.raises(UserError, match="MPS is not available"):
             model.pick_device("mps")
     assert model.pick_precision("cuda") == "bf16"
-    assert model.pick_precision("cpu") == "fp32"
+    assert model.pick_precision("cpu", "fp32") == "fp32"  # auto on a CPU: see test_precision.py
     assert model.pick_precision("cpu", "bf16") == "bf16"
     with pytest.raises(UserError, match="Unknown precision"):
         model.pick_precision("cpu", "fp8")

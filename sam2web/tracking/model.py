@@ -7,15 +7,21 @@ OWNER: engine helper. Contract:
     verify_checkpoint(path, size) -> dict   (the state dict; UserError when it is not usable)
     pick_device(name="auto") -> str
     load_predictor(size="small", checkpoint=None, device="auto", image_size=None, precision="auto",
-                   download=False, progress=None) -> Predictor
+                   download=False, progress=None) -> Predictor   (sam2web.tracking.predictor's subclass)
         (UserError with what to do when no checkpoint; SAM2WEB_RANDOM_WEIGHTS=1 -> random weights)
-    describe(predictor) -> dict(device, precision, model, image_size, random_weights)
+        precision "auto": see precision_choice (may run a one-off micro-benchmark, then cached)
+    pick_precision(device, precision="auto", model_key=None) -> str; precision_choice(...) -> Choice
+    describe(predictor) -> dict(device, precision, precision_reason, model, image_size, random_weights,
+                                checkpoint)
     inference_context(predictor) -> context manager (autocast where the precision asks for it)
 
 Why it is shaped like this: the app caches one predictor per (size, device, image size,
-precision) with ``st.cache_resource`` and shares it between sessions, so the predictor holds no
-per-run state (that lives in the inference state built by ``sam2web.tracking.track``). torch and sam2 are
-imported lazily so that the rest of sam2web works without them.
+precision) and shares it between runs, so the predictor holds no per-run state (that lives in
+the inference state its ``init_state`` builds). The model is ``sam2web.tracking.predictor``'s
+``SAM2VideoPredictor`` subclass, selected by the hydra ``_target_`` override in ``_overrides``.
+Precision ``auto`` is decided by ``sam2web.tracking.precision`` (CPU flags + a cached one-off
+micro-benchmark). torch and sam2 are imported lazily so that the rest of sam2web works without
+them.
 """
 
 from __future__ import annotations
@@ -309,14 +315,27 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
-def pick_precision(device: str, precision: str = "auto") -> str:
-    """CUDA: bfloat16 autocast (the worker's choice). CPU/MPS: fp32 unless bf16 is asked for."""
+def pick_precision(device: str, precision: str = "auto", model_key: str | None = None) -> str:
+    """The precision a run on ``device`` uses (see ``precision_choice``; without a model loaded,
+    ``auto`` on a bf16-native CPU not yet measured for ``model_key`` reads "auto")."""
+    return precision_choice(device, precision, model_key).precision
+
+
+def precision_choice(device: str, precision: str = "auto", model_key: str | None = None, measure=None):
+    """``precision.Choice`` (precision, reason): CUDA bf16 autocast; CPU bf16 only where the CPU
+    has native bf16 and a one-off micro-benchmark (``measure``, cached per machine and model)
+    finds it faster and within its agreement bound; fp32 elsewhere. UserError for unknown names."""
+    from sam2web.tracking import precision as prec_mod
+
     precision = (precision or "auto").lower()
     if precision not in PRECISIONS:
         raise UserError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
-    if precision == "auto":
-        return "bf16" if device == "cuda" else "fp32"
-    return precision
+    return prec_mod.choose(device, precision, model_key or "unknown model", measure=measure)
+
+
+def model_key(size: str, image_size: int, random_weights: bool) -> str:
+    """What the precision check is cached under, besides the machine."""
+    return f"{size}@{int(image_size)}" + ("+random" if random_weights else "")
 
 
 def default_image_size() -> int | None:
@@ -349,7 +368,12 @@ def random_weights_requested() -> bool:
 
 
 def _overrides(image_size: int | None) -> list[str]:
+    from sam2web.tracking.predictor import TARGET
+
     out = [
+        # sam2web's subclass of SAM2VideoPredictor (lazy frame sources, feature LRU, batched
+        # objects); appended after build_sam2_video_predictor's own _target_, so it wins.
+        f"++model._target_={TARGET}",
         # A correction on a frame already tracked becomes a conditioning frame, so the next
         # propagation keeps it instead of overwriting it (the SAM2 default drops it).
         "++model.add_all_frames_to_correct_as_cond=true",
@@ -410,7 +434,8 @@ def load_predictor(
     """
     size = check_size(size)
     dev = pick_device(device)
-    prec = pick_precision(dev, precision)
+    if (precision or "auto").lower() not in PRECISIONS:  # fail before building anything
+        raise UserError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     image_size = check_image_size(image_size) if image_size is not None else default_image_size()
     # SAM2WEB_RANDOM_WEIGHTS=1 means "plumbing only": it wins over any cached checkpoint (so
     # tests never depend on what a machine has downloaded), but not over an explicit one.
@@ -432,9 +457,22 @@ def load_predictor(
     predictor = predictor.to(dev).eval()
     for p in predictor.parameters():
         p.requires_grad_(False)
+    # Objects batched through memory attention: on a GPU one call per frame beats one per object
+    # (launch overhead); on a CPU the per-object calls measured faster (bench.run: 0.96x batched
+    # at 5 objects, fp32, one thread), so there SAM2's own per-object loop stays.
+    predictor.batch_objects = predictor.batch_objects and dev != "cpu"
+    from sam2web.tracking import precision as prec_mod
+
+    choice = precision_choice(
+        dev,
+        precision,
+        model_key(size, predictor.image_size, random_weights),
+        measure=lambda: prec_mod.micro_benchmark(predictor),
+    )
     predictor.sam2web_info = {
         "device": dev,
-        "precision": prec,
+        "precision": choice.precision,
+        "precision_reason": choice.reason,
         "model": size,
         "image_size": int(predictor.image_size),
         "random_weights": random_weights,
@@ -451,6 +489,7 @@ def describe(predictor) -> dict:
     return {
         "device": "cpu",
         "precision": "fp32",
+        "precision_reason": "fp32: a stand-in tracker, no model",
         "model": type(predictor).__name__,
         "image_size": getattr(predictor, "image_size", None),
         "random_weights": bool(getattr(predictor, "random_weights", False)),

@@ -18,7 +18,11 @@ Why patches at all: the upstream video predictor was written for CUDA with the c
    with an OpenCV implementation of the same contract (8-connectivity, per-pixel labels and
    component areas).
 
-A third, cosmetic one silences SAM2's own per-propagation tqdm bar (sam2web reports progress
+A third lets SAM2's own ``init_state`` take a frame source (``sam2web.tracking.track.LazyFrames``,
+anything marked ``sam2web_frame_source``) where it expects a JPEG folder: its module-level
+``load_video_frames`` returns such a source as is and passes everything else to the original.
+
+A fourth, cosmetic one silences SAM2's own per-propagation tqdm bar (sam2web reports progress
 itself). All patches are class/module level (they hold no per-run state), marked so applying twice
 is a no-op, and keep the original callables reachable as ``_sam2web_original``.
 """
@@ -116,6 +120,24 @@ def _silence_progress_bar() -> None:
     svp.tqdm = quiet
 
 
+def patch_frame_sources() -> None:
+    """Only the frame-source patch (bench/gpu.py measures SAM2 otherwise unpatched)."""
+    import sam2.sam2_video_predictor as svp
+
+    from sam2web.tracking.predictor import load_video_frames
+
+    current = svp.load_video_frames
+    if getattr(current, "_sam2web_patched", False):
+        return
+
+    def patched(video_path, **kwargs):
+        return load_video_frames(current, video_path, **kwargs)
+
+    patched._sam2web_patched = True  # type: ignore[attr-defined]
+    patched._sam2web_original = current  # type: ignore[attr-defined]
+    svp.load_video_frames = patched
+
+
 def apply() -> None:
     """Apply the fixes once per process (safe to call again; later calls do nothing)."""
     global _APPLIED
@@ -124,4 +146,5 @@ def apply() -> None:
     _patch_memory_attention()
     _patch_connected_components()
     _silence_progress_bar()
+    patch_frame_sources()
     _APPLIED = True

@@ -11,8 +11,9 @@ OWNER: engine helper. Contract:
     TrackSession: the same run, kept alive so corrections reuse SAM2's memory and features:
         s = TrackSession(stack, sequences, predictor, display, direction); s.add_prompts(p);
         s.run(...); s.add_prompts([correction]); s.run(...)  -> s.result
-    StandInTracker: deterministic tracker with the predictor surface, for tests.
-    LazyFrames: the in-memory frame source handed to SAM2 instead of a JPEG folder.
+    StandInTracker: deterministic tracker with the predictor surface, for tests (standin.py).
+    LazyFrames: the in-memory frame source handed to SAM2's ``init_state`` instead of a JPEG
+        folder (``sam2web.tracking.predictor.SAM2WebPredictor`` takes it as is).
 
 Directions. Sequences come from ``selection.build_sequences`` already in tracking order
 (backward ones reversed), so "forward" and "backward" both propagate toward the end of the
@@ -25,14 +26,13 @@ Memory. Frames are rendered only when SAM2 asks for them (one at a time, never a
 per-frame outputs that fall out of SAM2's memory window (``num_maskmem`` frames for masks,
 ``max_obj_ptrs_in_encoder`` for object pointers) are dropped as the run goes, except around
 prompt frames, so a long run holds about what a short one does. Backbone features of recently
-visited frames are kept in a small LRU (bounded in MB) so a correction does not recompute them.
+visited frames are kept in one LRU per session (bounded in MB, ``predictor.FeatureLRU``, inside
+the predictor subclass) so a correction does not recompute them.
 """
 
 from __future__ import annotations
 
 import copy
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from sam2web.errors import UserError
+from sam2web.tracking.standin import StandInTracker  # noqa: F401  (re-exported: track.StandInTracker)
 from sam2web.types import CompactMask, Location, ObjectInfo, Prompt, Sequence, TrackResult
 
 IMG_MEAN = (0.485, 0.456, 0.406)
@@ -71,8 +72,11 @@ class LazyFrames:
     """What SAM2 indexes as ``inference_state["images"]``: only ``len`` and ``[i]`` are needed.
 
     Each access renders one frame from the stack (``render_fn(loc)`` -> uint8 RGB) and converts
-    it; nothing is kept, because SAM2 itself caches the features of the frame it works on.
+    it; nothing is kept, because the predictor caches the features of the frames it works on.
+    ``sam2web_frame_source`` tells SAM2's ``init_state`` (patched) to take it instead of a folder.
     """
+
+    sam2web_frame_source = True
 
     def __init__(
         self,
@@ -101,190 +105,6 @@ class LazyFrames:
 
     def __getitem__(self, index: int):
         return to_model_input(self.rgb(index), self.image_size).to(self.device)
-
-
-def _new_sam2_state(predictor, frames: LazyFrames) -> dict:
-    """SAM2VideoPredictor.init_state without ``load_video_frames`` (mirrors sam2 1.1.0).
-
-    The frame-0 warm-up of ``init_state`` is left out: features are computed when a frame is
-    actually used, which is rarely frame 0 for later prompts or backward runs.
-    """
-    device = predictor.device
-    return {
-        "images": frames,
-        "num_frames": len(frames),
-        "offload_video_to_cpu": False,
-        "offload_state_to_cpu": False,
-        "video_height": frames.height,
-        "video_width": frames.width,
-        "device": device,
-        "storage_device": device,
-        "point_inputs_per_obj": {},
-        "mask_inputs_per_obj": {},
-        "cached_features": {},
-        "constants": {},
-        "obj_id_to_idx": OrderedDict(),
-        "obj_idx_to_id": OrderedDict(),
-        "obj_ids": [],
-        "output_dict_per_obj": {},
-        "temp_output_dict_per_obj": {},
-        "frames_tracked_per_obj": {},
-    }
-
-
-class FeatureCache:
-    """A bounded LRU of backbone features per frame index, shared positional encodings.
-
-    SAM2 keeps the features of only the last frame it touched. Keeping a few more lets a
-    correction (prompt at frame f, then propagate from f) skip the image encoder for frames it
-    has already seen. The positional encodings are identical for every frame, so one copy is
-    kept; the per-frame input image is not needed after encoding (SAM2 ignores it downstream)
-    and is replaced by an empty placeholder.
-    """
-
-    def __init__(self, budget_mb: float = 64.0):
-        self.budget = int(budget_mb * 1024 * 1024)
-        self.entries: OrderedDict[Any, tuple[Any, dict, int]] = OrderedDict()
-        self.used = 0
-        self._pos_enc: list | None = None
-        self.hits = 0
-
-    def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        self.entries.move_to_end(key)
-        self.hits += 1
-        return entry[0], entry[1]
-
-    def put(self, key, image, backbone_out: dict) -> None:
-        if key in self.entries or self.budget <= 0:
-            return
-        pos = backbone_out["vision_pos_enc"]
-        if self._pos_enc is None or [p.shape for p in self._pos_enc] != [p.shape for p in pos]:
-            self._pos_enc = list(pos)
-        slim = dict(backbone_out)
-        slim["vision_pos_enc"] = self._pos_enc
-        slim["backbone_fpn"] = list(backbone_out["backbone_fpn"])
-        size = sum(t.numel() * t.element_size() for t in slim["backbone_fpn"])
-        placeholder = image.new_zeros((1, image.shape[1], 0, 0))
-        self.entries[key] = (placeholder, slim, size)
-        self.used += size
-        while self.used > self.budget and self.entries:
-            _, (_, _, old) = self.entries.popitem(last=False)
-            self.used -= old
-
-
-# ----------------------------------------------------------------------------- stand-in
-
-
-class StandInTracker:
-    """A deterministic tracker with the SAM2VideoPredictor surface, for tests and the app's tests.
-
-    Each object's mask at frame t is its prompt region (box, mask, or the box around its
-    positive points) at the nearest prompt frame p behind t in the propagation direction,
-    shifted by ``drift * (t - p)`` pixels (x, y) and clipped to the image. ``masks`` may instead
-    be a callable ``(obj_id, loc) -> bool array | None`` giving the output directly (e.g. ground
-    truth). ``calls`` records every propagation (start, reverse) for assertions.
-    """
-
-    accepts_frame_source = True
-
-    def __init__(
-        self,
-        drift: tuple[int, int] = (2, 1),
-        masks: Callable[[int, Location], np.ndarray | None] | None = None,
-        image_size: int = 1024,
-        delay_s: float = 0.0,
-    ):
-        self.delay_s = delay_s  # seconds per frame: a slow model for cancel/kill tests of the executors
-        self.drift = drift
-        self.masks_fn = masks
-        self.image_size = image_size
-        self.random_weights = False
-        self.calls: list[tuple[int, bool]] = []
-
-    def init_state(self, video_path, **_: Any) -> dict:
-        frames = video_path
-        return {
-            "frames": frames,
-            "num_frames": len(frames),
-            "video_height": frames.height,
-            "video_width": frames.width,
-            "prompts": {},
-            "obj_ids": [],
-        }
-
-    def reset_state(self, state: dict) -> None:
-        state["prompts"].clear()
-        state["obj_ids"].clear()
-
-    def _register(self, state, obj_id, frame_idx, region) -> tuple:
-        if obj_id not in state["obj_ids"]:
-            state["obj_ids"].append(obj_id)
-        state["prompts"].setdefault(obj_id, {})[frame_idx] = region
-        return frame_idx, list(state["obj_ids"]), self._logits(state, frame_idx, False)
-
-    def add_new_points_or_box(
-        self, state, frame_idx, obj_id, points=None, labels=None, clear_old_points=True, normalize_coords=True, box=None
-    ):
-        h, w = state["video_height"], state["video_width"]
-        region = np.zeros((h, w), dtype=bool)
-        if box is not None:
-            x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=float).ravel())
-            region[max(0, int(np.floor(y0))) : int(np.ceil(y1)), max(0, int(np.floor(x0))) : int(np.ceil(x1))] = True
-        elif points is not None:
-            pts = np.asarray(points, dtype=float).reshape(-1, 2)
-            labs = np.asarray(labels).ravel()
-            pos = pts[labs == 1] if labs.size else pts
-            if len(pos):
-                x0, y0 = pos.min(axis=0) - 3
-                x1, y1 = pos.max(axis=0) + 4
-                region[max(0, int(y0)) : int(y1), max(0, int(x0)) : int(x1)] = True
-        return self._register(state, obj_id, frame_idx, region)
-
-    def add_new_mask(self, state, frame_idx, obj_id, mask):
-        return self._register(state, obj_id, frame_idx, np.asarray(mask, dtype=bool))
-
-    def _region_at(self, state, obj_id, frame_idx, reverse) -> np.ndarray:
-        h, w = state["video_height"], state["video_width"]
-        if self.masks_fn is not None:
-            mask = self.masks_fn(obj_id, state["frames"].locs[frame_idx])
-            return np.zeros((h, w), bool) if mask is None else np.asarray(mask, dtype=bool)
-        prompts = state["prompts"][obj_id]
-        behind = [p for p in prompts if (p >= frame_idx if reverse else p <= frame_idx)]
-        ref = (min(behind) if reverse else max(behind)) if behind else min(prompts, key=lambda p: abs(p - frame_idx))
-        steps = frame_idx - ref
-        dx, dy = self.drift[0] * steps, self.drift[1] * steps
-        out = np.zeros((h, w), dtype=bool)
-        src = prompts[ref]
-        ys, xs = np.nonzero(src)
-        ys, xs = ys + dy, xs + dx
-        keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        out[ys[keep], xs[keep]] = True
-        return out
-
-    def _logits(self, state, frame_idx, reverse) -> np.ndarray:
-        masks = [self._region_at(state, o, frame_idx, reverse) for o in state["obj_ids"]]
-        arr = np.stack(masks)[:, None].astype(np.float32)
-        return np.where(arr > 0, 10.0, -10.0).astype(np.float32)
-
-    def propagate_in_video(self, state, start_frame_idx=None, max_frame_num_to_track=None, reverse=False):
-        if not state["obj_ids"]:
-            raise RuntimeError("No input points or masks are provided for any object.")
-        n = state["num_frames"]
-        if start_frame_idx is None:
-            start_frame_idx = min(f for p in state["prompts"].values() for f in p)
-        count = n if max_frame_num_to_track is None else max_frame_num_to_track
-        self.calls.append((start_frame_idx, reverse))
-        if reverse:
-            order = range(start_frame_idx, max(start_frame_idx - count, 0) - 1, -1) if start_frame_idx > 0 else []
-        else:
-            order = range(start_frame_idx, min(start_frame_idx + count, n - 1) + 1)
-        for t in order:
-            if self.delay_s:
-                time.sleep(self.delay_s)
-            yield t, list(state["obj_ids"]), self._logits(state, t, reverse)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -341,10 +161,20 @@ def _to_numpy(masks) -> np.ndarray:
     return np.asarray(masks)
 
 
+def _feature_lru(predictor, budget_mb: float):
+    """The session's feature LRU when the predictor is sam2web's SAM2 subclass, else None."""
+    if not getattr(predictor, "sam2web_feature_lru", False):
+        return None
+    from sam2web.tracking.predictor import FeatureLRU
+
+    return FeatureLRU(int(budget_mb * 1024 * 1024))
+
+
 class TrackSession:
     """Everything needed to track, correct and re-track the prompts of one selection.
 
     Holds per-run state only (inference states, feature LRU); the predictor stays shareable.
+    ``features`` is the session's ``FeatureLRU`` (None for stand-ins).
     ``result`` accumulates masks across ``run`` calls.
     """
 
@@ -378,7 +208,7 @@ class TrackSession:
             _SeqRun(i, s, LazyFrames(self.render, s.frames, image_size, self.height, self.width, device))
             for i, s in enumerate(sequences)
         ]
-        self.features = FeatureCache(feature_cache_mb)  # one budget, keyed (sequence, frame)
+        self.features = _feature_lru(predictor, feature_cache_mb)  # one budget for all sequences
         self.trim_memory = trim_memory
         if result is None:
             result = TrackResult()
@@ -467,10 +297,10 @@ class TrackSession:
 
     def _ensure_state(self, run: _SeqRun) -> dict:
         if run.state is None:
-            if getattr(self.predictor, "accepts_frame_source", False):
+            if self.features is not None:
+                run.state = self.predictor.init_state(run.frames, feature_cache=self.features)
+            else:  # a stand-in, or SAM2's stock predictor (sam2_patches lets it take frames)
                 run.state = self.predictor.init_state(run.frames)
-            else:
-                run.state = _new_sam2_state(self.predictor, run.frames)
         return run.state
 
     def _add(self, run: _SeqRun) -> tuple[dict[int, list[int]], dict[int, float]]:
@@ -488,7 +318,6 @@ class TrackSession:
         new: dict[int, list[int]] = {}
         for (obj_id, f), group in sorted(grouped.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             masks = [p.mask for p in group if p.mask is not None]
-            self._inject(run, state, f)
             if masks:
                 self.predictor.add_new_mask(state, f, obj_id, np.asarray(masks[-1], dtype=bool))
             else:
@@ -501,7 +330,6 @@ class TrackSession:
                     kwargs["points"] = np.asarray([[x, y] for x, y, _ in pts], dtype=np.float32)
                     kwargs["labels"] = np.asarray([int(lab) for _, _, lab in pts], dtype=np.int32)
                 self.predictor.add_new_points_or_box(state, f, obj_id, **kwargs)
-            self._capture(run, state)
             new.setdefault(obj_id, []).append(f)
             run.prompted.setdefault(obj_id, set()).add(f)
         return new, {o: before.get(o, float("inf")) for o in new}
@@ -535,13 +363,11 @@ class TrackSession:
             order = range(start, -1, -1) if reverse else range(start, n)
             gen = self.predictor.propagate_in_video(run.state, start_frame_idx=start, reverse=reverse)
             try:
-                for expected in order:
-                    self._inject(run, run.state, expected)
+                for _ in order:
                     try:
                         t, obj_ids, logits = next(gen)
                     except StopIteration:
                         break
-                    self._capture(run, run.state)
                     self._store(run, t, obj_ids, logits, reverse, bounds, on_frame)
                     if self.trim_memory:
                         self._trim(run.state, t, reverse)
@@ -581,19 +407,6 @@ class TrackSession:
             on_frame(loc, finished)
 
     # -- SAM2 state housekeeping (skipped for stand-ins) -----------------------------------
-    def _inject(self, run: _SeqRun, state: dict, frame_idx: int) -> None:
-        if "cached_features" not in state:
-            return
-        hit = self.features.get((run.index, frame_idx))
-        if hit is not None:
-            state["cached_features"] = {frame_idx: hit}
-
-    def _capture(self, run: _SeqRun, state: dict) -> None:
-        cached = state.get("cached_features")
-        if cached:
-            for frame_idx, (image, backbone_out) in cached.items():
-                self.features.put((run.index, frame_idx), image, backbone_out)
-
     def _trim(self, state: dict, t: int, reverse: bool) -> None:
         """Drop non-conditioning outputs SAM2 will not read again in this pass.
 
