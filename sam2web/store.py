@@ -79,7 +79,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The one folder holding everything sam2web saves: ``root``, else $SAM2WEB_DATA, else ~/.sam2web."""
-    chosen = root or os.environ.get("SAM2WEB_DATA") or Path.home() / ".sam2web"
+    from sam2web.config import settings
+
+    chosen = root or settings().data_dir
     return Path(chosen).expanduser().resolve()
 
 

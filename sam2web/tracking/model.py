@@ -33,6 +33,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from sam2web.config import settings
 from sam2web.errors import UserError
 
 MODELS: dict[str, tuple[str, str]] = {
@@ -79,9 +80,9 @@ def user_cache_dir() -> Path:
 def checkpoint_dirs() -> list[Path]:
     """Folders searched for ``sam2.1_hiera_<size>.pt``, in order (after an explicit path)."""
     dirs = []
-    env = os.environ.get(ENV_CHECKPOINTS)
-    if env:
-        dirs.append(Path(env).expanduser())
+    folder = settings().checkpoints_dir
+    if folder is not None:
+        dirs.append(folder)
     dirs.append(user_cache_dir())
     return dirs
 
@@ -339,13 +340,8 @@ def model_key(size: str, image_size: int, random_weights: bool) -> str:
 
 
 def default_image_size() -> int | None:
-    raw = os.environ.get(ENV_IMAGE_SIZE, "").strip()
-    if not raw:
-        return None
-    try:
-        return check_image_size(int(raw))
-    except ValueError:
-        raise UserError(f"{ENV_IMAGE_SIZE}={raw!r} is not a whole number; set it to e.g. 512 or unset it.") from None
+    """$SAM2WEB_IMAGE_SIZE (read by sam2web.config), checked like any other image size."""
+    return check_image_size(settings().image_size)
 
 
 def check_image_size(image_size: int | None) -> int | None:
@@ -361,7 +357,7 @@ def check_image_size(image_size: int | None) -> int | None:
 
 
 def random_weights_requested() -> bool:
-    return os.environ.get(ENV_RANDOM, "").strip().lower() in ("1", "true", "yes", "on")
+    return settings().random_weights
 
 
 # ----------------------------------------------------------------------------- building
