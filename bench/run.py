@@ -293,6 +293,10 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_
             f"as many frames as the default does at 512; the full mode uses 512."
         )
     res["cpu"] = cpu_summary()
+    if not skip_model:
+        from bench import pool
+
+        res["pool"] = pool.measure(quick=mode == "quick")
     res["threads"] = THREADS
     res["clock"] = CLOCK
     res["notes"] = notes
@@ -331,7 +335,9 @@ def summary(res: dict) -> dict:
         out["auto_vs_fp32_per_object"] = {str(k): round(r["auto_vs_fp32_per_object"], 3) for k, r in rows.items()}
     else:
         out["auto_precision_speedup"] = out["batched_objects_speedup"] = None
-    out["pool_speedup"] = None  # issue 14 item 3: the executor's CPU worker pool measures it
+    pool = res.get("pool")
+    out["pool_speedup"] = pool["pool_speedup"] if pool else None  # bench.pool: the executor's CPU worker pool
+    out["pool_sequences_per_min"] = {k: pool[k]["sequences_per_min"] for k in ("one_process", "pool")} if pool else None
     out["cpu"] = res.get("cpu")
     out["repolygonize_ms"] = round(res["repolygonize"]["padding_change_ms"], 1)
     out["frame_view_ms"] = round(res["frame_view"]["uncached_ms"], 1)

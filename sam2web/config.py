@@ -14,6 +14,7 @@ it changed (tests set variables per test; a server reads them once), and every y
 | SAM2WEB_FRAME_CACHE_MB | (from CACHE_MB) | the decoded-frame part of that budget (half of it by default) |
 | SAM2WEB_RANDOM_WEIGHTS | off | random model weights, for tests and plumbing demos only |
 | SAM2WEB_STANDIN | off | a stand-in tracker instead of SAM2 (tests): 1, slow:SECONDS per frame, oracle:LABELS |
+| SAM2WEB_CPU_WORKERS | 0 (auto) | worker processes sharing a CPU (0: one per two cores); a run's sequences are dealt out |
 | SAM2WEB_EXECUTOR | local | where runs execute: ``local`` (a worker process per device), ``ray`` (a Ray cluster) or ``inline`` (tests) |
 | SAM2WEB_RAY_ADDRESS | (none) | the Ray cluster: ``auto`` (this node's), ``host:6379``, ``ray://host:10001``; blank starts a private one here |
 | SAM2WEB_RAY_NAMESPACE | sam2web | the Ray namespace of the workers |
@@ -70,6 +71,7 @@ class Settings:
     random_weights: bool
     standin: str  # "" (off), "1" (the drifting stand-in), "slow:SECONDS" (it, slowed per frame), "oracle:PATH"
     executor: str
+    cpu_workers: int = 0
     # Raw entries; sam2web.server_files checks them where they are used, so one bad folder is a
     # sentence on the Dataset page rather than a failure of every settings() call.
     server_folders: tuple[str, ...] = ()
@@ -125,6 +127,7 @@ def _parse(env: dict[str, str]) -> Settings:
         random_weights=truthy(env.get(PREFIX + "RANDOM_WEIGHTS"), PREFIX + "RANDOM_WEIGHTS"),
         standin=standin,
         executor=executor,
+        cpu_workers=max(0, int(_number(env, "CPU_WORKERS", 0, int) or 0)),
         server_folders=tuple(p.strip() for p in env.get(PREFIX + "SERVER_FOLDERS", "").split(os.pathsep) if p.strip()),
         **_ray(env),
     )

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -459,6 +459,19 @@ class Store:
                 args.append(json.dumps(value))
         with self._tx() as c:
             c.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*args, int(run_id)))
+
+    def update_run_info(self, run_id: int, change: Callable[[dict], dict]) -> dict:
+        """Apply ``change`` to a run's info atomically, also across processes (parts of one run in
+        several workers record their finished sequences at once); returns the new info."""
+        with self._tx() as c:
+            row = c.execute("SELECT info FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                return {}
+            info = change(json.loads(row["info"]))
+            c.execute(
+                "UPDATE runs SET info = ?, updated = ? WHERE id = ?", (json.dumps(info), time.time(), int(run_id))
+            )
+        return info
 
     def delete_run(self, run_id: int) -> None:
         with self._tx() as c:

@@ -398,3 +398,44 @@ def test_cli_honours_the_stand_in_setting(tmp_path, monkeypatch, capsys):
     doc = json.loads((tmp_path / "out" / "annotations.geojson").read_text())
     assert len(doc["features"]) == T
     factory.clear()
+
+
+def test_cpu_pool_deals_a_runs_sequences_to_several_workers(env, monkeypatch, tmp_path):
+    """Two Z slices tracked across Time are two sequences: a pool of two workers runs one each, and the
+    masks equal the single-process executor's."""
+    from sam2web.stack.display import DisplaySettings
+
+    store, ws = env
+    arr = np.zeros((T, 2, 48, 64), np.uint8)
+    for t in range(T):
+        arr[t, :, 10 + t : 20 + t, 8 + 2 * t : 18 + 2 * t] = 220
+    tifffile.imwrite(tmp_path / "tz.tif", arr, imagej=True, metadata={"axes": "TZYX"})
+    store.save_upload(ws.id, "tz.tif", (tmp_path / "tz.tif").read_bytes())
+    store.update_workspace(ws.id, dataset={"kind": "files", "files": ["tz.tif"], "pages_as": "time"})
+    ws = store.get_workspace(ws.id)
+    prompts = [Prompt(z, Location(0, 0, z), box=(8.0, 10.0, 18.0, 20.0)) for z in (0, 1)]
+
+    def run_with(workers: str) -> int:
+        monkeypatch.setenv("SAM2WEB_EXECUTOR", "local")
+        monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.05")
+        monkeypatch.setenv("SAM2WEB_CPU_WORKERS", workers)
+        stack = runs.open_dataset(store, ws)
+        run_id, _ = runs.submit(
+            store, ws, stack, TrackParams(time="all", z="all"), prompts, DisplaySettings.default(stack),
+            Location(0, 0, 0),
+        )  # fmt: skip
+        stack.close()
+        run = _wait_status(store, run_id, ("done", "failed"), timeout=120)
+        assert run.status == "done", run.error
+        return run_id
+
+    pooled, single = run_with("2"), run_with("1")
+    info = store.get_run(pooled).info
+    assert info["done_sequences"] == [0, 1] and info["frames_tracked"] == 2 * T
+    assert len(info["workers"]) == 2  # both worker processes did work
+    assert len(store.get_run(single).info["workers"]) == 1
+    a, b = store.load_masks(pooled), store.load_masks(single)
+    assert a.keys() == b.keys() and len(a) == 2 * T
+    assert all(np.array_equal(a[k].to_mask(), b[k].to_mask()) for k in a)
+    assert store.get_run(pooled).done_frames == 2 * T
+    executor_mod.get_executor().shutdown()

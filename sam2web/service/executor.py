@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -27,7 +28,7 @@ from typing import Protocol
 
 from sam2web.config import settings
 from sam2web.service.spec import Progress, RunSpec
-from sam2web.service.worker import error_sentence, execute
+from sam2web.service.worker import error_sentence, execute, execute_part
 from sam2web.store import Store, get_store
 
 log = logging.getLogger(__name__)
@@ -206,16 +207,42 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str]) -> None:
         def emit(kind: str, *values, run_id: int = run_id) -> None:
             evt_w.send((kind, run_id, *values))
 
-        status, error = execute(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
+        run = execute_part if spec.extra.get("only") is not None else execute
+        status, error = run(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
         evt_w.send(("finished", run_id, status, error))
+
+
+# -- the CPU pool -----------------------------------------------------------------------------
+def pool_size(device: str) -> int:
+    """Worker processes for a device's lane: on a CPU one per core (at most 4), or ``SAM2WEB_CPU_WORKERS``. Why: a run of several sequences (positions) goes faster as several
+    single-threaded workers than as one process with all threads (one thread does 894 ms of work
+    per frame, two threads 574 ms: far from 2x; ``bench.run`` prints the measured pool_speedup)."""
+    if device != "cpu":
+        return 1
+    chosen = settings().cpu_workers
+    return chosen or min(os.cpu_count() or 1, 4)  # at most 4: each worker holds its own copy of the model
+
+
+def split(spec: RunSpec, n: int) -> list[RunSpec]:
+    """A run's sequences dealt out to ``n`` workers, each with its share of the cores (corrections stay whole)."""
+    n = min(n, len(spec.sequences))
+    if n <= 1 or spec.correct_from is not None:
+        return [spec]
+    threads = max(1, (os.cpu_count() or 1) // n)
+    return [
+        dataclasses.replace(
+            spec, extra={**spec.extra, "only": list(range(i, len(spec.sequences), n)), "threads": threads}
+        )
+        for i in range(n)
+    ]
 
 
 # -- the local executor -----------------------------------------------------------------------
 @dataclass
 class _Lane:
     device: str
-    worker: _InlineWorker | _ProcessWorker
+    workers: list  # one, or a CPU pool of worker processes sharing the cores
     queue: collections.deque = field(default_factory=collections.deque)
     running: RunSpec | None = None
     thread: threading.Thread | None = None
@@ -226,6 +253,7 @@ class LocalExecutor:
 
     def __init__(self, processes: bool = True) -> None:
         self.processes = processes
+        self.cpu_workers = settings().cpu_workers
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._lanes: dict[str, _Lane] = {}
@@ -242,12 +270,15 @@ class LocalExecutor:
         with self._lock:
             lane = self._lanes.get(spec.device)
             if lane is None:
-                worker = _ProcessWorker(spec.device) if self.processes else _InlineWorker()
-                lane = self._lanes[spec.device] = _Lane(spec.device, worker)
+                n = pool_size(spec.device) if self.processes else 1
+                workers = [_ProcessWorker(spec.device) for _ in range(n)] if self.processes else [_InlineWorker()]
+                lane = self._lanes[spec.device] = _Lane(spec.device, workers)
             lane.queue.append(spec)
             self._cancels[spec.run_id] = threading.Event()
             self._live[spec.run_id] = _Live()
-            self._where[spec.run_id] = lane.worker.where
+            self._where[spec.run_id] = lane.workers[0].where + (
+                f" (a pool of {len(lane.workers)}, sequences shared out)" if len(lane.workers) > 1 else ""
+            )
             if lane.thread is None or not lane.thread.is_alive():
                 lane.thread = threading.Thread(
                     target=self._serve, args=(lane,), daemon=True, name=f"lane-{lane.device}"
@@ -289,7 +320,7 @@ class LocalExecutor:
 
     def worker_pid(self, device: str) -> int | None:
         lane = self._lanes.get(device)
-        return getattr(lane.worker, "pid", None) if lane else None
+        return getattr(lane.workers[0], "pid", None) if lane else None
 
     def queue_position(self, run_id: int) -> int | None:
         with self._lock:
@@ -323,7 +354,8 @@ class LocalExecutor:
         with self._lock:
             lanes = list(self._lanes.values())
         for lane in lanes:
-            lane.worker.stop()
+            for worker in lane.workers:
+                worker.stop()
 
     # -- internals ------------------------------------------------------------------------------
     def _forget(self, run_id: int) -> None:
@@ -344,9 +376,13 @@ class LocalExecutor:
                 live = self._live[spec.run_id]
             store = get_store(spec.data_dir)
             try:
-                status, error = lane.worker.run(spec, lambda msg, live=live: self._on_event(live, msg), cancel)
-                if status == "interrupted":
-                    store.update_run(spec.run_id, status="interrupted", error=error)
+                parts = split(spec, len(lane.workers))
+                if len(parts) == 1:
+                    status, error = lane.workers[0].run(spec, lambda msg, live=live: self._on_event(live, msg), cancel)
+                else:
+                    status, error = self._run_parts(lane, spec, parts, live, cancel, store)
+                if status == "interrupted" or len(parts) > 1:
+                    store.update_run(spec.run_id, status=status, error=error)
             except Exception as err:  # noqa: BLE001 - the lane must keep serving other runs
                 log.exception("run %s could not be executed", spec.run_id)
                 store.update_run(spec.run_id, status="failed", error=error_sentence(err))
@@ -354,6 +390,39 @@ class LocalExecutor:
                 with self._lock:
                     lane.running = None
                     self._forget(spec.run_id)
+
+    def _run_parts(self, lane: _Lane, spec: RunSpec, parts, live: _Live, cancel, store) -> tuple[str, str]:
+        """The parts of one run on the pool's workers at once; the run's status is decided here."""
+        store.update_run(spec.run_id, status="running", error="", total_frames=spec.total_frames)
+        progress: dict[int, tuple[int, int]] = {}
+        results: list[tuple[str, str]] = [("failed", "")] * len(parts)
+        lock = threading.Lock()
+
+        def on_event(i: int, msg: tuple) -> None:
+            if msg[0] == "frame":
+                with lock:
+                    progress[i] = (int(msg[1]), int(msg[2]))
+                    done, total = (sum(v) for v in zip(*progress.values(), strict=True))
+                self._on_event(live, ("frame", done, total))
+                store.update_run(spec.run_id, done_frames=done)
+            else:
+                self._on_event(live, msg)
+
+        def one(i: int) -> None:
+            results[i] = lane.workers[i].run(parts[i], lambda msg: on_event(i, msg), cancel)
+            if results[i][0] != "done":
+                cancel.set()  # one part failed or stopped: stop the others within a frame
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(parts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for status in ("failed", "interrupted", "cancelled"):  # the worst outcome names the run's
+            for got, error in results:
+                if got == status:
+                    return got, error
+        return "done", ""
 
     @staticmethod
     def _on_event(live: _Live, msg: tuple) -> None:
@@ -376,7 +445,11 @@ def get_executor() -> Executor:
         return get_ray_executor()
     with _EXECUTOR_LOCK:
         want_processes = settings().executor != "inline"
-        if _EXECUTOR is None or _EXECUTOR.processes != want_processes:
+        if (
+            _EXECUTOR is None
+            or _EXECUTOR.processes != want_processes
+            or _EXECUTOR.cpu_workers != settings().cpu_workers
+        ):
             if _EXECUTOR is not None:
                 _EXECUTOR.shutdown()
             _EXECUTOR = LocalExecutor(processes=want_processes)

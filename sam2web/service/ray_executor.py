@@ -84,6 +84,12 @@ class _PartStore:
             self.model_info = info.get("model_info", self.model_info)
             self.frames_tracked = int(info.get("frames_tracked", self.frames_tracked))
 
+    def update_run_info(self, run_id: int, change) -> dict:
+        info = change({"model_info": self.model_info, "frames_tracked": self.frames_tracked})
+        self.model_info = info.get("model_info", self.model_info)
+        self.frames_tracked = int(info.get("frames_tracked", self.frames_tracked))
+        return info
+
     def load_masks(self, run_id: int) -> dict:
         return dict(self.spec.extra.get("saved") or {})
 

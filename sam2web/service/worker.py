@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -150,28 +151,50 @@ def execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], boo
 
 
 def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
+    """Track the spec's sequences still to do; ``spec.extra["only"]`` limits it to some (one part of a
+    run that several workers share: then the run's totals and status are the executor's)."""
     from sam2web.stack import open_stack
     from sam2web.stack.display import DisplaySettings
     from sam2web.tracking import factory
-
-    run = store.get_run(spec.run_id)
-    info = dict(run.info if run else {})
-    finished = set(info.get("done_sequences", []))
-    todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished]
-    counter = _Counter(sum(len(s.frames) for _, s in todo), emit)
-    store.update_run(spec.run_id, total_frames=counter.total)
-    emit("phase", "loading")
-    predictor = factory.get_predictor(spec.params)
     from sam2web.tracking.model import describe
 
-    info["model_info"] = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
-    store.update_run(spec.run_id, info=info)
+    only = spec.extra.get("only")
+    run = store.get_run(spec.run_id)
+    finished = set((run.info if run else {}).get("done_sequences", []))
+    todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished and (only is None or i in only)]
+    counter = _Counter(sum(len(s.frames) for _, s in todo), emit)
+    if only is None:
+        store.update_run(spec.run_id, total_frames=counter.total)
+    emit("phase", "loading")
+    if spec.extra.get("threads"):
+        factory.set_threads(int(spec.extra["threads"]))
+    predictor = factory.get_predictor(spec.params)
+    model_info = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
+    store.update_run_info(spec.run_id, lambda info: {**info, "model_info": model_info})
     emit("phase", "tracking")
     previous = store.load_result(spec.correct_from) if spec.correct_from is not None else None
     saved = store.load_masks(spec.run_id) if previous is None else {}
     counter.add({loc for (_, loc) in saved if any(loc in s.frames for _, s in todo)})
     display = DisplaySettings.from_dict(spec.display)
     stack = open_stack(spec.paths if len(spec.paths) > 1 else spec.paths[0], pages_as=spec.pages_as)
+    recorded = 0  # frames_tracked already added to the run's info
+
+    def record(seq_i: int | None) -> None:
+        nonlocal recorded
+        delta, recorded = counter.tracked - recorded, counter.tracked
+
+        def change(info: dict) -> dict:
+            done = set(info.get("done_sequences", [])) | ({seq_i} if seq_i is not None else set())
+            workers = sorted(set(info.get("workers", [])) | {os.getpid()})  # which processes did the work
+            return {
+                **info,
+                "done_sequences": sorted(done),
+                "frames_tracked": info.get("frames_tracked", 0) + delta,
+                "workers": workers,
+            }
+
+        store.update_run_info(spec.run_id, change)
+
     try:
         for seq_i, seq in todo:
             if cancelled():
@@ -180,15 +203,28 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
             if seq_prompts:
                 _sequence(spec, store, stack, predictor, display, seq, seq_prompts, saved, previous, counter, cancelled)
             counter.add(seq.frames)
-            finished.add(seq_i)
-            info.update(done_sequences=sorted(finished), frames_tracked=counter.tracked)
-            store.update_run(spec.run_id, done_frames=len(counter.done), info=info)
+            record(seq_i)
+            if only is None:
+                store.update_run(spec.run_id, done_frames=len(counter.done))
     finally:
-        info["frames_tracked"] = counter.tracked
-        store.update_run(spec.run_id, info=info)
+        record(None)
         close = getattr(stack, "close", None)
         if callable(close):
             close()
+
+
+def execute_part(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> tuple[str, str]:
+    """One part of a run shared by several workers: like ``execute`` but leaves the run's status alone."""
+    try:
+        _execute(spec, store, emit, cancelled)
+    except Cancelled:
+        return "cancelled", "Cancelled; the finished frames are kept."
+    except UserError as err:
+        return "failed", str(err)
+    except Exception as err:  # noqa: BLE001 - reported to the executor, which ends the run
+        log.exception("part of run %s failed", spec.run_id)
+        return "failed", error_sentence(err)
+    return ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
 
 
 def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previous, counter, cancelled) -> None:

@@ -83,6 +83,14 @@ def resolve_device(params: TrackParams) -> str:
     return model.pick_device(params.device)
 
 
+def set_threads(n: int) -> None:
+    """Torch's intra-op threads in this worker (a CPU pool gives each worker a share of the cores)."""
+    import torch
+
+    if n > 0 and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def clear() -> None:
     with _LOCK:
         _PREDICTORS.clear()
