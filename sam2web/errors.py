@@ -22,6 +22,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     IndexError,
     EOFError,
     RuntimeError,
+    ArithmeticError,  # e.g. a corrupted header's zero tile size (found by the fuzz test)
     struct.error,
     zlib.error,
 )

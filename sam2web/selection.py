@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from sam2web import params
 from sam2web.errors import UserError
 from sam2web.types import Location, Sequence
 
 ACROSS = ("time", "z")
-DIRECTIONS = ("forward", "backward", "both")
+DIRECTIONS = params.DIRECTIONS  # defined once, in TrackParams
 _DASHES = re.compile(r"\s*[-\u2013\u2014:]\s*")  # "1-3", "1 – 3", "1:3"
 _NUMBER = re.compile(r"\d+")
 

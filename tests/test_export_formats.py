@@ -292,4 +292,5 @@ def test_real_bacteria_labels_land_on_their_planes_and_import(tmp_path):
     assert len({f["id"] for f in feats}) == 328 and all(uuid.UUID(f["id"]) for f in feats)
     assert len(geopandas.read_file(out / "annotations.geojson")) == 328
     imported = platform_import(json.loads((out / "nimbus.json").read_text()), DATASET)
-    assert len(imported["annotations"]) == 328 and len(imported["connections"]) == 266
+    # 266 links within tracks, plus a DIVISION link from each of the 30 mothers to each of her 2 daughters
+    assert len(imported["annotations"]) == 328 and len(imported["connections"]) == 266 + 60

@@ -68,6 +68,7 @@ def test_manual_division_tracked_shown_and_kept(data):
     assert "Time 3" in at.image[0].captions[0]
 
     # A correction of a daughter keeps the lineage, and so does a fresh app (restart).
+    at.session_state["res_corr_open"] = True  # the section builds its canvas only when open
     at.session_state[INJECT_KEY] = [{"kind": "box", "box": [62, 42, 84, 88]}]
     at.run()
     at.selectbox(key="res_corr_obj").set_value(1).run()

@@ -51,7 +51,8 @@ def test_resolve_opens_a_file_in_place(allowed):
     root, _ = allowed
     path = server_files.resolve(root, "exp1/cells.tif")
     assert path == (root / "exp1" / "cells.tif").resolve()
-    assert open_stack(path).sizes["T"] == 3
+    with open_stack(path) as stack:
+        assert stack.sizes["T"] == 3
     assert server_files.dataset_paths({"kind": "server", "root": str(root), "path": "inner_link.tif"}) == [path]
 
 

@@ -33,22 +33,22 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from sam2web import params
 from sam2web.config import settings
 from sam2web.errors import UserError
 
+# Config and checkpoint file of each model size named in TrackParams (sam2web.params.MODELS).
 MODELS: dict[str, tuple[str, str]] = {
-    "tiny": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"),
-    "small": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt"),
-    "base_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt"),
-    "large": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"),
+    size: (f"configs/sam2.1/sam2.1_hiera_{short}.yaml", f"sam2.1_hiera_{size}.pt")
+    for size, short in zip(params.MODELS, ("t", "s", "b+", "l"), strict=True)
 }
-DEFAULT_MODEL = "small"
+DEFAULT_MODEL = params.default("model")
 DOWNLOAD_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # Official SHA-256 digests are not published next to the files; verification is by loading
 # the file as the model's state dict with strict keys (see verify_checkpoint).
 SHA256: dict[str, str] = {}
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = params.DEVICES
+PRECISIONS = params.PRECISIONS
 ENV_CHECKPOINTS = "SAM2WEB_CHECKPOINTS"
 ENV_RANDOM = "SAM2WEB_RANDOM_WEIGHTS"
 ENV_IMAGE_SIZE = "SAM2WEB_IMAGE_SIZE"

@@ -39,13 +39,14 @@ from typing import Any
 
 import numpy as np
 
+from sam2web import params
 from sam2web.errors import UserError
 from sam2web.tracking.standin import StandInTracker  # noqa: F401  (re-exported: track.StandInTracker)
 from sam2web.types import CompactMask, Location, ObjectInfo, Prompt, Sequence, TrackResult
 
 IMG_MEAN = (0.485, 0.456, 0.406)
 IMG_STD = (0.229, 0.224, 0.225)
-DIRECTIONS = ("forward", "backward", "both")
+DIRECTIONS = params.DIRECTIONS  # defined once, in TrackParams
 
 ProgressFn = Callable[[int, int, int, int], None]
 CancelFn = Callable[[], bool]

@@ -92,7 +92,7 @@ class RunView:
         """Polygons and links of the current masks; only masks new since the last call are traced."""
         from sam2web import geometry, links
 
-        tags = tuple(sorted((k, v.name, tuple(v.tags)) for k, v in objects.items()))
+        tags = tuple(sorted((k, v.name, tuple(v.tags), v.parent) for k, v in objects.items()))
         key = (float(padding), float(smoothing), keep, int(channel), tags)
         with self.lock:
             held = self._polygons.get(key)

@@ -62,7 +62,10 @@ def run_view(run: Run) -> Any:
 
 
 def _objects(run: Run) -> dict[int, ObjectInfo]:
-    return {int(k): ObjectInfo(int(k), v.get("name", ""), list(v.get("tags", []))) for k, v in run.objects.items()}
+    """The run's objects with their names, tags and parents (the store's one reading of them)."""
+    from sam2web.store import objects_from_dict
+
+    return objects_from_dict(run.objects)
 
 
 def load_result(run: Run) -> TrackResult:
