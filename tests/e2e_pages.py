@@ -49,9 +49,23 @@ def snap(page, name: str) -> Path:
 
 
 def go(page, title: str) -> None:
-    """Open a page from the sidebar navigation, as a user does, and wait for its title."""
-    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=title, exact=True).click()
-    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
+    """Open a page from the sidebar navigation, as a user does, and wait for its title.
+
+    A click that lands while the page is rerunning (e.g. right after a button) can be dropped by
+    the browser's Streamlit client; a user then clicks again, and so does this (once).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    link = page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=title, exact=True)
+    heading = page.get_by_role("heading", name=title, exact=True)
+    for attempt in range(2):
+        link.click()
+        try:
+            heading.wait_for(timeout=PAGE_TIMEOUT_MS // 2)
+            break
+        except PlaywrightTimeout:
+            if attempt:
+                raise
     settle(page)
 
 

@@ -337,6 +337,7 @@ def test_server_crash_mid_run_keeps_frames_and_offers_resume(browser, tmp_path):
                 # Resume starts a new run on the restarted server (its completion is the engine's
                 # business and slow on a CPU: here we check it is accepted and under way).
                 page.get_by_role("button", name="Resume").click()
+                ui.settle(page)
                 ui.go(page, "Track")
                 resumed = max(_all_run_ids(data))
                 assert resumed > run_id

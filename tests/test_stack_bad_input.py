@@ -270,9 +270,8 @@ def test_corrupted_files_only_ever_raise_user_error(fuzz_bases, data):
     path = folder / f"broken_{name}"
     path.write_bytes(bytes(raw))
     try:
-        s = open_stack(path)
-        for loc in s.locations()[:2]:
-            render(s, loc)
-        s.close()
+        with open_stack(path) as s:  # closed also when a frame is refused
+            for loc in s.locations()[:2]:
+                render(s, loc)
     except UserError as err:
         assert str(err) and "\n" not in str(err)

@@ -76,6 +76,26 @@ class _SeriesLayout:
     n_pages: int
 
 
+def _open_tifffile(tifffile, path: Path):
+    """``tifffile.TiffFile`` that leaves no file open when it refuses the header (tifffile itself
+    does not close its handle when its constructor raises)."""
+    fh = open(path, "rb")  # noqa: SIM115 - handed to TiffFile, closed with it (see TiffReader.close)
+    try:
+        tif = tifffile.TiffFile(fh, name=path.name)
+    except BaseException:
+        fh.close()
+        raise
+    tif._sam2web_fh = fh
+    return tif
+
+
+def _close_tif(tif) -> None:
+    tif.close()
+    fh = getattr(tif, "_sam2web_fh", None)
+    if fh is not None:
+        fh.close()
+
+
 def _damaged(path: Path, err: Exception | None = None) -> UserError:
     detail = f" ({_brief(err)})" if err and str(err) else ""
     return UserError(
@@ -224,7 +244,7 @@ class TiffReader:
             except BaseException:
                 tif = getattr(self, "tif", None)
                 if tif is not None:
-                    tif.close()  # a file refused after it was opened must not stay open
+                    _close_tif(tif)  # a file refused after it was opened must not stay open
                 raise
 
     def _open(self, path: Path, pages_as: str, axes: str | None, log: list[str]) -> None:
@@ -235,12 +255,12 @@ class TiffReader:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.tif = tifffile.TiffFile(str(path))
+                self.tif = _open_tifffile(tifffile, path)
                 all_series = list(self.tif.series)
                 n_pages = len(self.tif.pages)  # walks the whole IFD chain (headers only)
         except UserError:
             raise
-        except DECODE_ERRORS as err:  # tifffile raises many types for broken files
+        except (*DECODE_ERRORS, TypeError) as err:  # tifffile raises these (TypeError too) for broken headers
             raise _damaged(path, err) from None
         if n_pages:
             first_page = self.tif.pages.first
@@ -252,12 +272,12 @@ class TiffReader:
                     path.name,
                 )
             except UserError:
-                self.tif.close()
+                _close_tif(self.tif)
                 raise
         problems = [m for m in log if any(h.lower() in m.lower() for h in _TRUNCATION_HINTS)]
         self.tif.filehandle.set_lock(True)
         if problems or not all_series or n_pages == 0:
-            self.tif.close()
+            _close_tif(self.tif)
             if any("page offset" in m for m in problems):
                 raise UserError(
                     f"{path.name} is truncated: its list of images breaks off after "
@@ -274,10 +294,10 @@ class TiffReader:
         try:
             self.layouts = [_layout(path, self.tif, s, i, pages_as, axes) for i, s in enumerate(self.series)]
         except UserError:
-            self.tif.close()
+            _close_tif(self.tif)
             raise
         except DECODE_ERRORS as err:
-            self.tif.close()
+            _close_tif(self.tif)
             raise _damaged(path, err) from None
         lay = self.layouts[0]
         key = first.keyframe
@@ -290,7 +310,7 @@ class TiffReader:
         # positions are either separate series (OME) or one axis inside the series (R, M)
         self.xy_inside = "XY" in lay.leading_target
         if self.xy_inside and len(self.series) > 1:
-            self.tif.close()
+            _close_tif(self.tif)
             raise UserError(
                 f"{path.name} has positions both as image series and inside a "
                 "series: save each position as its own OME-TIFF series or file."
@@ -328,10 +348,10 @@ class TiffReader:
             except UserError:
                 raise
             except DECODE_ERRORS as err:
-                self.tif.close()
+                _close_tif(self.tif)
                 raise _damaged(self.path, err) from None
             if end > size:
-                self.tif.close()
+                _close_tif(self.tif)
                 raise UserError(
                     f"{self.path.name} is truncated ({size} bytes, but its pages "
                     f"need {end}): copy or export the file again."
@@ -405,7 +425,7 @@ class TiffReader:
 
     def close(self) -> None:
         self.memmaps = None
-        self.tif.close()
+        _close_tif(self.tif)
 
     def opened(self) -> Opened:
         """The reader as sam2web.stack wants it."""
