@@ -329,7 +329,8 @@ class LocalExecutor:
                     return 0
                 for i, spec in enumerate(lane.queue):
                     if spec.run_id == run_id:
-                        return i + 1
+                        # the head of an idle lane is about to start: it is 0, not 1 (as submit() says)
+                        return i + (1 if lane.running is not None else 0)
         return None
 
     def progress(self, run_id: int, store: Store | None = None) -> Progress | None:
