@@ -276,8 +276,9 @@ class LocalExecutor:
             lane.queue.append(spec)
             self._cancels[spec.run_id] = threading.Event()
             self._live[spec.run_id] = _Live()
+            shared = min(len(lane.workers), len(spec.sequences)) if spec.correct_from is None else 1
             self._where[spec.run_id] = lane.workers[0].where + (
-                f" (a pool of {len(lane.workers)}, sequences shared out)" if len(lane.workers) > 1 else ""
+                f" (its {len(spec.sequences)} sequences shared by a pool of {shared})" if shared > 1 else ""
             )
             if lane.thread is None or not lane.thread.is_alive():
                 lane.thread = threading.Thread(
