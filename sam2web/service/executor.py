@@ -53,6 +53,16 @@ class Executor(Protocol):
     def describe(self) -> str: ...
 
 
+def wait_inactive(executor: Executor, run_id: int, timeout: float) -> bool:
+    """Block until a run has left ``executor`` (tests, the CLI, deleting a workspace); True if in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not executor.is_active(run_id):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def guess_device(requested: str) -> str:
     """The lane of a run, without importing torch: "auto" is CUDA when an NVIDIA device node exists."""
     if requested != "auto":
@@ -312,12 +322,7 @@ class LocalExecutor:
             return run_id in self._cancels
 
     def wait(self, run_id: int, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.is_active(run_id):
-                return True
-            time.sleep(0.02)
-        return False
+        return wait_inactive(self, run_id, timeout)
 
     def worker_pid(self, device: str) -> int | None:
         lane = self._lanes.get(device)

@@ -31,7 +31,7 @@ from typing import Any
 
 from sam2web.config import Settings, settings
 from sam2web.errors import UserError
-from sam2web.service.executor import _Live
+from sam2web.service.executor import _Live, wait_inactive
 from sam2web.service.spec import Progress, RunSpec
 from sam2web.service.worker import error_sentence, execute
 from sam2web.store import Store, get_store
@@ -350,12 +350,7 @@ class RayExecutor:
             return run_id in self._runs
 
     def wait(self, run_id: int, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.is_active(run_id):
-                return True
-            time.sleep(0.02)
-        return False
+        return wait_inactive(self, run_id, timeout)
 
     def queue_position(self, run_id: int) -> int | None:
         with self._lock:
