@@ -2,7 +2,8 @@
 
 Prints a table and, as its LAST line, one JSON object (keys: overhead_ratio, vs_plain_recipe,
 peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, results_rerun_ms, s_per_frame,
-auto_precision_speedup, batched_objects_speedup, agreement, cpu, and details).
+auto_precision_speedup, batched_objects_speedup, agreement, model_speedup_vs_stock_fp32,
+encoder_matmul_share, cpu, and details).
 
 How it measures (why this way):
 - Model timings run in subprocesses (``bench.worker``): the plain SAM2 recipe must not see
@@ -57,6 +58,7 @@ MODES = {
         "post_repeats": 5,
         "variant_frames": 6,
         "variant_repeats": 2,
+        "stock_repeats": 1,  # issue 21's pair (stock fp32, auto + levers): ~2.5 min of CPU at 1 + 5 objects
     },
     "full": {
         "overhead_frames": 8,
@@ -69,6 +71,7 @@ MODES = {
         "post_repeats": 7,
         "variant_frames": 8,
         "variant_repeats": 3,
+        "stock_repeats": 3,
     },
 }
 
@@ -169,6 +172,7 @@ def overhead_and_plain(tiff: Path, cfg: dict, quiet: bool) -> dict:
 
 def cpu_summary() -> dict:
     """The CPU's name and the flags ``--precision auto`` looks at (printed beside the figures)."""
+    from bench.cpu_profile import FLAGS_SHOWN
     from sam2web.tracking import precision
 
     cpu = precision.read_cpu()
@@ -178,6 +182,8 @@ def cpu_summary() -> dict:
         "flags_checked": list(precision.BF16_FLAGS),
         "avx2": "avx2" in cpu.flags,
         "avx512f": "avx512f" in cpu.flags,
+        "flags": [f for f in FLAGS_SHOWN if f in cpu.flags],
+        "affinity": sorted(os.sched_getaffinity(0)),
     }
 
 
@@ -187,7 +193,8 @@ def speedups(tiff: Path, cfg: dict, quiet: bool) -> dict:
     out: dict = {"frames": n, "by_objects": {}}
     for k in (1, 5):
         log(f"  speed-ups: fp32 per object / fp32 batched / auto, {k} object(s)", quiet)
-        res = worker("variants", tiff, n, k, extra=["--repeats", str(cfg["variant_repeats"])])
+        extra = ["--repeats", str(cfg["variant_repeats"]), "--vs-stock", "--stock-repeats", str(cfg["stock_repeats"])]
+        res = worker("variants", tiff, n, k, extra=extra)
         spfs = {name: spf(runs, n) for name, runs in res["runs"].items()}
         # auto vs fp32 with the same (this device's default) object batching: precision only
         base = (
@@ -204,6 +211,15 @@ def speedups(tiff: Path, cfg: dict, quiet: bool) -> dict:
         }
         if "fp32_batched" in spfs:
             row["batched_objects_speedup"] = spfs["fp32_per_object"] / spfs["fp32_batched"]
+        if "stock_fp32" in spfs:  # issue 21: sam2web auto (precision + CPU levers) vs SAM2's own fp32
+            row["model_speedup_vs_stock_fp32"] = spfs["stock_fp32"] / spfs["auto_levers"]
+            row["auto_levers"] = res["auto_levers"]
+            row["encoder_share"] = res.get("encoder_share")
+            row["prepare_s"] = {
+                "first_build": res["auto_first_build_s"],
+                "later_build": res["auto_later_build_s"],
+                "first_run_extra": res["auto_first_build_s"] - res["auto_later_build_s"],
+            }
         out["by_objects"][k] = row
     return out
 
@@ -333,6 +349,16 @@ def summary(res: dict) -> dict:
             "batched_objects": _rounded(rows[5]["agreement"]["fp32_batched"]),
         }
         out["auto_vs_fp32_per_object"] = {str(k): round(r["auto_vs_fp32_per_object"], 3) for k, r in rows.items()}
+        if "model_speedup_vs_stock_fp32" in rows[1]:
+            out["model_speedup_vs_stock_fp32"] = {
+                str(k): round(r["model_speedup_vs_stock_fp32"], 3) for k, r in rows.items()
+            }
+            out["encoder_matmul_share"] = round(rows[1]["encoder_share"]["share"], 3)
+            out["auto_levers"] = rows[1]["auto_levers"]
+            out["agreement"]["auto_levers"] = {str(k): _rounded(r["agreement"]["auto_levers"]) for k, r in rows.items()}
+            out["agreement"]["stock_fp32"] = {str(k): _rounded(r["agreement"]["stock_fp32"]) for k, r in rows.items()}
+            out["first_run_prepare_s"] = round(rows[1]["prepare_s"]["first_run_extra"], 1)
+            out["later_build_s"] = round(rows[1]["prepare_s"]["later_build"], 1)
     else:
         out["auto_precision_speedup"] = out["batched_objects_speedup"] = None
     pool = res.get("pool")
@@ -440,7 +466,8 @@ def table(res: dict, s: dict) -> str:
     cpu = res.get("cpu") or {}
     lines.append(
         f"CPU: {cpu.get('name')}; native bf16 flags: {', '.join(cpu.get('bf16_flags') or []) or 'none'} "
-        f"(checked: {', '.join(cpu.get('flags_checked') or [])}); avx512f: {cpu.get('avx512f')}, avx2: {cpu.get('avx2')}"
+        f"(checked: {', '.join(cpu.get('flags_checked') or [])}); avx512f: {cpu.get('avx512f')}, avx2: {cpu.get('avx2')}; "
+        f"flags: {', '.join(cpu.get('flags') or []) or 'none'}; affinity {cpu.get('affinity')}"
     )
     sp = res.get("speedups")
     if sp:
@@ -459,6 +486,29 @@ def table(res: dict, s: dict) -> str:
                     f"{b['cosine']:.6f}/{b['max_abs']:.2g}/{b['mask_iou']:.4f}",
                 )
             row(f"  auto + batched vs fp32 per object, {k} obj", f"{r['auto_vs_fp32_per_object']:.3f}")
+            if "model_speedup_vs_stock_fp32" in r:
+                lv = r["auto_levers"]
+                row(
+                    f"  auto ({lv['precision']}; levers {'+'.join(lv['levers']) or 'none'}) vs stock fp32, {k} obj",
+                    f"{r['model_speedup_vs_stock_fp32']:.3f}",
+                    ">= 4 AMX",
+                )
+                a = r["agreement"]["auto_levers"]
+                row(
+                    "    vs fp32: cosine / max abs / mask IoU",
+                    f"{a['cosine']:.5f}/{a['max_abs']:.2g}/{a['mask_iou']:.4f}",
+                )
+                e = r["encoder_share"] or sp["by_objects"][1]["encoder_share"]
+                row(
+                    f"  encoder share of the {e['matmul_dtype']} 2048^2 matmul rate",
+                    f"{e['share']:.2f}",
+                    ">= 0.30 AMX",
+                )
+                row(
+                    "  first-run preparation s (later builds s)",
+                    f"{r['prepare_s']['first_run_extra']:.1f} ({r['prepare_s']['later_build']:.1f})",
+                    "<= 60",
+                )
         lines.append(f"auto precision: {sp['by_objects'][1]['auto_reason']}")
     rp = res["repolygonize"]
     row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}", "<= 200")

@@ -236,8 +236,88 @@ def run_variant(predictor, tensors: _Tensors, n_objects: int, boxes: list, bf16:
     return res
 
 
-def variants(predictor, tensors: _Tensors, n_objects: int, boxes: list, repeats: int) -> dict:
-    """Reference (fp32 per object), fp32 batched, auto (batched): times and agreement."""
+def run_stock(predictor, tensors: _Tensors, n_objects: int, boxes: list) -> dict:
+    """SAM2's own ``SAM2VideoPredictor`` in fp32 eager on the same frames; keeps the logits."""
+    import torch
+
+    logits = []
+    c0, t0 = time.process_time(), time.perf_counter()
+    state = _state(predictor, tensors)
+    for i, b in enumerate(boxes[:n_objects]):
+        predictor.add_new_points_or_box(state, frame_idx=0, obj_id=i, box=np.asarray(b, np.float32))
+    for _, _, m in predictor.propagate_in_video(state):
+        logits.append(m.float())
+    res = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "frames": len(logits)}
+    res["logits"] = torch.stack(logits)
+    return res
+
+
+def auto_predictor(image_size: int) -> tuple:
+    """sam2web's predictor as ``--precision auto`` builds it on this machine (precision and CPU
+    levers from the one-off check), in a fresh check cache: (predictor, first build s, second s).
+
+    The second build reads the cache: what every later run pays (the build alone, nothing else)."""
+    import torch
+
+    from sam2web.tracking import model
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    with tempfile.TemporaryDirectory(prefix="bench-check-") as cache:
+        os.environ["XDG_CACHE_HOME"] = cache
+        try:
+            builds = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                predictor = model.load_predictor("tiny", device="cpu", image_size=image_size, precision="auto")
+                builds.append(time.perf_counter() - t0)
+        finally:
+            if old is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = old
+    del torch
+    return predictor, builds[0], builds[1]
+
+
+def encoder_share(predictor) -> dict:
+    """The image encoder's achieved FLOP/s under ``predictor``'s precision and levers, as a share of
+    a 2048^2 matmul in its compute dtype, both measured here (``bench.cpu_profile``)."""
+    import statistics
+
+    import torch
+
+    from bench import cpu_profile
+    from sam2web.tracking import model
+
+    info = model.describe(predictor)
+    bf16 = info["precision"] in ("bf16", "bf16-weights")
+    side = int(predictor.image_size)
+    image = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+
+    def call():
+        with model.inference_context(predictor):
+            return predictor.forward_image(image)
+
+    flops = cpu_profile.count_flops(call)
+    call()
+    seconds = statistics.median(cpu_profile.timed(call) for _ in range(3))
+    rate = cpu_profile.matmul_rate(torch.bfloat16 if bf16 else torch.float32)
+    return {
+        "gflop": flops / 1e9,
+        "seconds": seconds,
+        "matmul_dtype": "bf16" if bf16 else "fp32",
+        "matmul_tflops": rate / 1e12,
+        "share": flops / seconds / rate,
+    }
+
+
+def variants(
+    predictor, tensors: _Tensors, n_objects: int, boxes: list, repeats: int, stock=None, auto=None, stock_repeats=None
+) -> dict:
+    """Reference (fp32 per object), fp32 batched, auto (batched): times and agreement.
+
+    With ``stock`` (SAM2's own predictor) and ``auto`` (sam2web's auto predictor with its CPU
+    levers) they are alternated in the same rounds: issue 21's speed-up over stock fp32."""
     from sam2web.tracking import model, precision
 
     info = model.describe(predictor)
@@ -255,22 +335,43 @@ def variants(predictor, tensors: _Tensors, n_objects: int, boxes: list, repeats:
     }
     if n_objects == 1:
         del plan["fp32_batched"]  # one object: nothing to batch
-    runs: dict[str, list] = {k: [] for k in plan}
+    extra = {}
+    if stock is not None:
+        extra["stock_fp32"] = lambda: run_stock(stock, tensors, n_objects, boxes)
+    if auto is not None:
+        extra["auto_levers"] = lambda: _run_auto(auto, tensors, n_objects, boxes)
+    runs: dict[str, list] = {k: [] for k in [*plan, *extra]}
     logits: dict = {}
-    for _ in range(repeats):  # interleaved: the machine is shared and noisy
+    for r in range(repeats):  # interleaved: the machine is shared and noisy
         for name, (bf16, batched) in plan.items():
             res = run_variant(predictor, tensors, n_objects, boxes, bf16, batched)
             logits[name] = res.pop("logits")
             runs[name].append(res)
+        for name, fn in extra.items() if r < (repeats if stock_repeats is None else stock_repeats) else ():
+            res = fn()
+            logits[name] = res.pop("logits")
+            runs[name].append(res)
     ref = logits["fp32_per_object"]
-    agreement = {name: precision.agreement(ref, logits[name]) for name in plan if name != "fp32_per_object"}
-    return {
+    agreement = {name: precision.agreement(ref, logits[name]) for name in runs if name != "fp32_per_object"}
+    out = {
         "runs": runs,
         "agreement": agreement,
         "auto_precision": choice.precision,
         "auto_reason": choice.reason,
         "default_batched": default_batched,
     }
+    if auto is not None:
+        info = model.describe(auto)
+        out["auto_levers"] = {k: info.get(k) for k in ("precision", "levers", "levers_reason")}
+    return out
+
+
+def _run_auto(predictor, tensors: _Tensors, n_objects: int, boxes: list) -> dict:
+    """The auto predictor as a run would use it (its precision's inference context)."""
+    from sam2web.tracking import model
+
+    with model.inference_context(predictor):
+        return run_variant(predictor, tensors, n_objects, boxes, False, bool(predictor.batch_objects))
 
 
 # ----------------------------------------------------------------------------- plain recipe
@@ -339,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         help="sam2web's backbone-feature LRU budget (default: the engine's)",
     )
     ap.add_argument("--profile", type=Path, help="cProfile the first sam2web run; top lines here")
+    ap.add_argument(
+        "--vs-stock",
+        action="store_true",
+        help="variants: also SAM2's own predictor (fp32 eager) and sam2web's auto predictor with its CPU levers",
+    )
+    ap.add_argument("--stock-repeats", type=int, default=None, help="rounds with the --vs-stock pair (default all)")
     args = ap.parse_args(argv)
 
     import torch
@@ -383,9 +490,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.kind == "plain":
             run_plain(predictor, args.tiff, 2, args.objects, boxes)
     if args.kind == "variants":
+        stock = auto = None
+        if args.vs_stock:
+            stock = plain_predictor(args.image_size)
+            auto, out["auto_first_build_s"], out["auto_later_build_s"] = auto_predictor(args.image_size)
+            if args.objects == 1:  # one encoder per frame whatever the objects: measured once
+                out["encoder_share"] = encoder_share(auto)
         if args.warmup:
-            variants(predictor, _Tensors(tensors.t[:2], side, side), args.objects, boxes, 1)
-        out.update(variants(predictor, tensors, args.objects, boxes, args.repeats))
+            variants(predictor, _Tensors(tensors.t[:2], side, side), args.objects, boxes, 1, stock, auto)
+        out.update(variants(predictor, tensors, args.objects, boxes, args.repeats, stock, auto, args.stock_repeats))
         out["peak_rss_mb"] = peak_rss_mb()
         out["peak_anon_rss_mb"] = anon.stop()
         print(json.dumps(out))

@@ -19,6 +19,9 @@ class _Status:
 
 def test_loading_phase_is_named_instead_of_frame_zero():
     assert progress_text(_Status(done=0, eta_s=None, phase="loading"), seen={}) == "Loading the model…"
+    # the first run on a machine: the one-off CPU lever check (and a compilation) inside the build
+    preparing = progress_text(_Status(done=0, eta_s=None, phase="preparing"), seen={})
+    assert preparing == "Preparing the model for this CPU…"
     assert progress_text(_Status(status="queued", done=0, eta_s=None, phase=None), seen={}).startswith(
         "Waiting to start"
     )

@@ -168,7 +168,8 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
     emit("phase", "loading")
     if spec.extra.get("threads"):
         factory.set_threads(int(spec.extra["threads"]))
-    predictor = factory.get_predictor(spec.params)
+    # "preparing": a one-off per-machine check (and compilation) inside the build, shown to the user
+    predictor = factory.get_predictor(spec.params, phase=lambda name: emit("phase", name))
     model_info = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
     store.update_run_info(spec.run_id, lambda info: {**info, "model_info": model_info})
     emit("phase", "tracking")

@@ -34,14 +34,15 @@ def predictor_key(params: TrackParams) -> tuple:
     )
 
 
-def get_predictor(params: TrackParams, download: bool = False, progress=None) -> Any:
-    """The shared predictor for these parameters (built on first use)."""
+def get_predictor(params: TrackParams, download: bool = False, progress=None, phase=None) -> Any:
+    """The shared predictor for these parameters (built on first use; ``phase("preparing")`` when
+    its build includes a one-off per-machine step, see ``model.load_predictor``)."""
     key = predictor_key(params)
     with _LOCK:
         if key in _PREDICTORS:
             _PREDICTORS.move_to_end(key)
             return _PREDICTORS[key]
-        predictor = _build(params, download, progress)
+        predictor = _build(params, download, progress, phase)
         LOAD_COUNT[key] += 1
         _PREDICTORS[key] = predictor
         while len(_PREDICTORS) > settings().model_cache_count:
@@ -49,7 +50,7 @@ def get_predictor(params: TrackParams, download: bool = False, progress=None) ->
         return predictor
 
 
-def _build(params: TrackParams, download: bool, progress) -> Any:
+def _build(params: TrackParams, download: bool, progress, phase=None) -> Any:
     standin = settings().standin
     if standin:
         from sam2web.tracking import track
@@ -71,6 +72,7 @@ def _build(params: TrackParams, download: bool, progress) -> Any:
         params.precision,
         download=download,
         progress=progress,
+        phase=phase,
     )
 
 

@@ -11,8 +11,9 @@ OWNER: engine helper. Contract:
         (UserError with what to do when no checkpoint; SAM2WEB_RANDOM_WEIGHTS=1 -> random weights)
         precision "auto": see precision_choice (may run a one-off micro-benchmark, then cached)
     pick_precision(device, precision="auto", model_key=None) -> str; precision_choice(...) -> Choice
-    describe(predictor) -> dict(device, precision, precision_reason, model, image_size, random_weights,
-                                checkpoint)
+    describe(predictor) -> dict(device, precision, precision_reason, levers, levers_reason, model,
+                                image_size, random_weights, checkpoint)
+        precision "bf16-weights": the CPU lever check holds the encoder and memory attention in bf16
     inference_context(predictor) -> context manager (autocast where the precision asks for it)
 
 Why it is shaped like this: the app caches one predictor per (size, device, image size,
@@ -420,8 +421,12 @@ def load_predictor(
     precision: str = "auto",
     download: bool = False,
     progress: ProgressFn | None = None,
+    phase: Callable[[str], None] | None = None,
 ):
     """Build a reusable SAM2.1 video predictor.
+
+    ``phase("preparing")`` is called before a one-off per-machine step that takes a while (the
+    lever check, a first compilation), so that the app can say "Preparing the model for this CPU…".
 
     ``image_size`` (or env SAM2WEB_IMAGE_SIZE) runs the model at a reduced input side, e.g. 512
     on a CPU. Random weights only when SAM2WEB_RANDOM_WEIGHTS=1 and no explicit checkpoint is
@@ -457,24 +462,70 @@ def load_predictor(
     # (launch overhead); on a CPU the per-object calls measured faster (bench.run: 0.96x batched
     # at 5 objects, fp32, one thread), so there SAM2's own per-object loop stays.
     predictor.batch_objects = predictor.batch_objects and dev != "cpu"
+    from sam2web.tracking import accel
     from sam2web.tracking import precision as prec_mod
 
-    choice = precision_choice(
-        dev,
-        precision,
-        model_key(size, predictor.image_size, random_weights),
-        measure=lambda: prec_mod.micro_benchmark(predictor),
-    )
+    key = model_key(size, predictor.image_size, random_weights)
+    choice = precision_choice(dev, precision, key, measure=lambda: prec_mod.micro_benchmark(predictor))
+    reason = "no levers: precision asked for explicitly" if dev == "cpu" else f"no CPU levers: {dev}"
+    if not accel.levers_allowed():
+        reason = f"no levers: {accel.ENV_LEVERS}=off"
+    chosen, levers = choice.precision, prec_mod.LeverChoice((), reason)
+    if dev == "cpu" and (precision or "auto").lower() == "auto" and accel.levers_allowed():
+        chosen, levers = _pick_levers(predictor, chosen, key, phase)
     predictor.sam2web_info = {
         "device": dev,
-        "precision": choice.precision,
+        "precision": chosen,
         "precision_reason": choice.reason,
+        "levers": list(levers.levers),
+        "levers_reason": levers.reason,
         "model": size,
         "image_size": int(predictor.image_size),
         "random_weights": random_weights,
         "checkpoint": None if path is None else str(path),
     }
     return predictor
+
+
+def _pick_levers(predictor, precision: str, key: str, phase=None):
+    """(precision, LeverChoice): the CPU levers this machine's one-off check keeps, applied.
+
+    ``bf16_weights`` turns bf16 autocast into weights held in bf16 ("bf16-weights"). After the
+    levers are on, the predictor's own step is checked once more against fp32 (the levers were
+    measured one by one); a combination outside the bound is not used.
+    """
+    from sam2web.tracking import accel
+    from sam2web.tracking import precision as prec_mod
+
+    cpu = prec_mod.read_cpu()
+    cands = accel.candidates(cpu, precision)
+    measured = []
+
+    def measure():
+        if phase is not None:
+            phase("preparing")
+        measured.append(True)
+        return prec_mod.lever_benchmark(predictor, precision, cands)
+
+    choice = prec_mod.choose_levers("cpu", precision, key, cands, measure=measure, cpu=cpu)
+    if not choice.levers:
+        return precision, choice
+    if "compile" in choice.levers and not measured and phase is not None:
+        phase("preparing")  # compiled kernels come from the disk cache; tracing still takes a moment
+    inputs = prec_mod._step_inputs(predictor, min(int(predictor.image_size), prec_mod.LEVER_CHECK_MAX_SIDE))
+    reference = prec_mod.lever_step(predictor, inputs)
+    accel.apply(predictor, choice.levers)
+    chosen = "bf16-weights" if "bf16_weights" in choice.levers else precision
+    figures = prec_mod._agree(reference, prec_mod.lever_step(predictor, inputs, autocast=chosen == "bf16"))
+    bound = prec_mod.BOUNDS["bf16"] if chosen != "fp32" else prec_mod.BOUNDS["absorb_v"]
+    try:
+        prec_mod.check_agreement("levers together", figures, bound)
+    except prec_mod.VariantRefused as err:
+        raise UserError(
+            f"The CPU levers {', '.join(choice.levers)} disagree with fp32 together ({err}); "
+            f"run with --precision fp32 (or bf16), which uses none."
+        ) from None
+    return chosen, choice
 
 
 def describe(predictor) -> dict:
@@ -486,6 +537,8 @@ def describe(predictor) -> dict:
         "device": "cpu",
         "precision": "fp32",
         "precision_reason": "fp32: a stand-in tracker, no model",
+        "levers": [],
+        "levers_reason": "",
         "model": type(predictor).__name__,
         "image_size": getattr(predictor, "image_size", None),
         "random_weights": bool(getattr(predictor, "random_weights", False)),

@@ -10,6 +10,10 @@ OWNER: engine helper. Contract:
     agreement(reference, variant) -> {"cosine", "max_abs", "mask_iou"}   (logit tensors/arrays)
     check_agreement(name, figures, bound=None) -> figures, or VariantRefused when outside bound
     cache_file() -> Path of the per-user JSON of measured choices
+    lever_benchmark(predictor, precision, levers) -> {"base_s", "levers": {lever: figures}, "combined": ...}
+    choose_levers(device, precision, model_key, candidates, measure=None, cpu=None) -> LeverChoice
+        which of ``sam2web.tracking.accel``'s levers run, measured once per machine and model on
+        top of the chosen precision (``bf16_weights`` only replaces bf16 autocast); cached.
 
 Rules (issue 14): CUDA runs bf16 autocast (what SAM2's own GPU worker does); MPS runs fp32; a CPU
 runs bf16 autocast only when its flags say it multiplies bf16 natively (AVX512_BF16 or AMX) AND a
@@ -37,7 +41,13 @@ MIN_SPEEDUP = 1.1
 BOUNDS: dict[str, dict[str, float]] = {
     "bf16": {"cosine": 0.999},
     "batched": {"max_abs": 1e-5},  # batched objects in fp32: the same math, other GEMM blocking
+    # exact levers (sam2web.tracking.accel): the same math in another order, fp32 rounding only
+    "absorb_v": {"cosine": 0.99999},
+    "compile": {"cosine": 0.99999},
+    "bf16_weights": {"cosine": 0.999},  # as bf16 autocast
 }
+# A lever is kept when the image encoder + memory attention step is at least this much faster.
+LEVER_MIN_SPEEDUP = 1.03
 
 
 class VariantRefused(Exception):
@@ -53,6 +63,13 @@ class CpuInfo:
 @dataclass(frozen=True)
 class Choice:
     precision: str
+    reason: str
+    figures: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LeverChoice:
+    levers: tuple[str, ...]
     reason: str
     figures: dict = field(default_factory=dict)
 
@@ -235,3 +252,164 @@ def choose(device: str, requested: str, model_key: str, measure=None, cpu: CpuIn
     if figures["speedup"] < MIN_SPEEDUP:
         return Choice("fp32", f"fp32: {head}; not faster by {MIN_SPEEDUP}x, so fp32", figures)
     return Choice("bf16", f"bf16: {head}", figures)
+
+
+# ----------------------------------------------------------------------------- levers
+
+
+# The lever check runs at the model's image size up to this side: the levers' gains grow with the
+# size, so a 1024 model measured at 512 errs on the side of keeping fewer, in a quarter the time.
+LEVER_CHECK_MAX_SIDE = 512
+
+
+def _step_inputs(predictor, side: int | None = None) -> dict:
+    """Seeded image + a steady-state memory (``num_maskmem`` frames, 16 object pointers)."""
+    import torch
+
+    side = int(side or predictor.image_size)
+    feat = side // 16
+    gen = torch.Generator().manual_seed(0)
+    mem_dim = int(predictor.mem_dim)
+    n_ptr = 16 * (int(predictor.hidden_dim) // mem_dim)
+    n_mem = int(predictor.num_maskmem) * feat * feat + n_ptr
+    return {
+        "image": torch.randn(1, 3, side, side, generator=gen),
+        "memory": torch.randn(n_mem, 1, mem_dim, generator=gen),
+        "memory_pos": torch.randn(n_mem, 1, mem_dim, generator=gen),
+        "n_ptr": n_ptr,
+    }
+
+
+def lever_step(modules, inputs: dict, autocast: bool = False) -> list:
+    """Image encoder + memory attention of ``modules`` (anything with those two attributes):
+    the memory-conditioned features and the two high-resolution levels the mask decoder reads."""
+    import contextlib
+
+    import torch
+
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    # RoPE tables follow the input size; put back the model's own afterwards (shared module)
+    tables = [(m, m.freqs_cis) for m in modules.memory_attention.modules() if hasattr(m, "freqs_cis")]
+    try:
+        with torch.inference_mode(), ctx:
+            out = modules.image_encoder(inputs["image"])
+            curr = out["backbone_fpn"][-1].flatten(2).permute(2, 0, 1)
+            pos = out["vision_pos_enc"][-1].flatten(2).permute(2, 0, 1)
+            fused = modules.memory_attention(
+                curr=[curr],
+                curr_pos=[pos],
+                memory=inputs["memory"],
+                memory_pos=inputs["memory_pos"],
+                num_obj_ptr_tokens=inputs["n_ptr"],
+            )
+    finally:
+        for m, table in tables:
+            m.freqs_cis = table
+    return [fused.float()] + [f.float() for f in out["backbone_fpn"][:-1]]
+
+
+def _agree(reference: list, variant: list) -> dict:
+    parts = [agreement(a, b) for a, b in zip(reference, variant, strict=True)]
+    return {"cosine": min(p["cosine"] for p in parts), "max_abs": max(p["max_abs"] for p in parts)}
+
+
+def _clock() -> float:
+    """Process CPU seconds with one torch thread (others' load barely moves them), else wall."""
+    import torch
+
+    return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
+
+
+def lever_benchmark(predictor, precision: str, levers, repeats: int = 3) -> dict:
+    """Each lever on its own against ``precision``'s plain step, interleaved, with agreement vs fp32.
+
+    The predictor itself is not changed: each lever runs on a shadow (copies of the modules it
+    changes, sharing the rest). ``prepare_s`` is a lever's extra first-call time (compilation).
+    """
+    import copy
+    import types
+
+    from sam2web.tracking import accel
+
+    inputs = _step_inputs(predictor, min(int(predictor.image_size), LEVER_CHECK_MAX_SIDE))
+    autocast = precision == "bf16"
+    reference = lever_step(predictor, inputs)  # fp32: what every variant is compared with
+    shadows: dict = {"base": (predictor, autocast)}
+    for lever in levers:
+        encoder, attention = predictor.image_encoder, predictor.memory_attention
+        if lever in ("absorb_v", "bf16_weights"):
+            attention = copy.deepcopy(attention)
+        if lever in ("compile", "bf16_weights"):
+            encoder = copy.deepcopy(encoder)
+        shadow = types.SimpleNamespace(image_encoder=encoder, memory_attention=attention)
+        accel.apply(shadow, [lever])
+        shadows[lever] = (shadow, autocast and lever != "bf16_weights")
+    figures: dict = {"precision": precision, "levers": {}}
+    first: dict = {}
+    for name, (mods, amp) in shadows.items():  # warm-up: first-call allocations, compilation
+        t0 = time.perf_counter()
+        out = lever_step(mods, inputs, amp)
+        first[name] = time.perf_counter() - t0
+        if name != "base":
+            figures["levers"][name] = _agree(reference, out)
+    times: dict = {name: [] for name in shadows}
+    for _ in range(repeats):
+        for name, (mods, amp) in shadows.items():
+            t0 = _clock()
+            lever_step(mods, inputs, amp)
+            times[name].append(_clock() - t0)
+    import statistics
+
+    base = statistics.median(times["base"])
+    figures["base_s"] = base
+    for name in levers:
+        s = statistics.median(times[name])
+        figures["levers"][name].update(s=s, speedup=base / s, prepare_s=max(0.0, first[name] - first["base"]))
+    return figures
+
+
+def choose_levers(
+    device: str,
+    precision: str,
+    model_key: str,
+    candidates,
+    measure=None,
+    cpu: CpuInfo | None = None,
+) -> LeverChoice:
+    """Which levers run: measured once per machine, model and precision (``measure()`` gives
+    ``lever_benchmark``'s figures), kept when faster by ``LEVER_MIN_SPEEDUP`` and within their bound."""
+    candidates = tuple(candidates)
+    if device != "cpu" or not candidates:
+        return LeverChoice((), "no CPU levers: " + (f"{device}" if device != "cpu" else "none apply to this CPU"))
+    cpu = cpu or read_cpu()
+    path = cache_file()
+    key = machine_key(cpu)
+    cache = _load_cache(path)
+    slot = f"levers:{precision}:{'+'.join(candidates)}:{model_key}"
+    figures = cache.get(key, {}).get(slot)
+    where = "cached"
+    if not isinstance(figures, dict) or "levers" not in figures:
+        if measure is None:
+            return LeverChoice((), "levers: not measured yet (the first run on this machine measures them)")
+        figures = dict(measure())
+        figures["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        cache.setdefault(key, {})[slot] = figures
+        _save_cache(path, cache)
+        where = "measured now"
+    kept, said = [], []
+    for lever in candidates:
+        fig = figures["levers"].get(lever)
+        if not isinstance(fig, dict):
+            continue
+        try:
+            check_agreement(lever, fig)
+        except VariantRefused as err:
+            said.append(f"{lever} refused ({err})")
+            continue
+        if fig["speedup"] < LEVER_MIN_SPEEDUP:
+            said.append(f"{lever} {fig['speedup']:.2f}x: not kept")
+            continue
+        kept.append(lever)
+        said.append(f"{lever} {fig['speedup']:.2f}x (cosine {fig['cosine']:.6f}): kept")
+    reason = f"levers on {precision} ({where}, {path}): " + "; ".join(said)
+    return LeverChoice(tuple(kept), reason, figures)

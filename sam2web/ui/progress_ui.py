@@ -44,6 +44,8 @@ def progress_text(status: Any, now: float | None = None, seen: dict | None = Non
     phase = getattr(status, "phase", None)
     if phase == "loading":
         return "Loading the model…"
+    if phase == "preparing":  # the first run on a machine: the one-off lever check, a compilation
+        return "Preparing the model for this CPU…"
     if status.status == "queued":
         return f"Waiting to start · 0 of {status.total} frames"
     if status.done == 0 and not phase:

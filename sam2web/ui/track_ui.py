@@ -245,7 +245,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                 f"Queued: position {status.queue_position} in the queue for this device (one run at a time per device)."
             )
         if status.status in ("running", "queued"):
-            loading = status.phase == "loading"
+            loading = status.phase in ("loading", "preparing")
             st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status))
             if status.where:
                 st.caption(f"Executing in {status.where}.")
