@@ -70,7 +70,7 @@ def test_synthetic_masks_have_the_bacteria_frame_shape():
     assert all(m.crop().sum() > 100 for m in masks)
 
 
-@pytest.mark.parametrize("kind", ["pair", "plain", "variants"])
+@pytest.mark.parametrize("kind", ["pair", "plain", "variants", "vs-stock"])
 def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind, monkeypatch, capsys):
     """In-process (a subprocess per recipe would double the test's time for a torch import)."""
     from bench import data, worker
@@ -78,12 +78,20 @@ def test_worker_runs_each_recipe_on_a_tiny_stack(tmp_path, kind, monkeypatch, ca
     monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")  # restored (unset) after the test
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the precision check's cache
     tiff = data.write_tiff(tmp_path / "f.tif", data.make_frames(2, 2, side=96))
-    assert (
-        worker.main(
-            [kind, "--tiff", str(tiff), "--frames", "2", "--objects", "2", "--image-size", "128", "--threads", "1"]
-        )
-        == 0
-    )
+    args = ["--tiff", str(tiff), "--frames", "2", "--objects", "2", "--image-size", "128", "--threads", "1"]
+    if kind == "vs-stock":  # SAM2's own fp32 predictor against sam2web's auto one with its CPU levers
+        monkeypatch.delenv("SAM2WEB_LEVERS", raising=False)
+        assert worker.main(["variants", *args, "--objects", "1", "--vs-stock"]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert sorted(out["runs"]) == ["auto", "auto_levers", "fp32_per_object", "stock_fp32"]
+        assert out["agreement"]["stock_fp32"]["mask_iou"] == 1.0  # the same weights, SAM2's own code
+        assert out["agreement"]["auto_levers"]["cosine"] >= 0.999
+        assert "levers on" in out["auto_levers"]["levers_reason"]
+        assert out["auto_first_build_s"] > 0 and out["auto_later_build_s"] > 0
+        share = out["encoder_share"]
+        assert share["gflop"] > 0 and share["matmul_tflops"] > 0 and 0 < share["share"]
+        return
+    assert worker.main([kind, *args]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["peak_rss_mb"] >= out["rss_before_mb"] > 0
     if kind == "variants":
