@@ -466,7 +466,13 @@ def load_predictor(
     from sam2web.tracking import precision as prec_mod
 
     key = model_key(size, predictor.image_size, random_weights)
-    choice = precision_choice(dev, precision, key, measure=lambda: prec_mod.micro_benchmark(predictor))
+
+    def measure_precision():
+        if phase is not None:
+            phase("preparing")  # the one-off bf16 check on this machine and model
+        return prec_mod.micro_benchmark(predictor)
+
+    choice = precision_choice(dev, precision, key, measure=measure_precision)
     reason = "no levers: precision asked for explicitly" if dev == "cpu" else f"no CPU levers: {dev}"
     if not accel.levers_allowed():
         reason = f"no levers: {accel.ENV_LEVERS}=off"
