@@ -175,3 +175,100 @@ def test_live_frames_deliver_what_was_saved_since_the_cursor(env):
     store.replace_masks(run_id, [Location(0, 1, 0)], [])
     third = sessions.live_frames(store, run_id, after=second.cursor, epoch=second.epoch)
     assert third.reset and list(third.polygons) == [Location(0, 0, 0)]
+
+
+# -- a real worker process ----------------------------------------------------------------------
+@pytest.fixture
+def process_env(env, monkeypatch):
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "local")
+    monkeypatch.setenv("SAM2WEB_CPU_WORKERS", "1")
+    yield env
+    executor_mod.get_executor().shutdown()
+
+
+def test_worker_process_serves_prompts_and_survives_errors(process_env):
+    store, ws = process_env
+    req = _request(store, ws, 4)
+    assert sessions.model_status(req.params) == "cold"  # asking does not start a worker
+    res = sessions.prompt(req, 1, box=(10, 12, 30, 28), timeout_s=120)
+    assert res.ok, res.status
+    assert res.loc == Location(0, 4, 0) and _mask(res)[12:28, 10:30].all() and res.area == 320
+    assert sessions.model_status(req.params) == "ready"
+    from dataclasses import replace
+
+    bad = sessions.prompt(replace(req, frame=-1), 1, box=(1, 1, 5, 5), timeout_s=60)
+    assert not bad.ok and "\n" not in bad.status
+    again = sessions.prompt(req, 1, box=(10, 12, 30, 28), points=[(20, 20, 0)], timeout_s=60)
+    assert again.ok and again.area == 320 - 49
+
+
+def test_a_killed_worker_gives_a_sentence_then_a_fresh_one_answers(process_env):
+    import os
+    import signal
+
+    store, ws = process_env
+    req = _request(store, ws, 0)
+    assert sessions.prompt(req, 0, box=(1, 1, 9, 9), timeout_s=120).ok
+    ex = executor_mod.get_executor()
+    worker = ex.session_workers("cpu")[0]
+    pid = worker.pid
+    os.kill(pid, signal.SIGKILL)
+    worker.proc.join(10)
+    res = sessions.prompt(req, 0, box=(1, 1, 9, 9), timeout_s=120)
+    if not res.ok:  # the request raced the death: one sentence, and the next one gets a fresh worker
+        assert res.status == executor_mod.WORKER_GONE
+        res = sessions.prompt(req, 0, box=(1, 1, 9, 9), timeout_s=120)
+    assert res.ok and worker.pid not in (None, pid)
+
+
+# -- SAM2 itself, random weights ------------------------------------------------------------------
+@pytest.fixture
+def sam2_env(env, monkeypatch):
+    monkeypatch.delenv("SAM2WEB_STANDIN")
+    monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")
+    factory.clear()
+    yield env
+    executor_mod.get_executor().shutdown()
+    factory.clear()
+
+
+TINY = TrackParams(model="tiny", image_size=256, device="cpu", precision="fp32")
+
+
+def _host():
+    return executor_mod.get_executor().session_workers("cpu")[0].host
+
+
+def test_sam2_prompt_gives_the_frame_mask_and_points_refine(sam2_env):
+    store, ws = sam2_env
+    req = _request(store, ws, 3, TINY)
+    sessions.view(req)
+    res = sessions.prompt(req, 0, box=(8, 10, 30, 30), timeout_s=300)
+    assert res.ok, res.status
+    assert res.loc == Location(0, 3, 0) and res.mask.shape == (48, 64)
+    info = sessions.session_info(TINY)
+    assert info["embeddings"] >= 1 and info["feature_bytes"] > 0
+    entry = _host().sessions[req.key]
+    state = entry.session.state
+    obj_idx = state["obj_id_to_idx"][0]
+    assert list(state["point_inputs_per_obj"][obj_idx]) == [3]  # the prompt sits on frame 3
+    assert state["point_inputs_per_obj"][obj_idx][3]["point_labels"].shape[1] == 2  # the box's two corners
+    refined = sessions.prompt(req, 0, box=(8, 10, 30, 30), points=[(15, 15, 1)], timeout_s=120)
+    assert refined.ok and refined.warm  # frame 3's embedding was kept
+    assert state["point_inputs_per_obj"][obj_idx][3]["point_labels"].shape[1] == 3
+    cold = sessions.prompt(_request(store, ws, 5, TINY), 0, box=(8, 10, 30, 30), timeout_s=120)
+    assert cold.ok and not cold.warm and cold.loc == Location(0, 5, 0)
+    assert sorted(state["point_inputs_per_obj"][obj_idx]) == [3, 5]  # same session, same object
+
+
+def test_sam2_sessions_share_one_bounded_embedding_budget_and_close_frees_them(sam2_env, monkeypatch):
+    store, ws = sam2_env
+    monkeypatch.setenv("SAM2WEB_CACHE_MB", "4")  # a quarter (1 MB) for embeddings: a few frames at 256
+    for t in range(T):
+        assert sessions.prompt(_request(store, ws, t, TINY), 0, box=(8, 10, 30, 30), timeout_s=300).ok
+    info = sessions.session_info(TINY)
+    assert 1 <= info["embeddings"] < T
+    assert info["feature_bytes"] <= 1 << 20 or info["embeddings"] == 1
+    sessions.close(ws.id)
+    info = sessions.session_info(TINY)
+    assert info["keys"] == [] and info["embeddings"] == 0 and info["feature_bytes"] == 0
