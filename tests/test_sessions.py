@@ -272,3 +272,39 @@ def test_sam2_sessions_share_one_bounded_embedding_budget_and_close_frees_them(s
     sessions.close(ws.id)
     info = sessions.session_info(TINY)
     assert info["keys"] == [] and info["embeddings"] == 0 and info["feature_bytes"] == 0
+
+
+def test_a_run_borrows_the_embedding_of_the_frame_just_prompted(sam2_env, monkeypatch):
+    """Start after drawing: the first tracked frame skips the image encoder (the session has its embedding)."""
+    from sam2web.service import runs
+    from sam2web.stack.display import DisplaySettings
+    from sam2web.types import Prompt
+
+    store, ws = sam2_env
+    params = TINY.with_(time="1-3", divisions=False)
+    box = (8.0, 10.0, 30.0, 30.0)
+    shown = sessions.prompt(_request(store, ws, 0, params), 0, box=box, timeout_s=300)
+    assert shown.ok
+    predictor = factory.get_predictor(params)
+    encoded = []
+    real = predictor.forward_image
+    monkeypatch.setattr(predictor, "forward_image", lambda img: encoded.append(1) or real(img))
+    stack = runs.open_dataset(store, ws)
+    try:
+        run_id, _ = runs.submit(
+            store,
+            ws,
+            stack,
+            params,
+            [Prompt(0, Location(0, 0, 0), box=box)],
+            DisplaySettings.default(stack),
+            Location(0, 0, 0),
+        )
+    finally:
+        stack.close()
+    assert executor_mod.get_executor().wait(run_id, 300)
+    assert store.get_run(run_id).status == "done"
+    masks = store.load_masks(run_id)
+    assert sorted(loc.time for (_, loc) in masks) == [0, 1, 2]
+    assert len(encoded) == 2  # frames 1 and 2; frame 0 came from the session
+    assert np.array_equal(masks[(0, Location(0, 0, 0))].to_mask(), shown.mask.to_mask())

@@ -112,6 +112,10 @@ class _Live:
 WORKER_GONE = "The worker process stopped while answering; draw the prompt again."
 
 
+class NoAnswer(UserError):
+    """A session request got no reply in time (the worker is busy or still starting)."""
+
+
 class _SessionClient:
     """The server's end of a worker's session requests: ids, waiting futures, replies matched to them."""
 
@@ -150,7 +154,7 @@ class _SessionClient:
             self._deliver((req_id, kind, *args))
             ok, payload = fut.result(timeout=timeout)
         except FutureTimeout:
-            raise UserError(
+            raise NoAnswer(
                 f"No answer from the model within {timeout:g} s (it may still be loading); try again in a moment."
             ) from None
         finally:
