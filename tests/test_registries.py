@@ -69,3 +69,56 @@ def test_label_exports_without_a_frame_size_say_so():
 def test_units_pixel_area():
     assert exporters.Units((0.5, 0.25)).pixel_area == 0.125
     assert exporters.Units().pixel_area is None
+
+
+# ------------------------------------------------------------------------------------- readers
+def test_every_extension_list_comes_from_the_reader_registry():
+    from sam2web.server_files import list_openable  # noqa: F401  (built from the registry too)
+    from sam2web.stack import registry as readers
+    from sam2web.ui.dataset_ui import UPLOAD_TYPES
+
+    assert UPLOAD_TYPES == readers.upload_types()
+    assert {"tif", "tiff", "png", "jpg", "jpeg", "czi", "mp4", "webm"} <= set(UPLOAD_TYPES)
+    assert readers.frame_extensions() == {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
+    assert readers.READERS.names()[-1] == "frames"  # the folder fallback comes last
+
+
+def test_a_registered_reader_opens_its_files_everywhere(tmp_path, monkeypatch):
+    """A new format is one entry: open_stack dispatches to it, uploads and server listings offer it."""
+    import numpy as np
+
+    from sam2web import server_files
+    from sam2web.stack import Opened, open_stack
+    from sam2web.stack import registry as readers
+
+    def sniff(path):
+        return path.suffix == ".fake" and path.read_bytes().startswith(b"FAKE")
+
+    def open_fake(path, pages_as, axes):
+        data = np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16)
+        sizes = {"XY": 1, "T": 2, "Z": 1, "C": 1, "Y": 16, "X": 16}
+        return Opened(sizes, data.dtype, lambda xy, t, z, c: data[t], ["Fake"])
+
+    (tmp_path / "a.fake").write_bytes(b"FAKE0000")
+    readers.READERS.register(readers.Reader("fake", "Fake", (".fake",), open_fake, sniff))
+    try:
+        with open_stack(tmp_path / "a.fake") as stack:
+            assert stack.sizes["T"] == 2 and stack.source["format"] == "fake"
+            assert int(stack.frame((0, 1, 0))[0, 1]) == 257
+        assert "fake" in readers.upload_types()
+        monkeypatch.setattr(server_files, "server_folders", lambda: [tmp_path.resolve()])
+        assert server_files.list_openable(tmp_path) == ["a.fake"]
+    finally:
+        readers.READERS.unregister("fake")
+    with pytest.raises(UserError, match="a.fake is a text file: open a TIFF, OME-TIFF, PNG, JPEG, CZI"):
+        open_stack(tmp_path / "a.fake")
+
+
+def test_a_text_file_is_refused_with_the_formats_named(tmp_path):
+    from sam2web.stack import open_stack
+
+    (tmp_path / "notes.tif").write_text("hello world, not an image")
+    with pytest.raises(
+        UserError, match="is a text file: open a TIFF, OME-TIFF, PNG, JPEG, CZI, OME-Zarr, MP4/AVI video file"
+    ):
+        open_stack(tmp_path / "notes.tif")
