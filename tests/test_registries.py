@@ -12,7 +12,7 @@ import shapely
 from sam2web import exporters, params, trackers
 from sam2web.errors import UserError
 from sam2web.registry import Registry, lazy
-from sam2web.types import Annotation, Connection, Location
+from sam2web.types import Annotation, Connection, Location, Prompt
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,58 @@ def test_a_text_file_is_refused_with_the_formats_named(tmp_path):
         UserError, match="is a text file: open a TIFF, OME-TIFF, PNG, JPEG, CZI, OME-Zarr, MP4/AVI video file"
     ):
         open_stack(tmp_path / "notes.tif")
+
+
+# ------------------------------------------------------------------------------------ trackers
+def build_fake(model, checkpoint, device, image_size, precision, download=False, progress=None):
+    """A tracker family's build function: here SAM2's surface comes from the stand-in."""
+    from sam2web.tracking.standin import StandInTracker
+
+    tracker = StandInTracker()
+    tracker.sam2web_info = {"device": "cpu", "precision": "fp32", "model": model, "image_size": 0}
+    return tracker
+
+
+def test_a_registered_tracker_family_tracks_through_the_run_service(tmp_path, monkeypatch):
+    import numpy as np
+    import tifffile
+
+    from sam2web.params import TrackParams
+    from sam2web.service import executor as executor_mod
+    from sam2web.service import runs
+    from sam2web.stack.display import DisplaySettings
+    from sam2web.store import get_store
+    from sam2web.tracking import factory
+
+    monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "inline")
+    monkeypatch.delenv("SAM2WEB_STANDIN", raising=False)
+    monkeypatch.delenv("SAM2WEB_RANDOM_WEIGHTS", raising=False)
+    factory.clear()
+    family = trackers.TrackerFamily("fake", "Fake tracker", ("fake-1",), f"{__name__}:build_fake", checkpoints={})
+    trackers.TRACKERS.register(family)
+    try:
+        store = get_store(str(tmp_path / "data"))
+        ws = store.create_workspace("w")
+        arr = np.zeros((4, 32, 40), np.uint8)
+        arr[:, 8:16, 8:16] = 200
+        tifffile.imwrite(tmp_path / "m.tif", arr, imagej=True, metadata={"axes": "TYX"})
+        store.save_upload(ws.id, "m.tif", (tmp_path / "m.tif").read_bytes())
+        store.update_workspace(ws.id, dataset={"kind": "files", "files": ["m.tif"], "pages_as": "time"})
+        ws = store.get_workspace(ws.id)
+        with runs.open_dataset(store, ws) as stack:
+            prompt = Prompt(0, Location(0, 0, 0), box=(8.0, 8.0, 16.0, 16.0))
+            params = TrackParams(model="fake-1", time="all")
+            run_id, _ = runs.submit(
+                store, ws, stack, params, [prompt], DisplaySettings.default(stack), Location(0, 0, 0)
+            )
+        assert executor_mod.get_executor().wait(run_id, 60)
+        run = store.get_run(run_id)
+        assert run.status == "done", run.error
+        assert store.count_masks(run_id) == 4 and run.info["model_info"]["model"] == "fake-1"
+    finally:
+        trackers.TRACKERS.unregister("fake")
+        executor_mod.get_executor().shutdown()
+        factory.clear()
+    with pytest.raises(UserError, match="is not one of tiny, small, base_plus, large"):
+        TrackParams(model="fake-1").validate()
