@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from geom_synthetic import TRA, needs_tra
 
 from sam2web.params import TrackParams
 from sam2web.service import executor as executor_mod
@@ -107,6 +108,10 @@ def test_view_embeds_and_sessions_are_per_workspace(env, tmp_path):
     sessions.close(ws.id)
     info = sessions.session_info(a.params)
     assert [k[0] for k in info["keys"]] == [other.id]
+    from sam2web.service import runs
+
+    runs.delete_workspace(store, other.id, 10)  # deleting a workspace frees its sessions too
+    assert sessions.session_info(a.params)["keys"] == []
 
 
 def test_sessions_are_bounded(env, monkeypatch):
@@ -308,3 +313,33 @@ def test_a_run_borrows_the_embedding_of_the_frame_just_prompted(sam2_env, monkey
     assert sorted(loc.time for (_, loc) in masks) == [0, 1, 2]
     assert len(encoded) == 2  # frames 1 and 2; frame 0 came from the session
     assert np.array_equal(masks[(0, Location(0, 0, 0))].to_mask(), shown.mask.to_mask())
+
+
+# -- the oracle (ground truth under the prompt) serves the same path --------------------------------
+@needs_tra
+def test_oracle_gives_the_ground_truth_cell_of_that_frame(tmp_path, monkeypatch):
+    from sam2web import ctc
+
+    labels_stack, locs = ctc.open_labels(TRA, "time")
+    with labels_stack:
+        labels = np.array(ctc.label_frame(labels_stack, locs[2]))
+    monkeypatch.setenv("SAM2WEB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SAM2WEB_STANDIN", f"oracle:{TRA}")
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "inline")
+    factory.clear()
+    store = get_store(str(tmp_path / "data"))
+    ws = store.create_workspace("oracle")
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((4, *labels.shape), np.uint8), imagej=True, metadata={"axes": "TYX"})
+    store.save_upload(ws.id, "b.tif", (tmp_path / "b.tif").read_bytes())
+    store.update_workspace(ws.id, dataset={"kind": "files", "files": ["b.tif"], "pages_as": "time"})
+    ws = store.get_workspace(ws.id)
+    try:
+        lab = int(np.unique(labels[labels > 0])[0])
+        rows, cols = np.nonzero(labels == lab)
+        res = sessions.prompt(_request(store, ws, 2), 0, box=(cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+        assert res.ok, res.status
+        assert res.loc == Location(0, 2, 0)
+        assert np.array_equal(_mask(res), labels == lab)
+    finally:
+        executor_mod.get_executor().shutdown()
+        factory.clear()

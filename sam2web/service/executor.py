@@ -437,6 +437,10 @@ class LocalExecutor:
                 return []
             return list(self._lane(device).workers)
 
+    def devices(self) -> list[str]:
+        with self._lock:
+            return list(self._lanes)
+
     def submit(self, spec: RunSpec) -> int:
         with self._lock:
             lane = self._lane(spec.device)

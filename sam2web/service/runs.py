@@ -314,5 +314,8 @@ def stop_runs(store: Store, ws_id: str, wait_s: float) -> None:
 
 
 def delete_workspace(store: Store, ws_id: str, wait_s: float) -> None:
+    from sam2web.service import sessions
+
     stop_runs(store, ws_id, wait_s)
+    sessions.close(ws_id)  # its interactive sessions (and their embeddings) in the workers
     store.delete_workspace(ws_id)

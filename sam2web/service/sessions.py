@@ -220,7 +220,7 @@ def _rings(geom) -> list[list[list[float]]]:
 def close(workspace_id: str) -> None:
     """Drop every session of a workspace in the workers (its embeddings are freed)."""
     ex = _executor()
-    for device in list(ex._lanes):
+    for device in ex.devices():
         workers = ex.session_workers(device, start=False)
         if workers and workers[0].started:
             workers[0].post("close", workspace_id)
