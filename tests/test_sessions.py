@@ -343,3 +343,37 @@ def test_oracle_gives_the_ground_truth_cell_of_that_frame(tmp_path, monkeypatch)
     finally:
         executor_mod.get_executor().shutdown()
         factory.clear()
+
+
+def test_a_prompt_is_answered_while_a_run_occupies_the_worker(process_env, monkeypatch):
+    import time
+
+    from sam2web.service import runs
+    from sam2web.stack.display import DisplaySettings
+    from sam2web.types import Prompt
+
+    monkeypatch.setenv("SAM2WEB_STANDIN", "slow:3")  # 3 s per frame: the run lasts 18 s
+    store, ws = process_env
+    stack = runs.open_dataset(store, ws)
+    try:
+        run_id, _ = runs.submit(
+            store,
+            ws,
+            stack,
+            TrackParams(),
+            [Prompt(0, Location(0, 0, 0), box=(5.0, 5.0, 15.0, 15.0))],
+            DisplaySettings.default(stack),
+            Location(0, 0, 0),
+        )
+    finally:
+        stack.close()
+    deadline = time.monotonic() + 120
+    while store.count_masks(run_id) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.count_masks(run_id) >= 1  # the run is going on in the worker
+    res = sessions.prompt(_request(store, ws, 3), 1, box=(20, 10, 40, 30), timeout_s=60)
+    assert res.ok and res.area == 400
+    ex = executor_mod.get_executor()
+    assert ex.is_active(run_id) and store.count_masks(run_id) < T  # answered before the run ended
+    ex.cancel(run_id)
+    assert ex.wait(run_id, 60)
