@@ -26,6 +26,7 @@ when the ranges change.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,12 @@ def _executor() -> LocalExecutor:
         if _PRIVATE is None:
             _PRIVATE = LocalExecutor(processes=settings().executor != "inline")
         return _PRIVATE
+
+
+@atexit.register
+def _shutdown_private() -> None:
+    if _PRIVATE is not None:
+        _PRIVATE.shutdown()
 
 
 def _workers(params: TrackParams, start: bool = True) -> list:
