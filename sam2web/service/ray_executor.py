@@ -104,6 +104,11 @@ class _PartStore:
         with self.lock:
             self.ops.append(("replace", list(locs), list(items)))
 
+    def merge_objects(self, run_id: int, objects: dict) -> dict:
+        with self.lock:
+            self.ops.append(("objects", dict(objects)))
+        return objects
+
 
 class SequenceWorker:
     """One Ray actor: loads each model once (``factory.get_predictor``) and runs one unit at a time.
@@ -193,6 +198,7 @@ class _Unit:
     run_id: int
     index: int
     spec: RunSpec  # the unit's spec: one sequence, run-wide paths and parameters
+    retries: int = 0  # times it was resubmitted after its actor died
 
 
 @dataclass
@@ -440,7 +446,9 @@ class RayExecutor:
             extra["previous"] = dataclasses.replace(
                 previous, masks={k: m for k, m in previous.masks.items() if k[1] in frames}
             )
-        one = dataclasses.replace(spec, sequences=[seq], extra=extra)
+        one = dataclasses.replace(
+            spec, sequences=[seq], extra=extra, seq_indices=[index], n_sequences=len(spec.sequences)
+        )
         remote = self.cfg.ray_data_dir
         if remote is None:
             return one
@@ -489,8 +497,8 @@ class RayExecutor:
         options = _worker_options(cfg)
         n = cfg.ray_workers or self._fitting_workers(ray, options)
         actor_cls = ray.remote(
-            max_restarts=cfg.ray_retries,
-            max_task_retries=cfg.ray_retries,
+            max_restarts=cfg.ray_retries,  # Ray restarts a dead actor; the driver resubmits its unit
+            max_task_retries=0,  # never Ray's retry: it would re-track the unit from its first frame
             concurrency_groups={CONTROL: 2},
             **options,
         )(SequenceWorker)
@@ -593,8 +601,10 @@ class RayExecutor:
         try:
             out = ray.get(ref, timeout=30)
             self._apply(unit.run_id, {(unit.spec.extra["ray_token"], unit.index): out.pop("ops", [])})
-        except ray.exceptions.RayActorError:  # restarts and retries used up: a fresh actor for what follows
-            out = {"status": "interrupted", "error": DIED}
+        except ray.exceptions.RayActorError:
+            if unit.retries < self.cfg.ray_retries and self._resubmit(unit, slot):
+                return
+            out = {"status": "interrupted", "error": DIED}  # retries used up: a fresh actor for what follows
             slot.actor = self._fresh_actor(ray)
         except ray.exceptions.TaskCancelledError:
             out = {"status": "cancelled", "error": ""}
@@ -606,17 +616,36 @@ class RayExecutor:
             if rec is None:
                 return
             rec.finished.add(unit.index)
-            rec.results.append({"index": unit.index, **out})
+            rec.results.append({"index": unit.index, "attempt": unit.retries, **out})
             if out["status"] == "done":
                 rec.done[unit.index] = rec.frames[unit.index]
         if out["status"] in ("failed", "interrupted"):
             self.cancel(unit.run_id)  # one sequence failed: stop the rest (as the local executor stops a run)
 
+    def _resubmit(self, unit: _Unit, slot: _Slot) -> bool:
+        """Queue a unit whose actor died again, first, with the masks saved since: it tracks only the rest.
+
+        Ray restarts the actor (``max_restarts``); the unit goes to whichever actor is free first.
+        """
+        with self._lock:
+            rec = self._runs.get(unit.run_id)
+            slot.unit = slot.ref = slot.poll_ref = None
+            if rec is None or rec.cancelled:
+                return False
+        saved = rec.store.load_masks(unit.run_id) if unit.spec.correct_from is None else {}
+        frames = set(unit.spec.sequences[0].frames)
+        extra = {**unit.spec.extra, "saved": {k: m for k, m in saved.items() if k[1] in frames}}
+        retry = _Unit(unit.run_id, unit.index, dataclasses.replace(unit.spec, extra=extra), unit.retries + 1)
+        with self._lock:
+            self._pending.appendleft(retry)
+        log.warning("run %s: sequence %s resubmitted after its worker died", unit.run_id, unit.index + 1)
+        return True
+
     def _fresh_actor(self, ray):
         cfg = self.cfg
         actor_cls = ray.remote(
-            max_restarts=cfg.ray_retries,
-            max_task_retries=cfg.ray_retries,
+            max_restarts=cfg.ray_retries,  # Ray restarts a dead actor; the driver resubmits its unit
+            max_task_retries=0,  # never Ray's retry: it would re-track the unit from its first frame
             concurrency_groups={CONTROL: 2},
             **_worker_options(cfg),
         )(SequenceWorker)
@@ -666,6 +695,8 @@ class RayExecutor:
                     rec.store.add_masks(run_id, op[1])
                 elif op[0] == "replace":
                     rec.store.replace_masks(run_id, op[1], op[2])
+                elif op[0] == "objects":  # daughters and their parents: the run's lineage
+                    rec.store.merge_objects(run_id, op[1])
 
     def _write_progress(self) -> None:
         with self._lock:
@@ -709,7 +740,12 @@ class RayExecutor:
             done_sequences=sorted(done_seqs),
             frames_tracked=sum(int(r.get("frames_tracked", 0)) for r in rec.results),
             executed_on=[
-                {k: r[k] for k in ("index", "node", "host", "pid", "start", "end") if k in r} for r in rec.results
+                {
+                    k: r[k]
+                    for k in ("index", "attempt", "frames_tracked", "node", "host", "pid", "start", "end")
+                    if k in r
+                }
+                for r in rec.results
             ],
         )
         if model_info:

@@ -28,6 +28,10 @@ class RunSpec:
     # A correction: re-track only ``prompts`` and keep the rest of this earlier run's masks.
     correct_from: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # One unit of a run that workers share: the run-wide index of each of ``sequences`` and the
+    # run's sequence count (daughters' ids are numbered by them; None: this spec is the whole run).
+    seq_indices: list[int] | None = None
+    n_sequences: int | None = None
 
     @property
     def total_frames(self) -> int:
