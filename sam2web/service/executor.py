@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sam2web.config import settings
-from sam2web.service.spec import Progress, RunSpec
+from sam2web.service.spec import Progress, RunSpec, worst_outcome
 from sam2web.service.worker import error_sentence, execute, execute_part
 from sam2web.store import Store, get_store
 
@@ -350,7 +350,7 @@ class LocalExecutor:
             live = self._live.get(run_id)
             where = self._where.get(run_id, "")
         done, total, eta, phase = run.done_frames, run.total_frames, None, ""
-        if live is not None and run.status in ("queued", "running"):
+        if live is not None and not run.finished:
             phase = live.phase
             if live.first_t is not None:
                 done, total = live.done, live.total or total
@@ -425,11 +425,7 @@ class LocalExecutor:
             t.start()
         for t in threads:
             t.join()
-        for status in ("failed", "interrupted", "cancelled"):  # the worst outcome names the run's
-            for got, error in results:
-                if got == status:
-                    return got, error
-        return "done", ""
+        return worst_outcome(results)
 
     @staticmethod
     def _on_event(live: _Live, msg: tuple) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from sam2web.config import Settings, settings
 from sam2web.errors import UserError
 from sam2web.service.executor import _Live, wait_inactive
-from sam2web.service.spec import Progress, RunSpec
+from sam2web.service.spec import Progress, RunSpec, worst_outcome
 from sam2web.service.worker import error_sentence, execute
 from sam2web.store import Store, get_store
 
@@ -371,7 +371,7 @@ class RayExecutor:
         with self._lock:
             rec = self._runs.get(run_id)
             done, total, eta, phase = run.done_frames, run.total_frames, None, ""
-            if rec is not None and run.status in ("queued", "running"):
+            if rec is not None and not run.finished:
                 phase = rec.phase
                 done, total = sum(rec.done.values()), sum(rec.frames.values())
                 eta = rec.live.eta()
@@ -718,18 +718,10 @@ class RayExecutor:
         )
 
     def _finalize(self, rec: _RayRun) -> None:
-        statuses = [r["status"] for r in rec.results]
-        errors = {r["status"]: r["error"] for r in reversed(rec.results) if r.get("error")}
-        if "failed" in statuses:
-            status, error = "failed", errors["failed"]
-        elif "interrupted" in statuses:
-            status, error = "interrupted", errors["interrupted"]
-        elif rec.cancelled:
-            ran = bool(rec.results)
+        status, error = worst_outcome([(r["status"], r.get("error", "")) for r in rec.results])
+        if status not in ("failed", "interrupted") and rec.cancelled:  # units dropped from the queue report nothing
             status = "cancelled"
-            error = "Cancelled; the finished frames are kept." if ran else "Cancelled before it started."
-        else:
-            status, error = "done", ""
+            error = "Cancelled; the finished frames are kept." if rec.results else "Cancelled before it started."
         run = rec.store.get_run(rec.spec.run_id)
         info = dict(run.info if run else {})
         done_seqs = set(info.get("done_sequences", []))

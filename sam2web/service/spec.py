@@ -38,6 +38,18 @@ class RunSpec:
         return sum(len(s.frames) for s in self.sequences)
 
 
+WORST_FIRST = ("failed", "interrupted", "cancelled")  # a run of several parts ends as its worst part
+
+
+def worst_outcome(results: list[tuple[str, str]]) -> tuple[str, str]:
+    """(status, error) of a run whose parts ended with ``results``: the worst status names the run's."""
+    for status in WORST_FIRST:
+        for got, error in results:
+            if got == status:
+                return got, error
+    return "done", ""
+
+
 @dataclass
 class Progress:
     """A run as a page or a progress bar shows it."""

@@ -1,6 +1,6 @@
 """Pieces every stack reader shares: limits, the frame cache, axis letters, sniffing, sentences.
 
-OWNER: stack helper. Private to sam2web.stack and its readers (stack_tiff, stack_files); other
+Private to sam2web.stack and its readers (stack_tiff, stack_files); other
 modules use sam2web.stack's public surface.
 """
 
