@@ -331,7 +331,7 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
         def emit(kind: str, *values, run_id: int = run_id) -> None:
             evt_w.send((kind, run_id, *values))
 
-        run = execute_part if spec.extra.get("only") is not None else execute
+        run = execute_part if spec.only is not None else execute
         status, error = run(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
         evt_w.send(("finished", run_id, status, error))
@@ -380,12 +380,7 @@ def split(spec: RunSpec, n: int) -> list[RunSpec]:
     if n <= 1 or spec.correct_from is not None:
         return [spec]
     threads = max(1, (os.cpu_count() or 1) // n)
-    return [
-        dataclasses.replace(
-            spec, extra={**spec.extra, "only": list(range(i, len(spec.sequences), n)), "threads": threads}
-        )
-        for i in range(n)
-    ]
+    return [dataclasses.replace(spec, only=list(range(i, len(spec.sequences), n)), threads=threads) for i in range(n)]
 
 
 # -- the local executor -----------------------------------------------------------------------

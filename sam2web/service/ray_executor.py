@@ -91,10 +91,10 @@ class _PartStore:
         return info
 
     def load_masks(self, run_id: int) -> dict:
-        return dict(self.spec.extra.get("saved") or {})
+        return dict(self.spec.saved or {})
 
     def load_result(self, run_id: int):
-        return self.spec.extra["previous"]
+        return self.spec.previous
 
     def add_masks(self, run_id: int, items, done_frames: int | None = None) -> None:
         with self.lock:
@@ -129,7 +129,7 @@ class SequenceWorker:
         import ray
 
         start = time.time()
-        token = spec.extra["ray_token"]
+        token = spec.ray_token
         key = (token, index)
         with self._lock:
             cancel = self._cancels[token]
@@ -312,7 +312,7 @@ class RayExecutor:
         require_ray()
         _ensure_token_auth(self.cfg)
         store = self._store if self._store is not None else get_store(spec.data_dir)
-        spec = dataclasses.replace(spec, extra={**spec.extra, "ray_token": uuid.uuid4().hex})
+        spec = dataclasses.replace(spec, ray_token=uuid.uuid4().hex)
         run = store.get_run(spec.run_id)
         already = set((run.info if run else {}).get("done_sequences", []))
         prompted = {
@@ -348,7 +348,7 @@ class RayExecutor:
             self._pending = collections.deque(u for u in self._pending if u.run_id != run_id)
             busy = [s.actor for s in self._slots if s.unit is not None and s.unit.run_id == run_id]
         for actor in busy:
-            actor.cancel.options(concurrency_group=CONTROL).remote(rec.spec.extra["ray_token"])
+            actor.cancel.options(concurrency_group=CONTROL).remote(rec.spec.ray_token)
         return True
 
     def is_active(self, run_id: int) -> bool:
@@ -441,13 +441,16 @@ class RayExecutor:
         frames (Resume continues from them), or a correction's previous result on its frames."""
         seq = spec.sequences[index]
         frames = set(seq.frames)
-        extra = {**spec.extra, "saved": {k: m for k, m in saved.items() if k[1] in frames}}
+        mine = {k: m for k, m in saved.items() if k[1] in frames}
         if previous is not None:
-            extra["previous"] = dataclasses.replace(
-                previous, masks={k: m for k, m in previous.masks.items() if k[1] in frames}
-            )
+            previous = dataclasses.replace(previous, masks={k: m for k, m in previous.masks.items() if k[1] in frames})
         one = dataclasses.replace(
-            spec, sequences=[seq], extra=extra, seq_indices=[index], n_sequences=len(spec.sequences)
+            spec,
+            sequences=[seq],
+            saved=mine,
+            previous=previous,
+            seq_indices=[index],
+            n_sequences=len(spec.sequences),
         )
         remote = self.cfg.ray_data_dir
         if remote is None:
@@ -548,7 +551,7 @@ class RayExecutor:
             self._thread = None
         for actor, unit in busy:
             try:
-                actor.cancel.options(concurrency_group=CONTROL).remote(unit.spec.extra["ray_token"])
+                actor.cancel.options(concurrency_group=CONTROL).remote(unit.spec.ray_token)
             except Exception:  # noqa: BLE001 - the actor may be gone too
                 pass
         for rec in recs:
@@ -600,7 +603,7 @@ class RayExecutor:
             self._take_poll(ray, slot, timeout=10)
         try:
             out = ray.get(ref, timeout=30)
-            self._apply(unit.run_id, {(unit.spec.extra["ray_token"], unit.index): out.pop("ops", [])})
+            self._apply(unit.run_id, {(unit.spec.ray_token, unit.index): out.pop("ops", [])})
         except ray.exceptions.RayActorError:
             if unit.retries < self.cfg.ray_retries and self._resubmit(unit, slot):
                 return
@@ -634,8 +637,8 @@ class RayExecutor:
                 return False
         saved = rec.store.load_masks(unit.run_id) if unit.spec.correct_from is None else {}
         frames = set(unit.spec.sequences[0].frames)
-        extra = {**unit.spec.extra, "saved": {k: m for k, m in saved.items() if k[1] in frames}}
-        retry = _Unit(unit.run_id, unit.index, dataclasses.replace(unit.spec, extra=extra), unit.retries + 1)
+        mine = {k: m for k, m in saved.items() if k[1] in frames}
+        retry = _Unit(unit.run_id, unit.index, dataclasses.replace(unit.spec, saved=mine), unit.retries + 1)
         with self._lock:
             self._pending.appendleft(retry)
         log.warning("run %s: sequence %s resubmitted after its worker died", unit.run_id, unit.index + 1)
@@ -676,7 +679,7 @@ class RayExecutor:
         with self._lock:
             rec = self._runs.get(unit.run_id)
             for (token, index), (phase, done, total) in got["live"].items():
-                if rec is None or token != unit.spec.extra["ray_token"] or index in rec.finished:
+                if rec is None or token != unit.spec.ray_token or index in rec.finished:
                     continue
                 rec.frames[index], rec.done[index] = max(total, done), done
                 if phase == "tracking" and done:

@@ -7,7 +7,7 @@ it can read, and writes each finished frame to the store at ``data_dir``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sam2web.params import TrackParams
@@ -27,11 +27,19 @@ class RunSpec:
     device: str  # the lane: "cpu", "cuda", "cuda:1", "mps"
     # A correction: re-track only ``prompts`` and keep the rest of this earlier run's masks.
     correct_from: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # One unit of a run that workers share: the run-wide index of each of ``sequences`` and the
-    # run's sequence count (daughters' ids are numbered by them; None: this spec is the whole run).
+    # One part of a run that several workers share (the CPU pool): the indices of the sequences it
+    # tracks (None: all) and the torch threads it may use (0: torch's default).
+    only: list[int] | None = None
+    threads: int = 0
+    # One unit of a run on Ray: the run-wide index of each of ``sequences`` and the run's sequence
+    # count (daughters' ids are numbered by them; None: this spec is the whole run), what the worker
+    # reads instead of the store (the masks saved on its frames, a correction's earlier result), and
+    # the token its cancel and progress are keyed by (run ids restart in every data folder).
     seq_indices: list[int] | None = None
     n_sequences: int | None = None
+    saved: dict | None = None
+    previous: Any = None
+    ray_token: str = ""
 
     @property
     def total_frames(self) -> int:

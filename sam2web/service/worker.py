@@ -152,14 +152,14 @@ def execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], boo
 
 
 def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
-    """Track the spec's sequences still to do; ``spec.extra["only"]`` limits it to some (one part of a
+    """Track the spec's sequences still to do; ``spec.only`` limits it to some (one part of a
     run that several workers share: then the run's totals and status are the executor's)."""
     from sam2web.stack import open_stack
     from sam2web.stack.display import DisplaySettings
     from sam2web.tracking import factory
     from sam2web.tracking.model import describe
 
-    only = spec.extra.get("only")
+    only = spec.only
     run = store.get_run(spec.run_id)
     finished = set((run.info if run else {}).get("done_sequences", []))
     todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished and (only is None or i in only)]
@@ -167,8 +167,8 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
     if only is None:
         store.update_run(spec.run_id, total_frames=counter.total)
     emit("phase", "loading")
-    if spec.extra.get("threads"):
-        factory.set_threads(int(spec.extra["threads"]))
+    if spec.threads:
+        factory.set_threads(spec.threads)
     predictor = factory.get_predictor(spec.params)
     model_info = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
     store.update_run_info(spec.run_id, lambda info: {**info, "model_info": model_info})
