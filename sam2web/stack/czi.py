@@ -1,6 +1,6 @@
 """Zeiss CZI through ZEISS's own library, pylibCZIrw: one plane read per frame, never the whole file.
 
-OWNER: formats helper. ``open_czi(path) -> Opened``. Scenes become XY positions, T/Z/C the
+``open_czi(path) -> Opened``. Scenes become XY positions, T/Z/C the
 stack's axes; channel names and the pixel size come from the file's metadata (CZI stores the
 pixel size in metres; we report µm). A plane is read with ``read(plane=..., scene=...)``, which
 decodes only the subblocks of that plane. pylibCZIrw's reader is not documented as thread-safe,
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack.common import Opened, _brief, _check_frame_size, _default_channel_names, _fit_names
+from sam2web.stack.common import Opened, _brief, _check_frame_size, _default_channel_names, _fit_names, peek
 
 CZI_MAGIC = b"ZISRAWFILE"
 _GRAY = {"Gray8": np.uint8, "Gray16": np.uint16, "Gray32Float": np.float32, "Gray32": np.float32}
@@ -115,3 +115,12 @@ def open_czi(path: Path) -> Opened:
         close=doc.close,
         extra={"format": "CZI"},
     )
+
+
+def sniff(path: Path) -> bool:
+    return is_czi(peek(path))
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point (scenes, T, Z and C are named by the file itself)."""
+    return open_czi(path)
