@@ -252,6 +252,13 @@ def run_stock(predictor, tensors: _Tensors, n_objects: int, boxes: list) -> dict
     return res
 
 
+def _clock() -> float:
+    """Process CPU seconds with one torch thread (the stable clock on a shared machine), else wall."""
+    import torch
+
+    return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
+
+
 def auto_predictor(image_size: int) -> tuple:
     """sam2web's predictor as ``--precision auto`` builds it on this machine (precision and CPU
     levers from the one-off check), in a fresh check cache: (predictor, first build s, second s).
@@ -267,9 +274,9 @@ def auto_predictor(image_size: int) -> tuple:
         try:
             builds = []
             for _ in range(2):
-                t0 = time.perf_counter()
+                t0 = _clock()
                 predictor = model.load_predictor("tiny", device="cpu", image_size=image_size, precision="auto")
-                builds.append(time.perf_counter() - t0)
+                builds.append(_clock() - t0)
         finally:
             if old is None:
                 os.environ.pop("XDG_CACHE_HOME", None)
