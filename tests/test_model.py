@@ -125,6 +125,8 @@ def test_random_weights_only_when_the_environment_says_so(monkeypatch, tmp_path)
         "device": "cpu",
         "precision": "fp32",
         "precision_reason": "fp32: this CPU (Old CPU) has no native bf16 (no avx512_bf16/amx_bf16 flag), where bf16 is slow",
+        "levers": [],  # the CPU lever check is off in tests (conftest); tests/test_accel.py covers it
+        "levers_reason": "no levers: SAM2WEB_LEVERS=off",
         "model": "tiny",
         "image_size": 256,
         "random_weights": True,
