@@ -6,9 +6,10 @@ where it is downloaded from, and the function that builds a predictor (``build``
 imports torch). ``sam2web.params`` takes its model choices from here, the Track page and the
 CLI's ``--model`` from params; a new family is one module under ``sam2web.tracking`` and one entry.
 
-``build(model, checkpoint, device, image_size, precision, download=False, progress=None, phase=None)`` returns
+``build(model, checkpoint, device, image_size, precision, download=False, progress=None)`` returns
 a predictor with SAM2's video-predictor surface (``init_state``, ``add_new_points_or_box``,
-``propagate_in_video``).
+``propagate_in_video``); a build that also takes ``phase`` is given a callback to say
+``phase("preparing")`` before a one-off per-machine step (the app shows it while the run waits).
 """
 
 from __future__ import annotations

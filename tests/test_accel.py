@@ -190,3 +190,17 @@ def test_compile_is_a_candidate_only_when_asked_and_a_compiler_exists(monkeypatc
     assert "compile" not in accel.candidates(cpu, "fp32")
     with pytest.raises(ValueError, match="unknown levers"):
         accel.apply(object(), ["warp_drive"])
+
+
+def test_the_factory_gives_the_preparing_callback_only_to_builds_that_take_it():
+    from sam2web.tracking import factory
+
+    def old_style(model, checkpoint, device, image_size, precision, download=False, progress=None):
+        return None
+
+    def with_phase(model, checkpoint, device, image_size, precision, download=False, progress=None, phase=None):
+        return None
+
+    assert not factory._accepts(old_style, "phase")
+    assert factory._accepts(with_phase, "phase") and factory._accepts(lambda *a, **k: None, "phase")
+    assert factory._accepts(model.load_predictor, "phase")

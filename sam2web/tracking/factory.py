@@ -70,7 +70,9 @@ def _build(params: TrackParams, download: bool, progress, phase=None) -> Any:
     from sam2web.registry import lazy
     from sam2web.trackers import family_of
 
-    return lazy(family_of(params.model).build)(
+    build = lazy(family_of(params.model).build)
+    extra = {"phase": phase} if phase is not None and _accepts(build, "phase") else {}
+    return build(
         params.model,
         params.checkpoint or None,
         params.device,
@@ -78,8 +80,19 @@ def _build(params: TrackParams, download: bool, progress, phase=None) -> Any:
         params.precision,
         download=download,
         progress=progress,
-        phase=phase,
+        **extra,
     )
+
+
+def _accepts(fn, name: str) -> bool:
+    """Whether ``fn`` takes the keyword ``name`` (``phase`` is optional in a family's build)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def set_threads(n: int) -> None:
