@@ -2,7 +2,7 @@
 
 Contract (the run service calls this instead of ``tracking.track.track``; same arguments, plus):
     track_lineage(stack, sequences, prompts, predictor, display, direction="forward", progress=None,
-                  cancel=None, result=None, on_frame=None, session=None, detect=True,
+                  cancel=None, result=None, on_frame=None, session=None, detect=True, on_phase=None,
                   min_share=MIN_SHARE, persist=PERSIST, max_neck=MAX_NECK, lookback=LOOKBACK) -> TrackResult
     lineage_kwargs(params: TrackParams) -> {detect, min_share, persist}   TrackParams' divisions fields
     split_mask(mask, min_share, max_neck) -> (part_a, part_b) | None
@@ -290,8 +290,14 @@ def track_lineage(
     persist: int = PERSIST,
     max_neck: float = MAX_NECK,
     lookback: int = LOOKBACK,
+    on_phase: Callable[[str], None] | None = None,
 ) -> TrackResult:
-    """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc)."""
+    """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc).
+
+    ``on_phase("divisions")`` is called when the search for divisions starts and
+    ``on_phase("daughters")`` while daughters are tracked, so a progress bar that stands at its
+    last frame can say what is still going on.
+    """
     from sam2web.tracking.track import track
 
     if not 0 < min_share <= 0.5:
@@ -312,14 +318,18 @@ def track_lineage(
     across = sequences[0].across if sequences else "time"
     if not detect or direction != "forward" or across != "time" or res.partial:
         return res
+    phase = on_phase or (lambda _name: None)
+    phase("divisions")
     return _detect(
-        res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback
-    )
+        res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback,
+        phase,
+    )  # fmt: skip
 
 
 def _detect(
-    res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback
-):
+    res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback,
+    phase,
+):  # fmt: skip
     from sam2web.tracking.track import track
 
     def next_ids():
@@ -373,7 +383,9 @@ def _detect(
                 name = f"{mother.name or c.obj}.{k + 1}"
                 daughters.append(Prompt(d, loc, mask=part, tags=list(mother.tags), name=name, parent=c.obj))
                 births.append((c, k, d))
+        phase("daughters")
         res = track(stack, sequences, daughters, predictor, display, "forward", progress, cancel, res, on_frame)
+        phase("divisions")
         births = _drop_converged(res, sequences, births, persist, on_frame)
         ends = {}
         for c, k, d in births:

@@ -15,10 +15,11 @@ import streamlit as st
 
 from sam2web.errors import UserError
 from sam2web.overlay import color_for, draw_geometries
-from sam2web.service import runs
+from sam2web.params import LABELS
+from sam2web.service import review, runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
-from sam2web.ui import canvas, lineage_ui, state
+from sam2web.ui import canvas, labels, lineage_ui, state
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -41,9 +42,9 @@ def run_label(run: Run) -> str:
     """The Run selector's words for a run, from its current state (re-read on every rerun)."""
     status = run.status
     if status in ("queued", "running"):
-        status += f" {run.done_frames}/{run.total_frames}"
-    across = "Time" if run.settings.get("across", "time") == "time" else "Z"
-    return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
+        status += f" {run.done_frames} of {run.total_frames}"
+    model = LABELS.get(run.settings.get("model", ""), run.settings.get("model", ""))
+    return f"Run {run.id} · {status} · {model}, across {labels.axis_name(run.settings)}, {run.settings.get('direction', '')}"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -143,7 +144,7 @@ def visible_objects(ws: Workspace | None, run: Run, objects: list[int]) -> set[i
         "Show objects",
         objects,
         key=key,
-        format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
+        format_func=lambda i: labels.object_label(i, run.objects.get(str(i), {}).get("name", "")),
     )
     save_settings(ws, run, hidden=[o for o in objects if o not in chosen])
     return set(chosen)
@@ -291,9 +292,15 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     key = f"res_frame_{run.id}"
     lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
     playing = st.session_state.get("res_playing", False)
-    current = st.session_state.get(key, 1)
-    if not isinstance(current, int) or not 1 <= current <= len(frames):
-        current = 1
+    current, seeded = st.session_state.get(key), f"{key}_seeded"
+    if (
+        not isinstance(current, int)
+        or not 1 <= current <= len(frames)
+        or (st.session_state.get(seeded) is False and anns)
+    ):
+        # first visit (or no mask yet when it was made): open at the first frame with masks
+        current = review.first_masked_frame(frames, {a.loc for a in anns}) + 1
+        st.session_state[seeded] = bool(anns)
     if playing:
         current = (current % len(frames)) + 1
     st.session_state[key] = current  # the slider reads its value from here (no value= argument)
@@ -333,7 +340,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             "Object to correct",
             objs,
             key="res_corr_obj",
-            format_func=lambda i: f"#{i + 1} {run.objects[str(i)].get('name', '')}",
+            format_func=lambda i: labels.object_label(i, run.objects[str(i)].get("name", "")),
         )
         width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
         fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)

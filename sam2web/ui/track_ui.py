@@ -20,7 +20,7 @@ from sam2web.service import runs
 from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import Run, Workspace
 from sam2web.types import Prompt
-from sam2web.ui import lineage_ui, progress_ui, state
+from sam2web.ui import labels, lineage_ui, progress_ui, state
 
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -208,6 +208,7 @@ def submit(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt]) -> in
             st.session_state["trk_missing_ckpt"] = params.model
         raise
     st.session_state["trk_last_run"] = run_id
+    st.session_state["res_run_next"] = run_id  # the Results page opens on the run just started
     if position > 0:
         st.toast(f"Run {run_id} queued: position {position} on its device.")
     return run_id
@@ -233,11 +234,9 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
     if status is None:
         return
     icon = STATUS_ICONS.get(status.status, "")
-    title = (
-        f"{icon} Run {run.id} · {status.status} · {run.settings.get('model', '')} · "
-        f"{ACROSS.get(run.settings.get('across', 'time'), '')} {DIRECTIONS.get(run.settings.get('direction', ''), '')}"
-        f" · {time.strftime('%H:%M:%S', time.localtime(run.created))}"
-    )
+    started = time.strftime("%H:%M", time.localtime(run.created))
+    title = f"{icon} " + labels.run_title(run.id, status.status, run.settings, started)
+    span = labels.run_span(run.settings)
     with st.container(border=True):
         st.markdown(title)
         if status.status == "queued" and status.queue_position:
@@ -246,7 +245,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
             )
         if status.status in ("running", "queued"):
             loading = status.phase == "loading"
-            st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status))
+            st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status, span=span))
             if status.where:
                 st.caption(f"Executing in {status.where}.")
             if st.button("Cancel", key=f"{key_prefix}_cancel_{run.id}", icon=":material/stop:"):
@@ -254,17 +253,19 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                 st.rerun()
         else:
             frames = state.store().count_masks(run.id)
-            st.caption(f"{status.done} of {status.total} frames done · {frames} object-frame masks saved.")
+            st.caption(labels.frames_sentence(status.status, status.done, status.total, frames, run.settings))
             if status.error:
                 (st.error if status.status == "failed" else st.warning)(status.error)
+        skipped = labels.unprompted_note(run.settings)
+        if skipped:
+            st.caption(skipped)
+        if status.status not in ("running", "queued"):
             model_info = (run.info or {}).get("model_info")
             if model_info:
-                st.caption(
-                    f"Ran {model_info.get('model', '')} on {model_info.get('device', '')} in "
-                    f"{model_info.get('precision', '')} at image size {model_info.get('image_size', '')}"
-                    + (f" ({model_info['precision_reason']})" if model_info.get("precision_reason") else "")
-                    + "."
-                )
+                st.caption(labels.model_sentence(model_info))
+                if model_info.get("precision_reason"):
+                    with st.expander("How the precision was chosen"):
+                        st.caption(str(model_info["precision_reason"]))
             later = resumed_by(run)
             if status.status in ("cancelled", "interrupted", "failed") and later is not None:
                 # Resume / Re-run once more would queue a duplicate of the run that carries it on.
@@ -279,7 +280,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                     "midway continues from its last saved frame.",
                 ):
                     with state.guard():
-                        rerun(ws, stack, run, resume=True)
+                        st.session_state["res_run_next"] = rerun(ws, stack, run, resume=True)  # Results follows it
                         st.rerun()
                 if c2.button(
                     "Re-run",
@@ -288,7 +289,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                     help="Tracks every sequence of this run again, with the current prompts.",
                 ):
                     with state.guard():
-                        rerun(ws, stack, run, resume=False)
+                        st.session_state["res_run_next"] = rerun(ws, stack, run, resume=False)
                         st.rerun()
             if key_prefix != "res" and frames and status.status != "failed":
                 if st.button("Open in Results", key=f"{key_prefix}_open_{run.id}", icon=":material/insights:"):
