@@ -137,3 +137,14 @@ def test_run_card_in_words(data):
     assert "Tracked all 6 frames (from Time 1) · 6 object masks saved." in text, text
     assert "Ran " in text and " on the CPU in full precision (fp32)" in text
     assert any(e.label == "How the precision was chosen" for e in at.expander)
+    # QA in words: the sentences first, the numbers under their names.
+    at.switch_page("pages/results.py").run()
+    at.session_state["res_qa_open"] = True
+    at.run()
+    at.button(key="res_score_sample").click().run()
+    assert_clean(at)
+    words = " ".join(m.value for m in at.markdown)
+    assert "1 of 1 tracked object matched a true cell." in words, words
+    assert "Cell Tracking Challenge scores (0–1, higher is better): tracking " in words
+    assert {"Frames tracked", "Tracking (TRA)", "Detection (DET)"} <= {m.label for m in at.metric}
+    assert next(m.value for m in at.metric if m.label == "Frames tracked").endswith("%")

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from sam2web.errors import UserError
@@ -200,9 +201,14 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
         new_channels = []
         for ch in settings.channels:
             name = names[ch.index] if ch.index < len(names) else f"Channel {ch.index + 1}"
-            c1, c2, c3, c4, c5 = st.columns([2, 1, 2, 2, 2])
-            visible = c1.checkbox(name, value=ch.visible, key=f"loc_ch_vis_{ch.index}")
-            color = c2.color_picker("Colour", value=ch.color, key=f"loc_ch_col_{ch.index}")
+            # Two rows per channel: the name gets the column's width (long names wrap, never "Cyt…"),
+            # then contrast, low and high wide enough for their values at 1280 px.
+            c1, c2 = st.columns([5, 1], vertical_alignment="center")
+            visible = c1.checkbox(name, value=ch.visible, key=f"loc_ch_vis_{ch.index}", help=f"Show {name}")
+            color = c2.color_picker(
+                f"Colour of {name}", value=ch.color, key=f"loc_ch_col_{ch.index}", label_visibility="collapsed"
+            )
+            c3, c4, c5 = st.columns([1.4, 1, 1])
             mode = c3.selectbox(
                 "Contrast",
                 ["percentile", "absolute"],
@@ -236,8 +242,6 @@ def frame_range(ws: Workspace, stack: Any, channel: int) -> tuple[float, float]:
     Why not the dtype's range: a 12-bit camera image in a uint16 file spans 0-4095 at most, so
     0-65535 would show it black.
     """
-    import numpy as np
-
     loc = state.current_location(ws, stack)
     plane = np.asarray(stack.frame(loc, channel))
     if plane.size == 0:
@@ -255,11 +259,28 @@ def preview_width(rgb: Any) -> int:
     return int(max(240, min(state.image_width(rgb), 900, PREVIEW_MAX_H * w / h)))
 
 
+def screen_sized(rgb: Any, width: int) -> Any:
+    """The frame resampled to ``width`` screen pixels (nearest when enlarging: pixels stay pixels).
+
+    Why not ``st.image(width=…)``: a fixed width wider than its column runs out of the column
+    (the frame was cut off at 1280 px); an image of its own size shown "as content" never grows
+    past its column.
+    """
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if w == width:
+        return rgb
+    height = max(1, round(h * width / w))
+    how = Image.Resampling.NEAREST if width > w else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), how))
+
+
 def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
     rgb = state.render(ws, stack, loc, settings)
     sizes = stack.sizes
     st.image(
-        rgb,
+        screen_sized(rgb, preview_width(rgb)),
         caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · Z {loc.z + 1}/{sizes['Z']}",
-        width=preview_width(rgb),
+        width="content",
     )

@@ -25,11 +25,12 @@ from sam2web.ui import labels, state
 
 
 # ------------------------------------------------------------------------------------ Track form
-def division_fields(saved: dict) -> dict:
-    """The Track form's division settings (inside its st.form; one line in track_ui.form)."""
+def division_fields(saved: dict, columns: tuple | None = None) -> dict:
+    """The Track form's division settings (inside its st.form; one line in track_ui.form), in the
+    three ``columns`` given (the form's row) or a row of their own."""
     from sam2web import params as params_mod
 
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = columns or st.columns(3)
     share, frames = params_mod.meta("division_share"), params_mod.meta("division_frames")
     return {
         "divisions": bool(

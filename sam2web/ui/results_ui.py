@@ -624,10 +624,22 @@ METRIC_NAMES = {
     "lost_frames": ("Frames lost", "Frames where the true cell exists but the object has no mask."),
     "id_switches": ("Identity switches", "Times an object jumped to another true cell."),
     "wrong_id_frames": ("Frames on the wrong cell", "Frames where the object overlapped another cell most."),
+    "TRA": ("Tracking (TRA)", "Cell Tracking Challenge tracking accuracy, 0–1: how little editing the tracks need."),
+    "DET": ("Detection (DET)", "Cell Tracking Challenge detection accuracy, 0–1: cells found, none invented."),
+    "LNK": ("Linking (LNK)", "Cell Tracking Challenge linking accuracy, 0–1: frame-to-frame links right."),
+    "CHOTA": ("CHOTA", "Detection, association and lineage in one score, 0–1."),
+    "division_recall": ("Divisions found", "Share of the true divisions found at their frame."),
+    "division_precision": ("Divisions right", "Share of the divisions found that are true ones."),
+    "division_f1": ("Division F1", "Divisions found and right, combined (0–1)."),
+    "divisions_true": ("True divisions", "Divisions in the ground truth."),
+    "divisions_found": ("Divisions detected", "Divisions in this run."),
     "obj_id": ("Object", ""),
     "true_label": ("True label", ""),
     "prompt_frame": ("Prompt frame", ""),
 }
+
+
+PERCENT_KEYS = {"tracked_fraction", "division_recall", "division_precision"}  # shares, shown as percentages
 
 
 def metric_name(key: str) -> str:
@@ -638,14 +650,14 @@ def show_scores(scores: dict) -> None:
     overall = {
         k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+    summary = labels.qa_summary(scores.get("overall") or {})
+    if summary:
+        st.markdown(summary)
     if overall:
         cols = st.columns(min(len(overall), 5))
         for i, (k, v) in enumerate(overall.items()):
-            cols[i % len(cols)].metric(
-                metric_name(k),
-                f"{v:.3f}" if isinstance(v, float) else v,
-                help=METRIC_NAMES.get(k, ("", None))[1] or None,
-            )
+            shown = f"{100 * v:.0f} %" if k in PERCENT_KEYS else f"{v:.3f}" if isinstance(v, float) else v
+            cols[i % len(cols)].metric(metric_name(k), shown, help=METRIC_NAMES.get(k, ("", None))[1] or None)
     per = scores.get("objects") or []
     if per:
         rows = [{metric_name(k): v for k, v in o.items() if k != "ious"} for o in per]

@@ -47,8 +47,13 @@ def all_tags(prompts: list[Prompt]) -> list[str]:
     return sorted({t for p in prompts for t in p.tags})
 
 
+USER_CHOICES = ("model", "image_size")  # remembered for the user across workspaces (state.preferences)
+
+
 def saved_form(ws: Workspace) -> dict:
-    return {**FORM_DEFAULTS, **(ws.view or {}).get("track", {})}
+    """The form's values: defaults, then what this workspace last ran, then the user's own choices."""
+    mine = {k: v for k, v in state.preferences().items() if k in USER_CHOICES}
+    return {**FORM_DEFAULTS, **(ws.view or {}).get("track", {}), **mine}
 
 
 def _choice(label: str, name: str, saved: dict, widget, **kw: Any) -> Any:
@@ -101,8 +106,11 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
         )
         padding = _number(c2, "Padding (px)", "padding", saved)
         smoothing = _number(c3, "Smoothing (px)", "smoothing", saved)
-        connect = st.checkbox("Connect sequentially", value=bool(saved["connect"]), key="trk_connect")
-        divisions = lineage_ui.division_fields(saved)  # lineage hook: detect divisions, thresholds
+        # One row for the two switches and the division thresholds: "Start tracking" stays above the
+        # fold of a 1280 x 800 window.
+        c1, c2, c3 = st.columns(3)
+        connect = c1.checkbox("Connect sequentially", value=bool(saved["connect"]), key="trk_connect")
+        divisions = lineage_ui.division_fields(saved, (c1, c2, c3))  # lineage hook: detect divisions, thresholds
         with st.expander("Device, precision, image size, checkpoint"):
             c1, c2, c3 = st.columns(3)
             with c1:
@@ -148,6 +156,7 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
     view["track"] = values
     state.store().update_workspace(ws.id, view=view)
     ws.view = view
+    state.save_preferences(**{k: values[k] for k in USER_CHOICES})
     return values
 
 
@@ -181,12 +190,18 @@ def hardware_caption(values: dict | None = None) -> str:
     values = values or FORM_DEFAULTS
     device = guess_device(values.get("device", "auto"))
     precision = values.get("precision", "auto")
-    if precision == "auto":
-        precision = "auto (bfloat16 on CUDA and on CPUs with native bf16, else fp32; the run card says which)"
     standin = " · stand-in tracker (tests)" if settings().standin else ""
     return (
         f"Device: **{device}** · precision: **{precision}** · model image size: "
-        f"**{effective_image_size(values)} px** · runs execute {get_executor().describe()}{standin}"
+        f"**{effective_image_size(values)} px**{standin}"
+    )
+
+
+def hardware_help() -> str:
+    """The caption's tooltip: what "auto" precision means and where runs execute."""
+    return (
+        "Precision auto: bfloat16 on CUDA and on CPUs with native bf16, else fp32; the run card says which. "
+        f"Runs execute {get_executor().describe()}."
     )
 
 
