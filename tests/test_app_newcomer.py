@@ -135,8 +135,9 @@ def test_run_card_in_words(data):
     text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
     assert f"Run {run.id} · done · SAM2.1 hiera small, across Time, forward · started" in text
     assert "Tracked all 6 frames (from Time 1) · 6 object masks saved." in text, text
-    assert "Ran " in text and " on the CPU in full precision (fp32)" in text
-    assert any(e.label == "How the precision was chosen" for e in at.expander)
+    ran = [e for e in at.expander if e.label.startswith("Ran ")]
+    assert ran and " on the CPU in full precision (fp32)" in ran[0].label
+    assert any(c.value.startswith("How the precision was chosen: ") for c in ran[0].caption)
     # QA in words: the sentences first, the numbers under their names.
     at.switch_page("pages/results.py").run()
     at.session_state["res_qa_open"] = True
@@ -148,3 +149,25 @@ def test_run_card_in_words(data):
     assert "Cell Tracking Challenge scores (0–1, higher is better): tracking " in words
     assert {"Frames tracked", "Tracking (TRA)", "Detection (DET)"} <= {m.label for m in at.metric}
     assert next(m.value for m in at.metric if m.label == "Frames tracked").endswith("%")
+
+
+def test_model_and_image_size_are_remembered_for_the_user_not_per_workspace(data):
+    at = _sample_with_box(new_app())
+    at.switch_page("pages/track.py").run()
+    submit_track(at, time="1-3", model="tiny", image_size=512)
+    assert not errors(at), errors(at)
+    first = _ws(at, data)
+    wait_runs(data, first.id)
+    at.button(key="sb_new").click().run()  # a new workspace: a new dataset, the same person
+    at.switch_page("pages/dataset.py").run()
+    at.button(key="ds_open_sample").click().run()
+    assert _ws(at, data).id != first.id
+    at.switch_page("pages/track.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="trk_model").value == "tiny"
+    assert at.selectbox(key="trk_image_size").value == 512
+    assert any("model image size: **512 px**" in c.value for c in at.caption)
+    # A fresh browser session (another tab, a restart) finds the same choices.
+    again = new_app(_ws(at, data).id)
+    again.switch_page("pages/track.py").run()
+    assert again.selectbox(key="trk_model").value == "tiny"

@@ -51,7 +51,7 @@ def track_on_ray(
     args: argparse.Namespace, jobs: dict[Any, tuple[TrackParams, Any, list, list, Any]]
 ) -> dict[Any, tuple[TrackResult, dict]]:
     """Run every job ``key -> (params, stack, sequences, prompts, display)``; returns ``key -> (result, info)``."""
-    from sam2web.service import runs
+    from sam2web.service import review, runs
     from sam2web.service.executor import guess_device
     from sam2web.service.ray_executor import RayExecutor, require_ray
     from sam2web.service.spec import RunSpec
@@ -76,7 +76,7 @@ def track_on_ray(
                 ws.id,
                 params.to_dict(),
                 objects=objects,
-                total_frames=sum(len(s.frames) for s in sequences),
+                total_frames=review.own_frames(sequences, prompts),
                 random_weights=runs.random_weights_run(),
             )
             spec = RunSpec(

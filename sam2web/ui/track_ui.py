@@ -276,11 +276,11 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
             st.caption(skipped)
         if status.status not in ("running", "queued"):
             model_info = (run.info or {}).get("model_info")
-            if model_info:
+            if model_info and model_info.get("precision_reason"):  # the self-check's numbers, one click away
+                with st.expander(labels.model_sentence(model_info)):
+                    st.caption(f"How the precision was chosen: {model_info['precision_reason']}.")
+            elif model_info:
                 st.caption(labels.model_sentence(model_info))
-                if model_info.get("precision_reason"):
-                    with st.expander("How the precision was chosen"):
-                        st.caption(str(model_info["precision_reason"]))
             later = resumed_by(run)
             if status.status in ("cancelled", "interrupted", "failed") and later is not None:
                 # Resume / Re-run once more would queue a duplicate of the run that carries it on.
