@@ -380,7 +380,7 @@ def _detect(
             loc = sequences[c.seq_i].frames[c.s]
             for k, part in enumerate(c.parts):
                 d = next(ids)
-                name = f"{mother.name or c.obj}.{k + 1}"
+                name = f"{mother.name or f'Object {c.obj + 1}'}.{k + 1}"  # "Object 1.2", counted from 1 like the screen
                 daughters.append(Prompt(d, loc, mask=part, tags=list(mother.tags), name=name, parent=c.obj))
                 births.append((c, k, d))
         phase("daughters")

@@ -217,6 +217,7 @@ def test_oracle_detection_finds_the_division_at_its_frame(tmp_path, touching):
     assert phases[:2] == ["divisions", "daughters"]  # the progress bar says "Tracking daughters…" meanwhile
     daughters = sorted(o for o, info in res.objects.items() if info.parent == 0)
     assert len(daughters) == 2
+    assert [res.objects[d].name for d in daughters] == ["Object 1.1", "Object 1.2"]  # an unnamed mother, from 1
     assert max(loc.time for o, loc in res.masks if o == 0) == 2  # the mother ends at split_at - 1
     for d in daughters:
         assert min(loc.time for o, loc in res.masks if o == d) == 3

@@ -267,20 +267,22 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                 runs.cancel(run.id)
                 st.rerun()
         else:
+            # What it did and what it ran on, side by side: the card stays short above the frame.
             frames = state.store().count_masks(run.id)
-            st.caption(labels.frames_sentence(status.status, status.done, status.total, frames, run.settings))
+            left, right = st.columns(2, vertical_alignment="center")
+            left.caption(labels.frames_sentence(status.status, status.done, status.total, frames, run.settings))
+            model_info = (run.info or {}).get("model_info")
+            if model_info and model_info.get("precision_reason"):  # the self-check's numbers, one click away
+                with right.expander(labels.model_sentence(model_info)):
+                    st.caption(f"How the precision was chosen: {model_info['precision_reason']}.")
+            elif model_info:
+                right.caption(labels.model_sentence(model_info))
             if status.error:
                 (st.error if status.status == "failed" else st.warning)(status.error)
         skipped = labels.unprompted_note(run.settings)
         if skipped:
             st.caption(skipped)
         if status.status not in ("running", "queued"):
-            model_info = (run.info or {}).get("model_info")
-            if model_info and model_info.get("precision_reason"):  # the self-check's numbers, one click away
-                with st.expander(labels.model_sentence(model_info)):
-                    st.caption(f"How the precision was chosen: {model_info['precision_reason']}.")
-            elif model_info:
-                st.caption(labels.model_sentence(model_info))
             later = resumed_by(run)
             if status.status in ("cancelled", "interrupted", "failed") and later is not None:
                 # Resume / Re-run once more would queue a duplicate of the run that carries it on.
