@@ -171,3 +171,14 @@ def test_model_and_image_size_are_remembered_for_the_user_not_per_workspace(data
     again = new_app(_ws(at, data).id)
     again.switch_page("pages/track.py").run()
     assert again.selectbox(key="trk_model").value == "tiny"
+
+
+def test_the_server_starts_without_a_file_watcher_over_the_checkout():
+    """scripts/run.sh starts `streamlit run app.py` with the project's config: no watcher over .venv/."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["fileWatcherType"] == "none" and config["server"]["runOnSave"] is False
+    assert "streamlit run app.py" in (root / "scripts" / "run.sh").read_text()
