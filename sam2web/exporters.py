@@ -10,8 +10,10 @@ Writers are named as ``"module:function"`` strings, imported only when that expo
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sam2web.registry import Registry, lazy
 from sam2web.types import Annotation, Connection
@@ -98,6 +100,45 @@ EXPORTERS: Registry[Exporter] = Registry(
 )
 
 
+def context_of(
+    annotations: list[Annotation],
+    connections: list[Connection],
+    *,
+    objects: Mapping | None = None,
+    random_weights: bool = False,
+    stack: object | None = None,
+    across: str = "time",
+    dataset_id: str | None = None,
+    positions: tuple[int, ...] | None = None,
+    intensities: Mapping[str, float] | None = None,
+) -> ExportContext:
+    """The context every face builds the same way: names from a run's objects, sizes and units from its stack."""
+    from sam2web.export import object_names
+
+    frame_shape = n_frames = None
+    units = Units()
+    if stack is not None:
+        sizes = stack.sizes
+        frame_shape, n_frames = (sizes["Y"], sizes["X"]), sizes["T" if across == "time" else "Z"]
+        if stack.pixel_size:
+            px, py, unit = stack.pixel_size
+            units = Units((float(px), float(py)), unit=unit)
+    return ExportContext(
+        list(annotations),
+        list(connections),
+        random_weights=random_weights,
+        names=object_names(objects),
+        dataset_id=dataset_id,
+        intensities=intensities,
+        across=across,
+        frame_shape=frame_shape,
+        n_frames=n_frames,
+        positions=positions,
+        units=units,
+        source=getattr(stack, "name", None),
+    )
+
+
 def export_files(ctx: ExportContext, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
     """The files of the named exporters (default: those marked ``default``), all in memory first."""
     chosen = [EXPORTERS.get(n) for n in names] if names is not None else [e for e in EXPORTERS if e.default]
@@ -105,3 +146,57 @@ def export_files(ctx: ExportContext, names: tuple[str, ...] | None = None) -> di
     for exporter in chosen:
         files.update(exporter.files_for(ctx))
     return files
+
+
+def folder_of(path: str) -> str | None:
+    """The top folder of an export file ("ctc" for "ctc/mask000.tif"), None for a plain file."""
+    head, sep, _ = path.partition("/")
+    return head if sep else None
+
+
+def zip_folders(files: Mapping[str, bytes], suffix: str = "") -> dict[str, bytes]:
+    """Plain files as they are, each folder's files as one ``<folder><suffix>.zip`` (the browser's downloads).
+
+    The zip keeps the folder as its top level (``ctc/mask000.tif``), so unpacking it gives the same
+    tree the CLI writes.
+    """
+    from sam2web.export import zip_bytes
+
+    out: dict[str, bytes] = {}
+    folders: dict[str, dict[str, bytes]] = {}
+    for name, data in files.items():
+        top = folder_of(name)
+        if top is None:
+            out[name] = data
+        else:
+            folders.setdefault(top, {})[name] = data
+    for top, members in folders.items():
+        out[f"{top}{suffix}.zip"] = zip_bytes(members)
+    return out
+
+
+def write_all(out_dir: str | Path, files: Mapping[str, bytes]) -> None:
+    """Write export files (folder exports as folders) into ``out_dir``, each file atomically."""
+    from sam2web.export import write_files
+
+    out = Path(out_dir)
+    for name in files:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+    write_files(out, dict(files))
+
+
+def add_cli_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One ``--flag`` per exporter that is written only when asked for (``cli_flag``)."""
+    for exporter in EXPORTERS:
+        if exporter.cli_flag:
+            dest = "export_" + exporter.name.replace("-", "_")
+            parser.add_argument(exporter.cli_flag, dest=dest, action="store_true", help=f"also write {exporter.help}")
+
+
+def chosen_on_cli(args: argparse.Namespace) -> tuple[str, ...]:
+    """The exporters a command line asks for: the default ones and each flagged one."""
+    return tuple(
+        e.name
+        for e in EXPORTERS
+        if (e.default and not e.cli_flag) or getattr(args, "export_" + e.name.replace("-", "_"), False)
+    )
