@@ -329,7 +329,7 @@ def test_server_crash_mid_run_keeps_frames_and_offers_resume(browser, tmp_path):
                 ui.run_title(page, run_id, "interrupted").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 page.get_by_text("The server stopped during this run").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 # The finished frames are still there and drawn.
-                page.get_by_text(f"{kept[1]} object masks saved", exact=False).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+                page.get_by_text(re.compile(rf"\b{kept[1]} object masks? saved")).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 ui.settle(page)
                 assert "1 object(s)" in page.locator("[data-testid=stImage]").filter(has_text="Time 1 ·").inner_text()
                 ui.no_traceback(page)
