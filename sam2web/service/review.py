@@ -22,7 +22,7 @@ def own_frames(sequences: Iterable[Sequence], prompts: Seq[Prompt]) -> int:
     """The frames a run really tracks: those of its sequences that hold a prompt.
 
     Why: a run over 36 positions with boxes on 2 of them tracks 2 sequences; counting the other
-    34 as "done" made a run that tracked almost nothing say "36 of 36 done".
+    34 as "done" would say "36 of 36 done" for a run that tracked almost nothing.
     """
     return sum(len(s.frames) for s in sequences if has_prompt(s, prompts))
 

@@ -263,9 +263,9 @@ def preview_width(rgb: Any) -> int:
 def screen_sized(rgb: Any, width: int) -> Any:
     """The frame resampled to ``width`` screen pixels (nearest when enlarging: pixels stay pixels).
 
-    Why not ``st.image(width=…)``: a fixed width wider than its column runs out of the column
-    (the frame was cut off at 1280 px); an image of its own size shown "as content" never grows
-    past its column.
+    Why not ``st.image(width=…)``: a fixed width wider than its column runs out of the column (at
+    1280 px the frame's right part is cut off); an image of its own size shown "as content" never
+    grows past its column.
     """
     from PIL import Image
 

@@ -1,9 +1,9 @@
 """The words the pages use for objects, frames, runs and scores: one numbering, one phrasing.
 
-Why one module: the same object was "#0" in one list and "#1 Object 1" in the next, and a run
-card said "36 of 36 done" for a run that tracked two sequences. Every page names things through
-these functions, so the screen counts from 1 everywhere (exports stay 0-based, as the README
-says) and says in words what a run did. No Streamlit here: these are plain functions, unit-tested.
+Why one module: when each page phrases numbers itself, one list says "#0" and the next "#1 Object
+1", and a card counts frames nobody tracked. Every page names things through these functions, so
+the screen counts from 1 everywhere (exports stay 0-based, as the README says) and says in words
+what a run did. No Streamlit here: plain functions, unit-tested.
 """
 
 from __future__ import annotations

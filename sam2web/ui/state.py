@@ -336,7 +336,7 @@ def user_key() -> str:
     """Whose preferences these are: the signed-in user's e-mail when sign-in is on, else this server's user.
 
     Why not per workspace: the model and image size suit the person and the machine, not the
-    dataset; re-choosing them in every new workspace was the complaint.
+    dataset, so every new workspace starts with the ones chosen last.
     """
     try:
         if st.user.get("is_logged_in"):

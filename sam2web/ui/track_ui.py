@@ -31,8 +31,6 @@ STATUS_ICONS = {
     "failed": ":material/error:",
 }
 IMAGE_SIZES = [0, 1024, 768, 512, 256]
-ACROSS = {k: LABELS[k] for k in params_mod.ACROSS}
-DIRECTIONS = {k: LABELS[k] for k in params_mod.DIRECTIONS}
 FORM_DEFAULTS: dict[str, Any] = {**TrackParams().to_dict(), "xy": "", "z": ""}
 
 
@@ -282,7 +280,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
         skipped = labels.unprompted_note(run.settings)
         if skipped:
             st.caption(skipped)
-        if status.status not in ("running", "queued"):
+        if status.status not in ACTIVE_STATUSES:
             later = resumed_by(run)
             if status.status in ("cancelled", "interrupted", "failed") and later is not None:
                 # Resume / Re-run once more would queue a duplicate of the run that carries it on.
