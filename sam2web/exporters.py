@@ -48,6 +48,7 @@ class ExportContext:
     positions: tuple[int, ...] | None = None  # XY positions to write (None: those in ``annotations``)
     units: Units = field(default_factory=Units)
     source: str | None = None  # the image file's name, for formats that reference it
+    sizes: Mapping[str, int] | None = None  # the stack's axis sizes (T, Z, Y, X, ...), where known
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,14 @@ EXPORTERS: Registry[Exporter] = Registry(
             needs_frames=True,
             help="the CTC result format with the parent column (traccuracy, the CTC tools)",
         ),
+        Exporter(
+            "geff",
+            "GEFF tracking graph (tracks.geff/: napari-geff, traccuracy, motile-tracker)",
+            ("tracks.geff/",),
+            "sam2web.geff_export:context_geff",
+            cli_flag="--geff",
+            help="the Graph Exchange File Format: one node per polygon, one edge per link, the label image beside it",
+        ),
     ],
 )
 
@@ -105,3 +114,63 @@ def export_files(ctx: ExportContext, names: tuple[str, ...] | None = None) -> di
     for exporter in chosen:
         files.update(exporter.files_for(ctx))
     return files
+
+
+def add_flags(parser, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per exporter that has one (and that the command does not define itself)."""
+    for exporter in EXPORTERS:
+        if exporter.cli_flag and exporter.name not in skip:
+            parser.add_argument(
+                exporter.cli_flag,
+                action="store_true",
+                dest=f"export_{exporter.name}",
+                help=f"also write {exporter.help}",
+            )
+
+
+def flagged(args, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names of the exporters whose flag is set on the parsed command line."""
+    return tuple(
+        e.name for e in EXPORTERS if e.cli_flag and e.name not in skip and getattr(args, f"export_{e.name}", False)
+    )
+
+
+def write_out(out_dir, files: Mapping[str, bytes]) -> list:
+    """Write export files into ``out_dir``: plain files all or nothing, each folder export whole.
+
+    A folder export (``tracks.geff/…``) is written beside its final place and swapped in, so no
+    file of an earlier export of that folder survives next to the new ones (a stale zarr property
+    would be read as part of the new graph).
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from sam2web.export import write_files
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plain = {n: b for n, b in files.items() if "/" not in n}
+    folders: dict[str, dict[str, bytes]] = {}
+    for name, data in files.items():
+        if "/" in name:
+            top, rest = name.split("/", 1)
+            folders.setdefault(top, {})[rest] = data
+    written = []
+    for top, inner in folders.items():
+        new = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=out))
+        try:
+            for rest, data in inner.items():
+                (new / rest).parent.mkdir(parents=True, exist_ok=True)
+                (new / rest).write_bytes(data)
+            old = out / f".{top}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if (out / top).exists():
+                (out / top).rename(old)
+            new.rename(out / top)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        written.append(out / top)
+    return written + write_files(out, plain)

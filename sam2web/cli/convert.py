@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the Cell Tracking Challenge result format (mask000.tif... + res_track.txt "
         "with parents) into DIR/ctc/, as track --ctc does",
     )
+    from sam2web import exporters
+
+    exporters.add_flags(parser, skip=("ctc",))
 
 
 def check_settings(padding: float, smoothing: float) -> None:
@@ -80,7 +83,7 @@ def check_settings(padding: float, smoothing: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam2web import ctc, export, geometry, links
+    from sam2web import ctc, export, exporters, geometry, links
 
     check_settings(args.padding, args.smoothing)
     export.check_dataset_id(args.dataset_id)  # a typo is reported before any work
@@ -97,8 +100,11 @@ def run(args: argparse.Namespace) -> int:
     files = export.export_bytes(
         annotations, connections, names=export.object_names(result.objects), dataset_id=args.dataset_id
     )
+    chosen = exporters.flagged(args, skip=("ctc",))
+    if chosen:
+        files.update(exporters.export_files(_context(result, annotations, connections, args, paths), chosen))
     try:
-        export.write_files(out, files)
+        exporters.write_out(out, files)
         if getattr(args, "ctc", False):
             _write_ctc(out / "ctc", result, annotations, args.across)
     except OSError as err:
@@ -108,6 +114,26 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _context(result, annotations, connections, args, paths):
+    """What the registry's exporters need: label images carry no calibration, so units stay pixels."""
+    from sam2web import export
+    from sam2web.exporters import ExportContext
+
+    key = next(iter(result.masks))
+    frames = [loc.time if args.across == "time" else loc.z for _, loc in result.masks]
+    return ExportContext(
+        annotations,
+        connections,
+        names=export.object_names(result.objects),
+        dataset_id=args.dataset_id,
+        across=args.across,
+        frame_shape=tuple(result.masks[key].shape),
+        n_frames=max(frames) + 1,
+        positions=(key[1].xy,),
+        source=paths[0].name,
+    )
 
 
 def _write_ctc(folder: Path, result, annotations, across: str) -> None:

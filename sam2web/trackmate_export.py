@@ -1,0 +1,1 @@
+"""TrackMate XML export (placeholder until the writer lands)."""
