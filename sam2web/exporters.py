@@ -103,6 +103,14 @@ EXPORTERS: Registry[Exporter] = Registry(
             cli_flag="--geff",
             help="the Graph Exchange File Format: one node per polygon, one edge per link, the label image beside it",
         ),
+        Exporter(
+            "trackmate",
+            "TrackMate XML (Fiji: File > Load a TrackMate file)",
+            ("trackmate.xml",),
+            "sam2web.trackmate_export:context_trackmate",
+            cli_flag="--trackmate",
+            help="a TrackMate model (spots with polygon ROIs, edges, tracks with divisions, calibration) for Fiji",
+        ),
     ],
 )
 

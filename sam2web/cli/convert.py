@@ -8,12 +8,15 @@ tracked objects are. A man_track.txt beside the labels (CTC lineage) keeps its d
 mother's last polygon is linked to each daughter's first (tag DIVISION) and every daughter's
 GeoJSON feature carries parent_object_id. The output is the same as `track` writes:
 annotations.geojson, annotations.csv, connections.csv and nimbus.json in DIR, written completely
-or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column).
+or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column),
+--geff DIR/tracks.geff/ (the tracking graph for napari-geff, traccuracy, motile-tracker), --trackmate
+DIR/trackmate.xml (Fiji's TrackMate) and --labels DIR/labels_xy1.ome.tif.
 
 examples:
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --out gt_export/
   python -m sam2web convert nuclei_label.tif --across z --keep all --out nuclei_export/
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --ctc --out gt_export/   (gt_export/ctc/)
+  python -m sam2web convert ../shared/data/bacteria_ctc/TRA --geff --trackmate --out gt_export/
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
