@@ -30,6 +30,30 @@ class Units:
     def pixel_area(self) -> float | None:
         return None if self.pixel_size is None else float(self.pixel_size[0]) * float(self.pixel_size[1])
 
+    @classmethod
+    def of(cls, stack=None, calibration: Mapping | None = None) -> Units:
+        """The stack's own calibration, with what the user set on the Dataset page winning.
+
+        ``calibration`` is the workspace's ``dataset["calibration"]``: ``pixel_size`` (one number,
+        or [x, y]), ``unit``, ``z_step``, ``time_interval`` (seconds); a missing or empty key
+        keeps the file's value. Pixel sizes in a unit other than a length (``pixel``) are none.
+        """
+        size = getattr(stack, "pixel_size", None)
+        pixel = (float(size[0]), float(size[1])) if size and size[2] not in ("", "pixel", "pixels") else None
+        unit = str(size[2]) if pixel else "µm"
+        z_step = getattr(stack, "z_step", None)
+        interval = getattr(stack, "time_interval", None)
+        cal = dict(calibration or {})
+        if cal.get("pixel_size") not in (None, "", 0):
+            value = cal["pixel_size"]
+            pixel = (float(value[0]), float(value[1])) if isinstance(value, (list, tuple)) else (float(value),) * 2
+            unit = str(cal.get("unit") or unit)
+        if cal.get("z_step") not in (None, "", 0):
+            z_step = float(cal["z_step"])
+        if cal.get("time_interval") not in (None, "", 0):
+            interval = float(cal["time_interval"])
+        return cls(pixel, z_step, interval, "µm" if unit in ("um", "micron") else unit)
+
 
 @dataclass(frozen=True)
 class ExportContext:

@@ -299,6 +299,7 @@ def _write_ctc(folder: Path, stack, sequences, annotations, across: str) -> None
 
 def run(args: argparse.Namespace) -> int:
     from sam2web import export, geometry, links
+    from sam2web.exporters import Units
     from sam2web.tracking import model
 
     out = Path(args.out)
@@ -327,6 +328,7 @@ def run(args: argparse.Namespace) -> int:
             names=export.object_names(result.objects),
             intensities=export.mean_intensities(annotations, stack.frame),
             dataset_id=TrackParams.from_args(args).dataset_id or None,
+            units=Units.of(stack),
         )
         if args.ctc:
             _write_ctc(tmp, stack, sequences, annotations, args.across)
