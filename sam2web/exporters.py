@@ -10,8 +10,10 @@ Writers are named as ``"module:function"`` strings, imported only when that expo
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sam2web.registry import Registry, lazy
 from sam2web.types import Annotation, Connection
@@ -125,6 +127,7 @@ EXPORTERS: Registry[Exporter] = Registry(
             ("tracks.geff/",),
             "sam2web.geff_export:context_geff",
             cli_flag="--geff",
+            needs_frames=True,
             help="the Graph Exchange File Format: one node per polygon, one edge per link, the label image beside it",
         ),
         Exporter(
@@ -133,10 +136,53 @@ EXPORTERS: Registry[Exporter] = Registry(
             ("trackmate.xml",),
             "sam2web.trackmate_export:context_trackmate",
             cli_flag="--trackmate",
+            needs_frames=True,
             help="a TrackMate model (spots with polygon ROIs, edges, tracks with divisions, calibration) for Fiji",
         ),
     ],
 )
+
+
+def context_of(
+    annotations: list[Annotation],
+    connections: list[Connection],
+    *,
+    objects: Mapping | None = None,
+    random_weights: bool = False,
+    stack: object | None = None,
+    across: str = "time",
+    dataset_id: str | None = None,
+    positions: tuple[int, ...] | None = None,
+    intensities: Mapping[str, float] | None = None,
+    calibration: Mapping | None = None,
+) -> ExportContext:
+    """The context every face builds the same way: names from a run's objects, sizes and units from its stack.
+
+    ``calibration`` is what the user set on the Dataset page (the workspace's
+    ``dataset["calibration"]``); it wins over the file's own values (``Units.of``).
+    """
+    from sam2web.export import object_names
+
+    frame_shape = n_frames = sizes = None
+    if stack is not None:
+        sizes = dict(stack.sizes)
+        frame_shape, n_frames = (sizes["Y"], sizes["X"]), sizes["T" if across == "time" else "Z"]
+    units = Units.of(stack, calibration)
+    return ExportContext(
+        list(annotations),
+        list(connections),
+        random_weights=random_weights,
+        names=object_names(objects),
+        dataset_id=dataset_id,
+        intensities=intensities,
+        across=across,
+        frame_shape=frame_shape,
+        n_frames=n_frames,
+        positions=positions,
+        units=units,
+        source=getattr(stack, "name", None),
+        sizes=sizes,
+    )
 
 
 def export_files(ctx: ExportContext, names: tuple[str, ...] | None = None) -> dict[str, bytes]:
@@ -148,26 +194,34 @@ def export_files(ctx: ExportContext, names: tuple[str, ...] | None = None) -> di
     return files
 
 
-def add_flags(parser, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per exporter that has one (and that the command does not define itself)."""
-    for exporter in EXPORTERS:
-        if exporter.cli_flag and exporter.name not in skip:
-            parser.add_argument(
-                exporter.cli_flag,
-                action="store_true",
-                dest=f"export_{exporter.name}",
-                help=f"also write {exporter.help}",
-            )
+def folder_of(path: str) -> str | None:
+    """The top folder of an export file ("ctc" for "ctc/mask000.tif"), None for a plain file."""
+    head, sep, _ = path.partition("/")
+    return head if sep else None
 
 
-def flagged(args, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The names of the exporters whose flag is set on the parsed command line."""
-    return tuple(
-        e.name for e in EXPORTERS if e.cli_flag and e.name not in skip and getattr(args, f"export_{e.name}", False)
-    )
+def zip_folders(files: Mapping[str, bytes], suffix: str = "") -> dict[str, bytes]:
+    """Plain files as they are, each folder's files as one ``<folder><suffix>.zip`` (the browser's downloads).
+
+    The zip keeps the folder as its top level (``ctc/mask000.tif``), so unpacking it gives the same
+    tree the CLI writes.
+    """
+    from sam2web.export import zip_bytes
+
+    out: dict[str, bytes] = {}
+    folders: dict[str, dict[str, bytes]] = {}
+    for name, data in files.items():
+        top = folder_of(name)
+        if top is None:
+            out[name] = data
+        else:
+            folders.setdefault(top, {})[name] = data
+    for top, members in folders.items():
+        out[f"{top}{suffix}.zip"] = zip_bytes(members)
+    return out
 
 
-def write_out(out_dir, files: Mapping[str, bytes]) -> list:
+def write_all(out_dir: str | Path, files: Mapping[str, bytes]) -> list[Path]:
     """Write export files into ``out_dir``: plain files all or nothing, each folder export whole.
 
     A folder export (``tracks.geff/…``) is written beside its final place and swapped in, so no
@@ -176,18 +230,17 @@ def write_out(out_dir, files: Mapping[str, bytes]) -> list:
     """
     import shutil
     import tempfile
-    from pathlib import Path
 
     from sam2web.export import write_files
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plain = {n: b for n, b in files.items() if "/" not in n}
+    plain = {n: b for n, b in files.items() if folder_of(n) is None}
     folders: dict[str, dict[str, bytes]] = {}
     for name, data in files.items():
-        if "/" in name:
-            top, rest = name.split("/", 1)
-            folders.setdefault(top, {})[rest] = data
+        top = folder_of(name)
+        if top is not None:
+            folders.setdefault(top, {})[name[len(top) + 1 :]] = data
     written = []
     for top, inner in folders.items():
         new = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=out))
@@ -206,3 +259,20 @@ def write_out(out_dir, files: Mapping[str, bytes]) -> list:
             raise
         written.append(out / top)
     return written + write_files(out, plain)
+
+
+def add_cli_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One ``--flag`` per exporter that is written only when asked for (``cli_flag``)."""
+    for exporter in EXPORTERS:
+        if exporter.cli_flag:
+            dest = "export_" + exporter.name.replace("-", "_")
+            parser.add_argument(exporter.cli_flag, dest=dest, action="store_true", help=f"also write {exporter.help}")
+
+
+def chosen_on_cli(args: argparse.Namespace) -> tuple[str, ...]:
+    """The exporters a command line asks for: the default ones and each flagged one."""
+    return tuple(
+        e.name
+        for e in EXPORTERS
+        if (e.default and not e.cli_flag) or getattr(args, "export_" + e.name.replace("-", "_"), False)
+    )

@@ -110,6 +110,8 @@ def trackmate_xml(ctx, xy: int) -> bytes:
 
     if ctx.across != "time":
         raise UserError("TrackMate follows cells through time; export a run tracked across Time.")
+    if ctx.frame_shape is None:
+        raise UserError("The TrackMate export needs the frame size: open the dataset first.")
     anns = sorted((a for a in ctx.annotations if a.loc.xy == xy), key=lambda a: (a.loc.time, a.obj_id))
     units = ctx.units
     px, py = (float(units.pixel_size[0]), float(units.pixel_size[1])) if units.pixel_size else (1.0, 1.0)

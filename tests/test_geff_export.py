@@ -124,7 +124,7 @@ def test_geff_per_position_with_calibration(tmp_path):
     ctx = _two_positions()
     files = exporters.export_files(ctx, ("geff",))
     assert {name.split("/")[0] for name in files} == {"tracks_xy1.geff", "tracks_xy2.geff"}
-    exporters.write_out(tmp_path, files)
+    exporters.write_all(tmp_path, files)
     graph, meta = geff.read(str(tmp_path / "tracks_xy1.geff"))
     assert graph.number_of_nodes() == 5 and graph.number_of_edges() == 4
     scales = {a.name: (a.scale, a.scaled_unit) for a in meta.axes}
@@ -140,7 +140,7 @@ def test_geff_per_position_with_calibration(tmp_path):
     assert len({d["lineage_id"] for _, d in graph.nodes(data=True)}) == 1
     # a second export into the same folder replaces it whole (no stale property from the first)
     bare = exporters.ExportContext(ctx.annotations, ctx.connections, positions=(0, 1))
-    exporters.write_out(tmp_path, exporters.export_files(bare, ("geff",)))
+    exporters.write_all(tmp_path, exporters.export_files(bare, ("geff",)))
     graph, meta = geff.read(str(tmp_path / "tracks_xy1.geff"))
     assert "area_physical" not in next(iter(graph.nodes(data=True)))[1]
     assert not (tmp_path / "tracks_xy1.geff" / "labels").exists() and meta.related_objects is None
