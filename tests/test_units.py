@@ -99,7 +99,7 @@ def test_track_exports_um2_areas_equal_to_px2_times_the_pixel_area(tmp_path, mon
     prompts.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     out = tmp_path / "out"
     argv = ["track", str(path), "--prompts", str(prompts), "--out", str(out), "--quiet", "--channel", "2"]
-    assert main(argv) == 0
+    assert main([*argv, "--geff", "--trackmate"]) == 0
     feats = json.loads((out / "annotations.geojson").read_text())["features"]
     assert {f["properties"]["XY"] for f in feats} == {0, 1} and len(feats) == 6
     for f in feats:
@@ -115,3 +115,18 @@ def test_track_exports_um2_areas_equal_to_px2_times_the_pixel_area(tmp_path, mon
         assert float(row["area_um2"]) == pytest.approx(float(row["area"]) * PX * PY)
     header = (out / "annotations.csv").read_text().splitlines()[0].split(",")
     assert header[header.index("area") + 1] == "area_um2" and header[-1] == "wkt"
+    # the same calibration in the GEFF axes and the TrackMate settings, per position
+    import xml.etree.ElementTree as ET
+
+    import geff
+
+    graph, meta = geff.read(str(out / "tracks_xy2.geff"))
+    assert {a.name: (a.scale, a.scaled_unit) for a in meta.axes} == {
+        "t": (150.0, "second"),
+        "y": (PY, "micrometer"),
+        "x": (PX, "micrometer"),
+    }
+    assert graph.number_of_nodes() == 3 and graph.number_of_edges() == 2
+    image = ET.parse(out / "trackmate_xy1.xml").getroot().find("Settings/ImageData").attrib
+    assert (float(image["pixelwidth"]), float(image["pixelheight"]), float(image["timeinterval"])) == (PX, PY, 150.0)
+    assert image["filename"] == "two.ome.tif" and (image["width"], image["height"]) == ("80", "64")
