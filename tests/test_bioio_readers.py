@@ -78,3 +78,13 @@ def test_reader_bench_runs_on_a_tiny_file(capsys):
     assert set(out["frame_read_ms"]) == {"sam2web (tifffile)", "bioio-ome-tiff"}
     assert all(r["first"] > 0 and r["cached"] >= 0 for r in out["frame_read_ms"].values())
     assert isinstance(out["bioio_no_slower"], bool)
+
+
+def test_series_of_different_sizes_are_refused_with_a_sentence(tmp_path):
+    pytest.importorskip("bioio_ome_tiff")
+    path = tmp_path / "mixed.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(np.zeros((2, 32, 40), np.uint8), metadata={"axes": "TYX"})
+        tw.write(np.zeros((2, 48, 40), np.uint8), metadata={"axes": "TYX"})
+    with pytest.raises(UserError, match="series of different sizes"):
+        open_plugin(path, "bioio_ome_tiff", "OME-TIFF")

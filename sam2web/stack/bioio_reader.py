@@ -75,8 +75,12 @@ def open_plugin(path: Path, plugin: str, label: str) -> Opened:
     try:
         image = BioImage(path, reader=reader_cls)
         scenes = list(image.scenes)
-        dims = image.dims
-        shape = dict(zip(dims.order, dims.shape))
+        shapes = []
+        for i in range(len(scenes)):  # positions share one shape: a LIF's series may not
+            image.set_scene(i)
+            shapes.append(dict(zip(image.dims.order, image.dims.shape)))
+        image.set_scene(0)
+        shape = shapes[0]
         dtype = np.dtype(image.dtype)
         names = list(image.channel_names or [])
         sizes_um = image.physical_pixel_sizes
@@ -85,6 +89,12 @@ def open_plugin(path: Path, plugin: str, label: str) -> Opened:
         raise
     except Exception as err:  # the vendors' parsers raise anything on a damaged file
         raise _damaged(path, label, err) from None
+    odd = [scenes[i] for i, other in enumerate(shapes) if other != shape]
+    if odd:
+        raise UserError(
+            f"{path.name} holds series of different sizes ({scenes[0]!s} and {odd[0]!s}), which cannot be "
+            "positions of one stack; export the series you want as OME-TIFF with Fiji and open that."
+        )
     samples = shape.get("S", 1)
     channels = shape.get("C", 1)
     rgb = samples > 1 and channels == 1
