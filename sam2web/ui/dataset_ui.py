@@ -285,3 +285,52 @@ def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
         caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · Z {loc.z + 1}/{sizes['Z']}",
         width="content",
     )
+
+
+def calibration_controls(ws: Workspace, stack: Any) -> None:
+    """Pixel size, Z step and time interval: the file's values, or the user's where the file has none.
+
+    Why here: exports carry µm² areas and calibrated axes only when the size is known, and many
+    files (PNG frames, plain TIFFs, videos) do not say it. Stored in the workspace's dataset
+    record (``calibration``), so every export of every run of the workspace uses it; 0 clears a
+    value the user set (the file's own value, if any, comes back).
+    """
+    from sam2web.exporters import Units
+
+    units = Units.of(stack, (ws.dataset or {}).get("calibration"))
+    missing = units.pixel_size is None or (stack.sizes["T"] > 1 and units.time_interval is None)
+    with st.expander("Physical size" + (" (not in the file: set it here)" if missing else ""), expanded=False):
+        with st.form("ds_calibration", border=False):
+            size = st.number_input(
+                "Pixel size (µm per pixel)",
+                min_value=0.0,
+                value=float(units.pixel_size[0]) if units.pixel_size else 0.0,
+                format="%.6g",
+                key="ds_cal_pixel",
+                help="0 = unknown; exports then give areas in px² only",
+            )
+            z_step = st.number_input(
+                "Z step (µm)", min_value=0.0, value=float(units.z_step or 0.0), format="%.6g", key="ds_cal_z"
+            )
+            interval = st.number_input(
+                "Time interval (seconds)",
+                min_value=0.0,
+                value=float(units.time_interval or 0.0),
+                format="%.6g",
+                key="ds_cal_t",
+            )
+            if st.form_submit_button("Save physical size"):
+                # keep only what differs from the file: the file's own (possibly anisotropic) values stay
+                file_units = Units.of(stack)
+                file_size = file_units.pixel_size[0] if file_units.pixel_size else None
+                new = {
+                    "pixel_size": size if size and size != file_size else None,
+                    "z_step": z_step if z_step and z_step != file_units.z_step else None,
+                    "time_interval": interval if interval and interval != file_units.time_interval else None,
+                }
+                new = {k: v for k, v in new.items() if v is not None}
+                if "pixel_size" in new:
+                    new["unit"] = "µm"
+                state.store().update_workspace(ws.id, dataset={**(ws.dataset or {}), "calibration": new})
+                st.toast("Physical size saved: the exports of this workspace now use it.")
+                st.rerun()
