@@ -91,8 +91,8 @@ class SessionHost:
             self.reply(req_id, True, self.model_status(args[0]))
             return
         if kind == "warm" and not self._loaded(args[0]):
-            with self._lock:
-                self.loading[self._model_key(args[0])] = "loading"
+            with self._lock:  # a failure stays shown while it is retried (a checkpoint may have arrived)
+                self.loading.setdefault(self._model_key(args[0]), "loading")
         if kind == "view":
             self.latest_view[args[0].key] = args[0].frame
         self.jobs.put((req_id, kind, args))
@@ -143,7 +143,7 @@ class SessionHost:
         key = self._model_key(params)
         if not self._loaded(params):
             with self._lock:
-                self.loading[key] = "loading"
+                self.loading.setdefault(key, "loading")
         try:
             predictor = factory.get_predictor(params)
         except Exception as err:
