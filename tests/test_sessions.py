@@ -380,3 +380,13 @@ def test_a_prompt_is_answered_while_a_run_occupies_the_worker(process_env, monke
     assert ex.is_active(run_id) and store.count_masks(run_id) < T  # answered before the run ended
     ex.cancel(run_id)
     assert ex.wait(run_id, 60)
+
+
+def test_threads_block_sets_and_restores_this_threads_count():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with factory.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with factory.threads(None):
+        assert torch.get_num_threads() == before
