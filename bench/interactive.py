@@ -121,7 +121,7 @@ def box_to_mask(model: str = "tiny", image_size: int = 512, frames: int = 3) -> 
         "image_size": image_size,
         "frame": "512 x 512",
         "model_load_s": round(load_s, 2),
-        "threads": "torch default (all cores)",
+        "threads": "sessions: one torch thread (executor._serve_sessions); runs: torch default",
     }
 
 
