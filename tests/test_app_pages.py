@@ -125,7 +125,6 @@ def test_annotate_draw_rename_retag_delete(data):
     assert p["tags"] == ["cell"]
     # A second object, then a negative point for the selected (second) object.
     _draw(at, {"kind": "box", "box": [10, 10, 40, 40]})
-    at.radio(key="ann_mode").set_value("neg").run()
     _draw(at, {"kind": "point", "x": 20.0, "y": 22.0, "label": 0})
     prompts = data.get_workspace(ws.id).prompts
     assert [q["obj_id"] for q in prompts] == [0, 1]
@@ -141,7 +140,6 @@ def test_annotate_draw_rename_retag_delete(data):
     # A box outside the image is clipped; a zero-size one is refused with a sentence.
     _draw(at, {"kind": "box", "box": [300, 200, 400, 300]})
     assert tuple(data.get_workspace(ws.id).prompts[-1]["box"]) == (300, 200, 320, 240)
-    at.radio(key="ann_mode").set_value("box_new").run()
     _draw(at, {"kind": "box", "box": [330, 250, 340, 260]})
     assert_clean(at)
     assert errors(at)
@@ -452,7 +450,7 @@ def test_real_bacteria_frames_upload_and_annotate(data):
     assert (metrics["Width"], metrics["Height"], metrics["Time points"]) == ("1009", "1305", "3")
     at.switch_page("pages/annotate.py").run()
     assert_clean(at)
-    assert any("1009 × 1305 px shown at" in c.value for c in at.caption)
+    assert any("frame 1009 × 1305 px" in c.value for c in at.caption)
     _draw(at, {"kind": "box", "box": [900.0, 1200.0, 1100.0, 1400.0]})  # past the corner: clipped
     (p,) = _ws(at, data).prompts
     assert tuple(p["box"]) == (900.0, 1200.0, 1009.0, 1305.0)

@@ -19,7 +19,6 @@ def _two_object_run(data):
     at.switch_page("pages/annotate.py").run()
     at.session_state[INJECT_KEY] = [{"kind": "box", "box": [60, 40, 110, 90]}]
     at.run()
-    at.radio(key="ann_mode").set_value("box_new").run()
     at.session_state[INJECT_KEY] = [{"kind": "box", "box": [200, 120, 250, 170]}]
     at.run()
     at.switch_page("pages/track.py").run()
