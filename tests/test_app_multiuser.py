@@ -176,7 +176,8 @@ def test_running_run_card_never_says_frame_0_of_0(data, monkeypatch):
 # -- corrections --------------------------------------------------------------------------------
 def _correct(at, store, ws, run, frame: int, box):
     at.switch_page("pages/results.py").run()
-    at.slider(key=f"res_frame_{run.id}").set_value(frame).run()
+    at.session_state[f"res_frame_{run.id}"] = frame  # the frame the viewer reports
+    at.run()
     at.session_state["res_corr_open"] = True  # the section builds its canvas only when open
     _draw(at, {"kind": "box", "box": list(box)})
     at.button(key="res_corr_go").click().run()

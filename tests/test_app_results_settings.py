@@ -46,7 +46,7 @@ def test_results_settings_survive_a_reload(data):
     assert again.number_input(key=f"res_smoothing_{run.id}").value == 1.5
     assert again.checkbox(key=f"res_connect_{run.id}").value is False
     assert again.multiselect(key=f"res_visible_{run.id}").value == [1]
-    assert "1 object(s)" in again.image[0].captions[0]
+    assert "1 object(s)" in next(c.value for c in again.caption if "object(s)" in c.value)
 
 
 def test_area_plot_has_gaps_where_no_mask():
