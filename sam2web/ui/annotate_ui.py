@@ -18,6 +18,7 @@ from sam2web.store import Workspace
 from sam2web.types import Location, Prompt
 from sam2web.ui import lineage_ui, state, viewer
 
+
 def parse_tags(text: str) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 

@@ -143,7 +143,9 @@ def prompts_json(prompts: Iterable[Any]) -> list[dict]:
         if p.box is not None:
             out.append({"id": int(p.obj_id), "kind": "box", "box": [float(v) for v in p.box]})
         for n, (x, y, label) in enumerate(p.points):
-            out.append({"id": int(p.obj_id), "kind": "point", "x": float(x), "y": float(y), "label": int(label), "n": n})
+            out.append(
+                {"id": int(p.obj_id), "kind": "point", "x": float(x), "y": float(y), "label": int(label), "n": n}
+            )
     return out
 
 
