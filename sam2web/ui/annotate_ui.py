@@ -114,7 +114,7 @@ def _bump() -> None:
 VIEWER_KEY = "ann_viewer"
 TOOLS = ["select", "box_new", "box_obj", "pos", "neg", "move", "delete", "divide"]
 DIVISION_KEY = "ann_division_boxes"  # daughters' boxes drawn so far: [{"loc", "box", "mother"}]
-VIEWER_MAX_H = 540  # screen pixels: a tall frame still fits a 1280 x 800 window
+VIEWER_MAX_H = 450  # screen pixels: a tall frame still fits a 1280 x 800 window
 
 
 def _axis(stack: Any) -> tuple[str, str, str]:
@@ -246,7 +246,7 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
     # The frame on the left, every control on the right: the viewer starts high enough that a tall
     # frame fits a 1280 x 800 window.
-    left, right = st.columns([4, 1.4])
+    left, right = st.columns([4.6, 1.4])
     rgb = state.render(ws, stack, loc, settings)
     ids = list(objects)
     view = ws.view or {}

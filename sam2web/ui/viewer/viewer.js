@@ -620,7 +620,11 @@ class Viewer {
   onDown(e) {
     this.root.focus({ preventScroll: true });
     if (!this.view) return;
-    this.canvas.setPointerCapture?.(e.pointerId);
+    try {
+      this.canvas.setPointerCapture(e.pointerId); // a drag that leaves the canvas still ends here
+    } catch (_err) {
+      // a pointer the browser does not track (synthetic events): no capture needed
+    }
     const [sx, sy] = this.screenXY(e);
     const [ix, iy] = this.toImage(e);
     const panButton = e.button === 1 || e.button === 2 || this.space;
