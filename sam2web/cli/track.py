@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sam2web import exporters
 from sam2web.cli import remote
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
@@ -76,13 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     look.add_argument("--low", type=float, default=None, help="low contrast limit (default 1.0 percentile)")
     look.add_argument("--high", type=float, default=None, help="high contrast limit (default 99.8 percentile)")
     TrackParams.add_arguments(parser.add_argument_group("tracking (the same parameters as the app's Track page)"))
-    out = parser.add_argument_group("outputs")
-    out.add_argument(
-        "--ctc",
-        action="store_true",
-        help="also write the Cell Tracking Challenge result format (mask000.tif... + "
-        "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)",
-    )
+    exporters.add_cli_flags(parser.add_argument_group("outputs (the four tables are always written)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     remote.add_arguments(parser)
 
@@ -284,19 +279,6 @@ def track_with_bar(args, stack, sequences, prompts, predictor, display, directio
         bar.close()
 
 
-def _write_ctc(folder: Path, stack, sequences, annotations, across: str) -> None:
-    """The exported polygons (after padding/smoothing) as CTC results, one folder per position."""
-    from sam2web import ctc
-
-    xys = sorted({s.frames[0].xy for s in sequences})
-    n_frames = stack.sizes["T" if across == "time" else "Z"]
-    for xy in xys:
-        name = "ctc" if len(xys) == 1 else f"ctc_xy{xy + 1}"
-        ctc.write_ctc_annotations(
-            folder / name, annotations, (stack.sizes["Y"], stack.sizes["X"]), across, xy, n_frames
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from sam2web import export, geometry, links
     from sam2web.tracking import model
@@ -319,17 +301,18 @@ def run(args: argparse.Namespace) -> int:
             result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
         )
         connections = links.connect(annotations, enabled=args.connect)
-        export.write_exports(
-            tmp,
+        ctx = exporters.context_of(
             annotations,
             connections,
+            objects=result.objects,
             random_weights=result.random_weights,
-            names=export.object_names(result.objects),
-            intensities=export.mean_intensities(annotations, stack.frame),
+            stack=stack,
+            across=args.across,
             dataset_id=TrackParams.from_args(args).dataset_id or None,
+            positions=tuple(sorted({s.frames[0].xy for s in sequences})),
+            intensities=export.mean_intensities(annotations, stack.frame),
         )
-        if args.ctc:
-            _write_ctc(tmp, stack, sequences, annotations, args.across)
+        exporters.write_all(tmp, exporters.export_files(ctx, exporters.chosen_on_cli(args)))
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

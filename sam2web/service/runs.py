@@ -98,8 +98,10 @@ def uses_real_model() -> bool:
 
 def check_checkpoint(params: TrackParams) -> None:
     """Refuse to queue a run that cannot load its model; say exactly what to do."""
-    if not uses_real_model():
-        return
+    from sam2web.trackers import family_of
+
+    if not uses_real_model() or params.model not in family_of(params.model).checkpoints:
+        return  # the stand-ins, and families that need no checkpoint file
     from sam2web.tracking import model
 
     if model.find_checkpoint(params.model, params.checkpoint or None) is None:

@@ -23,7 +23,6 @@ AXES = ("XY", "T", "Z", "C", "Y", "X")
 MIN_SIDE = 8  # smaller frames cannot be tracked meaningfully
 MAX_FRAME_PIXELS = 2**31 - 1  # per frame; refused from the header, before allocating
 MAX_FRAME_BYTES = 1 << 30  # one decoded page (all its samples) may not exceed 1 GiB
-IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 # One frame cache for the whole process, so memory stays bounded however many stacks are open
 # (the app caches several). SAM2WEB_FRAME_CACHE_MB sets its size.
 DEFAULT_CACHE_BYTES = settings().frame_cache_bytes
@@ -229,8 +228,8 @@ def _natural_key(path: Path) -> list:
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
 
 
-def _sniff(path: Path) -> str:
-    """The file's real format from its first bytes: "tiff", "png", "jpeg"; UserError otherwise."""
+def read_head(path: Path, n: int = 16) -> bytes:
+    """The first bytes of a file, or a UserError sentence for a missing, empty or unreadable one."""
     if not path.exists():
         raise UserError(f"{path} does not exist: check the path.")
     if path.is_dir():
@@ -240,19 +239,40 @@ def _sniff(path: Path) -> str:
         raise UserError(f"{path.name} is empty (0 bytes): upload the file again.")
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            return fh.read(n)
     except OSError as err:
         raise UserError(f"{path.name} cannot be read ({err.strerror}): check its permissions.") from None
+
+
+def peek(path: Path, n: int = 16) -> bytes:
+    """The first bytes of a regular file, b"" when there are none to read (sniffers never raise)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def image_kind(head: bytes) -> str | None:
+    """ "tiff", "png" or "jpeg" from a file's first bytes, else None."""
     if head[:4] in _TIFF_MAGIC:
-        kind = "tiff"
-    elif head.startswith(_PNG_MAGIC):
-        kind = "png"
-    elif head.startswith(_JPEG_MAGIC):
-        kind = "jpeg"
-    else:
-        textlike = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-        what = "a text file" if textlike else "not an image sam2web can read"
-        raise UserError(f"{path.name} is {what}: open a TIFF, OME-TIFF, CZI, PNG or JPEG image or an MP4/AVI video.")
+        return "tiff"
+    if head.startswith(_PNG_MAGIC):
+        return "png"
+    if head.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    return None
+
+
+def _sniff(path: Path) -> str:
+    """The file's real format from its first bytes: "tiff", "png", "jpeg"; UserError otherwise."""
+    head = read_head(path)
+    kind = image_kind(head)
+    if kind is None:
+        from sam2web.stack.registry import reader_for
+
+        reader_for(path)  # another format, or the sentence that names every format
+        raise UserError(f"{path.name} is not a TIFF, PNG or JPEG image: open it on its own.")
     suffix = path.suffix.lower()
     expected = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
     if suffix in expected and expected[suffix] != kind:

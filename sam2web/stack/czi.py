@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack.common import Opened, _brief, _check_frame_size, _default_channel_names, _fit_names
+from sam2web.stack.common import Opened, _brief, _check_frame_size, _default_channel_names, _fit_names, peek
 
 CZI_MAGIC = b"ZISRAWFILE"
 _GRAY = {"Gray8": np.uint8, "Gray16": np.uint16, "Gray32Float": np.float32, "Gray32": np.float32}
@@ -115,3 +115,12 @@ def open_czi(path: Path) -> Opened:
         close=doc.close,
         extra={"format": "CZI"},
     )
+
+
+def sniff(path: Path) -> bool:
+    return is_czi(peek(path))
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point (scenes, T, Z and C are named by the file itself)."""
+    return open_czi(path)

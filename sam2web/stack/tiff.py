@@ -18,7 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import DECODE_ERRORS, UserError
-from sam2web.stack.common import _FILE_POSITION, Opened, _brief, _check_frame_size, _default_channel_names, _map_axes
+from sam2web.stack.common import (
+    _FILE_POSITION,
+    Opened,
+    _brief,
+    _check_frame_size,
+    _default_channel_names,
+    _map_axes,
+    _sniff,
+    image_kind,
+    peek,
+)
 
 
 class _TiffLog:
@@ -449,3 +459,13 @@ def pixel_size_of(path: Path) -> tuple[float, float, str] | None:
             return _pixel_size_tiff(tif, tif.series[0])
     except Exception:  # metadata is a nicety
         return None
+
+
+def sniff(path: Path) -> bool:
+    return image_kind(peek(path)) == "tiff"
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point; a TIFF named .png is refused with a sentence first."""
+    _sniff(path)
+    return TiffReader(path, pages_as, axes).opened()

@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack.common import Opened, _brief, _check_frame_size
-
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"}
+from sam2web.stack.common import Opened, _brief, _check_frame_size, peek
 
 
 def is_video(path: Path, head: bytes) -> bool:
@@ -98,3 +96,12 @@ def open_video(path: Path) -> Opened:
         close=video.close,
         extra={"format": "video", "fps": float(video.stream.average_rate or 0)},
     )
+
+
+def sniff(path: Path) -> bool:
+    return is_video(path, peek(path))
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point (a video's frames are always Time)."""
+    return open_video(path)

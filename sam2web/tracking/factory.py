@@ -4,7 +4,7 @@ A predictor is built once per (model, checkpoint, device, image size, precision,
 weights) and kept for later runs of the same process, in a small LRU (``Settings.model_cache_count``
 models: a tiny SAM2 is ~150 MB, a large one ~900 MB), so a worker process that switches models does
 not keep every one it ever loaded. ``SAM2WEB_STANDIN`` selects a stand-in tracker for tests, for the
-CLI and the app alike.
+CLI and the app alike; otherwise the model's family in ``sam2web.trackers.TRACKERS`` builds it.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def get_predictor(params: TrackParams, download: bool = False, progress=None) ->
         return predictor
 
 
+def is_loaded(params: TrackParams) -> bool:
+    """Whether these parameters' predictor is built in this process (no lock: a status must not wait for a load)."""
+    return predictor_key(params) in _PREDICTORS
+
+
 def _build(params: TrackParams, download: bool, progress) -> Any:
     standin = settings().standin
     if standin:
@@ -61,9 +66,10 @@ def _build(params: TrackParams, download: bool, progress) -> Any:
 
             return standin_mod.OracleTracker(standin.split(":", 1)[1])
         return track.StandInTracker()
-    from sam2web.tracking import model
+    from sam2web.registry import lazy
+    from sam2web.trackers import family_of
 
-    return model.load_predictor(
+    return lazy(family_of(params.model).build)(
         params.model,
         params.checkpoint or None,
         params.device,
@@ -72,15 +78,6 @@ def _build(params: TrackParams, download: bool, progress) -> Any:
         download=download,
         progress=progress,
     )
-
-
-def resolve_device(params: TrackParams) -> str:
-    """The device a run with these parameters uses (the stand-in runs on the CPU)."""
-    if settings().standin:
-        return "cpu"
-    from sam2web.tracking import model
-
-    return model.pick_device(params.device)
 
 
 def set_threads(n: int) -> None:

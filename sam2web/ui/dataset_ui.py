@@ -13,11 +13,12 @@ from typing import Any
 import streamlit as st
 
 from sam2web.errors import UserError
+from sam2web.stack.registry import upload_types
 from sam2web.store import Workspace
 from sam2web.types import Location
 from sam2web.ui import state
 
-UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "czi", "mp4", "m4v", "mov", "avi", "mkv"]
+UPLOAD_TYPES = upload_types()  # from the reader registry
 
 
 def upload_limit_mb() -> int:

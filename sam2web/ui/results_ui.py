@@ -19,6 +19,7 @@ from sam2web.service import runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
 from sam2web.ui import lineage_ui, state, viewer
+from sam2web.ui.downloads_ui import download_builders, downloads, label_downloads  # noqa: F401  (the page calls them here)
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -496,117 +497,6 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     new_id = runs.correct(state.store(), ws, stack, run, obj_id, loc, box, state.display_settings(ws, stack))
     st.session_state["res_run_next"] = new_id  # selected on the next rerun (the widget exists already)
     return new_id
-
-
-def nimbus_dataset_id(run: Run) -> str | None:
-    """The optional NimbusImage dataset id that fills nimbus.json's datasetId (formats helper's hook)."""
-    from sam2web import export
-
-    text = st.text_input(
-        "NimbusImage dataset id (optional)",
-        value=str(run.settings.get("dataset_id") or ""),
-        key=f"res_dataset_id_{run.id}",
-        placeholder="24 hexadecimal characters from the dataset's address",
-        help="Fills datasetId in nimbus.json, needed to create the records through the platform's API. "
-        "The Import from JSON dialog does not need it.",
-    )
-    try:
-        return export.check_dataset_id(text)
-    except UserError as err:
-        st.error(str(err))
-        return None
-
-
-MIMES = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
-EXPORT_NAMES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
-
-
-def download_builders(run: Run, anns: list, links_: list, dataset_id: str | None = None) -> dict[str, Any]:
-    """File name -> a function that builds its bytes when the user clicks its button.
-
-    Why callables: building every export (and a zip of them) on each rerun cost about a second at
-    2,000 polygons, and the page reruns every 0.7 s while it plays or a run is live. Further
-    formats add an entry here.
-    """
-    from sam2web import export
-
-    made: dict[str, bytes] = {}
-
-    def one(name: str) -> Any:
-        def build() -> bytes:
-            if not made:  # the four share their geometry work: one click builds them together
-                made.update(
-                    export.export_bytes(
-                        anns,
-                        links_,
-                        random_weights=run.random_weights,
-                        names=export.object_names(run.objects),
-                        dataset_id=dataset_id,
-                    )
-                )
-            return made[name]
-
-        return build
-
-    return {name: one(name) for name in EXPORT_NAMES}
-
-
-def downloads(run: Run, anns: list, links_: list) -> None:
-    """One button per export plus a zip; each file is made only when its button is clicked."""
-    from sam2web import export
-
-    st.markdown("**Downloads**")
-    dataset_id = nimbus_dataset_id(run)
-    builders = download_builders(run, anns, links_, dataset_id)
-    st.caption("Exports number objects, XY, Time and Z from 0 (the page shows them from 1).")
-    cols = st.columns(len(builders) + 1)
-    for col, (name, build) in zip(cols, builders.items()):
-        mime = next((m for ext, m in MIMES.items() if name.endswith(ext)), "application/octet-stream")
-        col.download_button(
-            name, build, file_name=name, mime=mime, key=f"res_dl_{name}", icon=":material/download:", on_click="ignore"
-        )
-    cols[-1].download_button(
-        "All (zip)",
-        lambda: export.zip_bytes({name: build() for name, build in builders.items()}),
-        file_name=f"sam2web_run{run.id}.zip",
-        mime="application/zip",
-        key="res_dl_zip",
-        icon=":material/folder_zip:",
-        on_click="ignore",
-    )
-
-
-def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> None:
-    """CTC folder (zip) and OME-TIFF label stack of one position (formats helper's hook).
-
-    Built only when asked: they rasterise every frame, too slow for each rerun of a live page.
-    """
-    from sam2web import export, label_export
-
-    key = f"res_labels_{run.id}_{xy}"
-    stamp = (id(anns), len(anns), len(links_))
-    ready = st.session_state.get(key)
-    if ready is not None and ready[0] != stamp:
-        ready = None  # padding, smoothing or the run changed: build again
-    if ready is None:
-        if st.button("Prepare label images (napari, Fiji, CTC)", key=f"{key}_build"):
-            with st.spinner("Rasterising the polygons…"):
-                files = label_export.label_files(
-                    anns,
-                    links_,
-                    (stack.height, stack.width),
-                    run.settings.get("across", "time"),
-                    stack.sizes["T" if run.settings.get("across", "time") == "time" else "Z"],
-                    xy,
-                    export.object_names(run.objects),
-                    stack.pixel_size,
-                )
-            st.session_state[key] = ready = (stamp, files)
-    if ready is not None:
-        cols = st.columns(len(ready[1]))
-        for col, (name, data) in zip(cols, ready[1].items()):
-            mime = "application/zip" if name.endswith(".zip") else "image/tiff"
-            col.download_button(name, data, file_name=name, mime=mime, key=f"{key}_{name}", icon=":material/download:")
 
 
 def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:
