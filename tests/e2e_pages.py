@@ -195,8 +195,10 @@ _FAST_BOXES = """
 async (root, [boxes, every]) => {
   const canvas = root.querySelector(".sv-canvas");
   const d = root.dataset;
-  const r = canvas.getBoundingClientRect();
-  const at = (x, y) => [r.left + Number(d.tx) + x * Number(d.scale), r.top + Number(d.ty) + y * Number(d.scale)];
+  const at = (x, y) => {
+    const r = canvas.getBoundingClientRect();  // where the canvas is now, as a hand follows it
+    return [r.left + Number(d.tx) + x * Number(d.scale), r.top + Number(d.ty) + y * Number(d.scale)];
+  };
   const fire = (type, [cx, cy], buttons) => canvas.dispatchEvent(new PointerEvent(type,
     {bubbles: true, cancelable: true, clientX: cx, clientY: cy, button: 0, buttons, pointerId: 1, isPrimary: true}));
   const t0 = performance.now();

@@ -45,6 +45,9 @@ def test_operations_are_saved_once_in_order_even_when_replayed(data):
     assert [p["obj_id"] for p in prompts] == [0, 1]
     assert tuple(prompts[0]["box"]) == pytest.approx((10.25, 20.5, 40.0, 50.0))
     assert [tuple(pt) for pt in prompts[1]["points"]] == [(110.5, 105.0, 0)]
+    # A mask the moment a box is drawn: the interactive session (stand-in here) answered for each.
+    masks = at.session_state["ann_masks"]
+    assert {k[2] for k in masks if k[0] == ws_id} == {0, 1} and masks[(ws_id, (0, 0, 0), 0)][1]
     # The browser re-sends the whole unacknowledged list with the next shape: old ids are skipped.
     _ops(at, *first, {"cid": "d", "op": "add", "kind": "box", "box": [200, 10, 230, 40], "tool": "box_new"})
     prompts = data.get_workspace(ws_id).prompts

@@ -136,6 +136,9 @@ def test_wheel_zooms_without_a_rerun_and_a_box_at_8x_is_exact(server, browser):
         done = ui.wait_viewer(root, lambda st: st["pending"] == "0" and st["prompts"] == "1", what="the saved box")
         assert int(done["pyrun"]) > int(before["pyrun"]) and len(sent) > n_sent  # the positive control
         assert abs(float(done["zoom"]) - 8.0) < 0.01  # the rerun kept the view
+        # A mask the moment the box is drawn (the stand-in's interactive session), no Start pressed.
+        ui.wait_viewer(root, lambda st: st["objects"] == "1", 90, "the mask outline of the new box")
+        assert s.list_runs(ws_id)[0].id == 1 and len(s.list_runs(ws_id)) == 1  # no run was started
         ui.no_traceback(page)
         assert not errors, errors
     except BaseException:

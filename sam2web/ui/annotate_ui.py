@@ -224,14 +224,62 @@ def _division_box(
     return lineage_ui.add_division(prompts, int(mother), loc, boxes), []
 
 
-def object_masks(ws: Workspace, stack: Any, loc: Location, here: list[Prompt]) -> dict[int, Any]:
-    """The mask outline of each object prompted on this frame, as shapely geometry in image pixels.
+MASKS_KEY = "ann_masks"  # (workspace, frame, object) -> (prompt signature, flat rings, status)
+MASK_CALLS_PER_RERUN = 8  # prompts asked for at most per rerun (a page opened on many prompts)
 
-    The one place the Annotate page asks for "a mask the moment a box is drawn"; objects without
-    a mask yet are left out.
+
+def _signature(p: Prompt) -> tuple:
+    return (tuple(p.box) if p.box is not None else None, tuple(tuple(pt) for pt in p.points))
+
+
+def object_masks(ws: Workspace, stack: Any, loc: Location, here: list[Prompt], settings: Any) -> tuple[dict, str]:
+    """The mask outline of each object prompted on this frame ({obj: flat rings}) and a status line.
+
+    The one place the Annotate page asks for "a mask the moment a box is drawn": the device
+    worker's interactive session (``sam2web.service.sessions``) answers for the object's whole
+    prompt on this frame; an answer is kept until that prompt changes, and an object whose prompt
+    went away is removed from the session too. The model is warmed when the page opens.
     """
-    del ws, stack, loc, here
-    return {}
+    from sam2web.params import TrackParams
+    from sam2web.service import sessions
+    from sam2web.ui import track_ui
+
+    params = TrackParams.from_dict(track_ui.saved_form(ws))
+    status = sessions.model_status(params)
+    if status == "cold":
+        sessions.warm(params)
+    try:
+        req = sessions.frame_request(state.store(), ws, stack, params, settings, loc)
+    except UserError as err:
+        return {}, str(err)
+    viewed = st.session_state.setdefault("ann_viewed", set())
+    if (ws.id, tuple(loc)) not in viewed:
+        viewed.add((ws.id, tuple(loc)))
+        sessions.view(req)  # the embedding of the frame looked at, in the background
+    masks: dict = st.session_state.setdefault(MASKS_KEY, {})
+    mine = {p.obj_id: p for p in here}
+    notes: list[str] = []
+    for key in [k for k in masks if k[0] == ws.id and k[1] == tuple(loc) and k[2] not in mine]:
+        sessions.prompt(req, key[2])  # neither box nor points: the object left this frame
+        del masks[key]
+    calls = 0
+    out: dict[int, list] = {}
+    for obj, p in mine.items():
+        key, sig = (ws.id, tuple(loc), obj), _signature(p)
+        held = masks.get(key)
+        if (held is None or held[0] != sig) and calls < MASK_CALLS_PER_RERUN:
+            calls += 1
+            res = sessions.prompt(req, obj, box=p.box, points=list(p.points))
+            rings = [[round(float(v), 1) for xy in ring for v in xy] for ring in res.polygons] if res.ok else []
+            held = masks[key] = (sig, rings, res.status)
+            notes.append(res.status)
+        if held is not None and held[0] == sig and held[1]:
+            out[obj] = held[1]
+    if status.startswith("failed"):
+        notes.append(status.removeprefix("failed: "))
+    elif status in ("cold", "loading") and not notes:
+        notes.append(sessions.loading_label(params))
+    return out, " ".join(notes)
 
 
 def object_colors(prompts: list[Prompt]) -> dict[int, str]:
@@ -280,8 +328,8 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     )
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]
     colors = object_colors(prompts)
-    masks = object_masks(ws, stack, loc, here)
-    overlays = [{"id": int(o), "rings": viewer.rings_json(g)} for o, g in masks.items() if g is not None]
+    masks, mask_note = object_masks(ws, stack, loc, here, settings)
+    overlays = [{"id": int(o), "rings": rings} for o, rings in masks.items()]
     drafts = [d for d in st.session_state.get(DIVISION_KEY, []) if tuple(d["loc"]) == tuple(loc)]
     shown = viewer.prompts_json(here) + [
         {"id": int(d["mother"]), "kind": "box", "box": d["box"], "divide": True} for d in drafts
@@ -310,6 +358,7 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
             height=vh,
             legend=False,
             step_via_python=int(stack.sizes[size_key]) > 1,
+            status=mask_note[:160],
         )
     left.caption(
         f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px; "
