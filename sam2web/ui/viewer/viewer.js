@@ -172,8 +172,14 @@ class Viewer {
     this.cache.set(url, entry);
     img.decoding = "async";
     img.onload = () => {
-      entry.ready = true;
-      this.dirty = true;
+      // A decoded bitmap draws without decoding again (Chromium may drop an <img>'s decoded pixels).
+      const done = (bitmap) => {
+        entry.bitmap = bitmap;
+        entry.ready = true;
+        this.dirty = true;
+      };
+      if (window.createImageBitmap) createImageBitmap(img).then(done, () => done(null));
+      else done(null);
     };
     img.src = url;
   }
@@ -447,7 +453,7 @@ class Viewer {
       if (entry) {
         const srcPerImage = entry.img.naturalWidth / w;
         ctx.imageSmoothingEnabled = v.s / srcPerImage < 2; // enlarged pixels stay sharp squares
-        ctx.drawImage(entry.img, 0, 0, w, h);
+        ctx.drawImage(entry.bitmap || entry.img, 0, 0, w, h);
       }
       const unit = 1 / v.s; // one CSS pixel in image pixels
       for (const it of this.paths.get(this.cur) || []) {
