@@ -97,14 +97,14 @@ def measure(n_frames: int = 30, n_objects: int = 30, seconds: float = 4.0, fps: 
                 root = page.locator(".sv-root").first
                 root.wait_for(timeout=180_000)
                 page.wait_for_function(
-                    "(e) => Number(e.dataset.objects) === %d" % n_objects, arg=root.element_handle(), timeout=180_000
+                    f"(e) => Number(e.dataset.objects) === {n_objects}", arg=root.element_handle(), timeout=180_000
                 )
                 root.locator(".sv-fps").select_option(str(fps))
                 root.focus()
                 # One loop first: the viewer holds a frame until its image is decoded, so after it every
                 # frame is in the browser's cache and the sample times drawing only.
                 root.press(" ")
-                last = "(e) => e.dataset.frame === String(%d)" % (n_frames - 1)
+                last = f"(e) => e.dataset.frame === String({n_frames - 1})"
                 page.wait_for_function(last, arg=root.element_handle(), timeout=180_000)
                 got = root.evaluate(_SAMPLE, seconds)
                 root.press(" ")

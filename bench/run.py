@@ -469,7 +469,11 @@ def table(res: dict, s: dict) -> str:
         lines.append(f"auto precision: {sp['by_objects'][1]['auto_reason']}")
     pb = res.get("playback") or {}
     if "fps" in pb:
-        row(f"playback in Chromium, {pb['frames']} frames x {pb['outlines_per_frame']} outlines fps", f"{pb['fps']:.1f}", ">= 15")
+        row(
+            f"playback in Chromium, {pb['frames']} frames x {pb['outlines_per_frame']} outlines fps",
+            f"{pb['fps']:.1f}",
+            ">= 15",
+        )
     rp = res["repolygonize"]
     row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}", "<= 200")
     row("re-polygonize: padding+smoothing change ms", f"{rp['padding_change_ms']:.0f}", "<= 200")
