@@ -9,7 +9,7 @@ import pytest
 from sam2web.service import executor as executor_mod
 from sam2web.tracking import factory
 from sam2web.ui import sidebar, state
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
     from tests.app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
