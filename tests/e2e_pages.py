@@ -1,7 +1,7 @@
 """What a user does on each page of the app, as Playwright steps (for the browser end-to-end tests).
 
 Why separate from the test: these steps know the app's widget labels and layout (the sidebar
-links, the form fields, the canvas inside the drawable-canvas component), so when the app's wording
+links, the form fields, the viewer component and its data-* hooks), so when the app's wording
 changes there is one place to update, and the test itself reads as the user's story.
 
 All waits are Playwright waits with explicit timeouts on visible UI state; nothing sleeps.
