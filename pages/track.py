@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from sam2web.ui import sidebar, state, track_ui
+from sam2web.ui import model_warmup, sidebar, state, track_ui
 
 ws = sidebar.page("Track")
+model_warmup.show(ws)  # load SAM2 in the worker while the user looks
 if state.is_random_weights():
     st.warning(
         "SAM2WEB_RANDOM_WEIGHTS=1: SAM2 runs with RANDOM weights. The masks are meaningless; "

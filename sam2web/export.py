@@ -1,6 +1,6 @@
 """Writers for the fixed-name export files.
 
-OWNER: geometry helper. Contract:
+The surface other modules use:
     EXPORT_FILES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
     export_bytes(annotations, connections, random_weights=False, *, names=None, object_type="detection",
                  dataset_id=None, intensities=None) -> dict[str, bytes]

@@ -50,7 +50,8 @@ Defaults, measured on ../shared/data/bacteria_ctc (30 divisions, 328 cell masks)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,8 +291,13 @@ def track_lineage(
     persist: int = PERSIST,
     max_neck: float = MAX_NECK,
     lookback: int = LOOKBACK,
+    new_ids: Iterator[int] | None = None,
 ) -> TrackResult:
-    """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc)."""
+    """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc).
+
+    ``new_ids`` gives detected daughters their ids (ids already in use are skipped); the default
+    counts on from the largest id here, which is unique only when one call sees the whole run.
+    """
     from sam2web.tracking.track import track
 
     if not 0 < min_share <= 0.5:
@@ -313,20 +319,45 @@ def track_lineage(
     if not detect or direction != "forward" or across != "time" or res.partial:
         return res
     return _detect(
-        res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback
+        res,
+        stack,
+        sequences,
+        predictor,
+        display,
+        progress,
+        cancel,
+        on_frame,
+        min_share,
+        persist,
+        max_neck,
+        lookback,
+        new_ids,
     )
 
 
 def _detect(
-    res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback
+    res,
+    stack,
+    sequences,
+    predictor,
+    display,
+    progress,
+    cancel,
+    on_frame,
+    min_share,
+    persist,
+    max_neck,
+    lookback,
+    new_ids=None,
 ):
     from sam2web.tracking.track import track
 
+    source = new_ids if new_ids is not None else itertools.count(max([*res.objects, *(k[0] for k in res.masks), 0]) + 1)
+
     def next_ids():
-        n = max([*res.objects, *(k[0] for k in res.masks), 0]) + 1
-        while True:
-            yield n
-            n += 1
+        for n in source:
+            if n not in res.objects and not any(k[0] == n for k in res.masks):
+                yield n
 
     ids = next_ids()
     temp_ids = iter(range(10**9, 2 * 10**9))

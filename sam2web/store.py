@@ -473,6 +473,22 @@ class Store:
             )
         return info
 
+    def merge_objects(self, run_id: int, objects: dict) -> dict:
+        """Add or update a run's objects (``objects_to_dict`` JSON) atomically, also across processes.
+
+        Why: the sequences of one run are tracked by several workers at once, each adding the
+        daughters it found; a read-change-write outside one transaction would drop another's.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT objects FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                return {}
+            merged = {**json.loads(row["objects"]), **objects}
+            c.execute(
+                "UPDATE runs SET objects = ?, updated = ? WHERE id = ?", (json.dumps(merged), time.time(), int(run_id))
+            )
+        return merged
+
     def delete_run(self, run_id: int) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM masks WHERE run_id = ?", (int(run_id),))
@@ -674,3 +690,12 @@ def get_store(root: str | os.PathLike | None = None) -> Store:
             store.recover_interrupted()
             _STORES[path] = store
         return store
+
+
+def forget_store(root: str | os.PathLike) -> None:
+    """Close and drop the process's Store of a data folder (a command's temporary folder, before removing it)."""
+    path = data_root(root)
+    with _STORES_LOCK:
+        store = _STORES.pop(path, None)
+    if store is not None:
+        store.close()

@@ -1,4 +1,4 @@
-"""Browser end-to-end on real data (issue 13): a biologist's afternoon on the bacteria time-lapse.
+"""Browser end-to-end on real data: a biologist's afternoon on the bacteria time-lapse.
 
 Enter in a Track field starts nothing, settings survive a reload, a one-time-point Z-stack
 opens Track across Z; screenshots of every page at 1280 x 800 in test-artifacts/screenshots/.

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from sam2web.config import settings
 from sam2web.errors import UserError
-from sam2web.service.spec import Progress, RunSpec
+from sam2web.service.spec import Progress, RunSpec, worst_outcome
 from sam2web.service.worker import error_sentence, execute, execute_part
 from sam2web.store import Store, get_store
 
@@ -112,6 +112,10 @@ class _Live:
 WORKER_GONE = "The worker process stopped while answering; draw the prompt again."
 
 
+class NoAnswer(UserError):
+    """A session request got no reply in time (the worker is busy or still starting)."""
+
+
 class _SessionClient:
     """The server's end of a worker's session requests: ids, waiting futures, replies matched to them."""
 
@@ -150,7 +154,7 @@ class _SessionClient:
             self._deliver((req_id, kind, *args))
             ok, payload = fut.result(timeout=timeout)
         except FutureTimeout:
-            raise UserError(
+            raise NoAnswer(
                 f"No answer from the model within {timeout:g} s (it may still be loading); try again in a moment."
             ) from None
         finally:
@@ -331,7 +335,7 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
         def emit(kind: str, *values, run_id: int = run_id) -> None:
             evt_w.send((kind, run_id, *values))
 
-        run = execute_part if spec.extra.get("only") is not None else execute
+        run = execute_part if spec.only is not None else execute
         status, error = run(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
         evt_w.send(("finished", run_id, status, error))
@@ -380,12 +384,7 @@ def split(spec: RunSpec, n: int) -> list[RunSpec]:
     if n <= 1 or spec.correct_from is not None:
         return [spec]
     threads = max(1, (os.cpu_count() or 1) // n)
-    return [
-        dataclasses.replace(
-            spec, extra={**spec.extra, "only": list(range(i, len(spec.sequences), n)), "threads": threads}
-        )
-        for i in range(n)
-    ]
+    return [dataclasses.replace(spec, only=list(range(i, len(spec.sequences), n)), threads=threads) for i in range(n)]
 
 
 # -- the local executor -----------------------------------------------------------------------
@@ -432,6 +431,10 @@ class LocalExecutor:
             if not start and device not in self._lanes:
                 return []
             return list(self._lane(device).workers)
+
+    def devices(self) -> list[str]:
+        with self._lock:
+            return list(self._lanes)
 
     def submit(self, spec: RunSpec) -> int:
         with self._lock:
@@ -503,7 +506,7 @@ class LocalExecutor:
             live = self._live.get(run_id)
             where = self._where.get(run_id, "")
         done, total, eta, phase = run.done_frames, run.total_frames, None, ""
-        if live is not None and run.status in ("queued", "running"):
+        if live is not None and not run.finished:
             phase = live.phase
             if live.first_t is not None:
                 done, total = live.done, live.total or total
@@ -578,11 +581,7 @@ class LocalExecutor:
             t.start()
         for t in threads:
             t.join()
-        for status in ("failed", "interrupted", "cancelled"):  # the worst outcome names the run's
-            for got, error in results:
-                if got == status:
-                    return got, error
-        return "done", ""
+        return worst_outcome(results)
 
     @staticmethod
     def _on_event(live: _Live, msg: tuple) -> None:

@@ -16,7 +16,7 @@ from sam2web import selection
 from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
-from sam2web.service.executor import get_executor, guess_device
+from sam2web.service.executor import Executor, get_executor, guess_device
 from sam2web.service.spec import RunSpec
 from sam2web.store import ACTIVE_STATUSES, Run, Store, Workspace
 from sam2web.types import Location, Prompt, Sequence
@@ -36,8 +36,9 @@ def dataset_source(store: Store, ws: Workspace) -> tuple[list[Path], str] | None
     ds = ws.dataset or {}
     if ds.get("kind") == "sample":
         paths = sample_paths(store)
-    elif ds.get("kind") in ("files", "server"):  # "server": opened in place from SAM2WEB_SERVER_FOLDERS
-        paths = store.dataset_paths(ws)
+    elif ds.get("kind") in ("files", "server", "paths"):
+        # "server": opened in place from SAM2WEB_SERVER_FOLDERS; "paths": the command line's own files
+        paths = [Path(p) for p in ds.get("paths", [])] if ds.get("kind") == "paths" else store.dataset_paths(ws)
         missing = [p.name for p in paths if not p.exists()]
         if missing:
             raise UserError(f"The file {missing[0]} of this workspace is gone from the data folder; upload it again.")
@@ -166,8 +167,12 @@ def submit(
     current: Location,
     resume_from: Run | None = None,
     rerun_of: Run | None = None,
+    executor: Executor | None = None,
 ) -> tuple[int, int]:
-    """Queue a run; returns (run id, queue position). Resume keeps the finished frames of ``resume_from``."""
+    """Queue a run; returns (run id, queue position). Resume keeps the finished frames of ``resume_from``.
+
+    ``executor``: the process's own (``SAM2WEB_EXECUTOR``) unless a command line brings its own.
+    """
     check_checkpoint(params)
     resolved = resolve(stack, params, prompts, current)
     info: dict = {}
@@ -185,7 +190,7 @@ def submit(
     )
     if resume_from is not None:
         store.copy_masks(resume_from.id, run_id)
-    position = get_executor().submit(_spec(store, ws, run_id, params, resolved, display))
+    position = (executor or get_executor()).submit(_spec(store, ws, run_id, params, resolved, display))
     return run_id, position
 
 
@@ -314,5 +319,8 @@ def stop_runs(store: Store, ws_id: str, wait_s: float) -> None:
 
 
 def delete_workspace(store: Store, ws_id: str, wait_s: float) -> None:
+    from sam2web.service import sessions
+
     stop_runs(store, ws_id, wait_s)
+    sessions.close(ws_id)  # its interactive sessions (and their embeddings) in the workers
     store.delete_workspace(ws_id)

@@ -162,7 +162,7 @@ class SessionHost:
         """The session of ``req``'s (workspace, sequence), built when missing or built from other inputs."""
         from sam2web.stack import open_stack
         from sam2web.stack.display import DisplaySettings, render
-        from sam2web.tracking.interactive import InteractiveSession
+        from sam2web.tracking.interactive import InteractiveSession, source_identity
 
         predictor = self._predictor(req.params)
         model_key = self._model_key(req.params)
@@ -186,6 +186,7 @@ class SessionHost:
                 int(stack.sizes["Y"]),
                 int(stack.sizes["X"]),
                 self.features,
+                identity=source_identity(stack, display, predictor),
             )
         except BaseException:
             stack.close()
@@ -203,7 +204,7 @@ class SessionHost:
         return True
 
     def _prompt(self, req: FrameRequest, obj_id: int, box, points) -> dict:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         entry = self._entry(req)
         warm = entry.session.embedded(req.frame)
         mask = entry.session.set_prompt(int(obj_id), req.frame, box, points)
@@ -211,6 +212,7 @@ class SessionHost:
             "mask": CompactMask.from_mask(mask),
             "warm": warm,
             "ms": (time.perf_counter() - t0) * 1000.0,
+            "cpu_ms": (time.process_time() - c0) * 1000.0,  # the whole process: a run going on counts too
             "sessions": len(self.sessions),
         }
 

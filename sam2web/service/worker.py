@@ -9,9 +9,10 @@ last saved frame instead of tracking it again (``plan_resume``).
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sam2web.errors import UserError
@@ -151,14 +152,14 @@ def execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], boo
 
 
 def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
-    """Track the spec's sequences still to do; ``spec.extra["only"]`` limits it to some (one part of a
+    """Track the spec's sequences still to do; ``spec.only`` limits it to some (one part of a
     run that several workers share: then the run's totals and status are the executor's)."""
     from sam2web.stack import open_stack
     from sam2web.stack.display import DisplaySettings
     from sam2web.tracking import factory
     from sam2web.tracking.model import describe
 
-    only = spec.extra.get("only")
+    only = spec.only
     run = store.get_run(spec.run_id)
     finished = set((run.info if run else {}).get("done_sequences", []))
     todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished and (only is None or i in only)]
@@ -166,8 +167,8 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
     if only is None:
         store.update_run(spec.run_id, total_frames=counter.total)
     emit("phase", "loading")
-    if spec.extra.get("threads"):
-        factory.set_threads(int(spec.extra["threads"]))
+    if spec.threads:
+        factory.set_threads(spec.threads)
     predictor = factory.get_predictor(spec.params)
     model_info = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
     store.update_run_info(spec.run_id, lambda info: {**info, "model_info": model_info})
@@ -201,7 +202,21 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
                 raise Cancelled()
             seq_prompts = [p for p in spec.prompts if seq.index_of(p.loc) is not None]
             if seq_prompts:
-                _sequence(spec, store, stack, predictor, display, seq, seq_prompts, saved, previous, counter, cancelled)
+                global_i = spec.seq_indices[seq_i] if spec.seq_indices else seq_i
+                _sequence(
+                    spec,
+                    store,
+                    stack,
+                    predictor,
+                    display,
+                    global_i,
+                    seq,
+                    seq_prompts,
+                    saved,
+                    previous,
+                    counter,
+                    cancelled,
+                )
             counter.add(seq.frames)
             record(seq_i)
             if only is None:
@@ -227,7 +242,21 @@ def execute_part(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[]
     return ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
 
 
-def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previous, counter, cancelled) -> None:
+def daughter_ids(spec: RunSpec, seq_i: int, previous_objects=()) -> Iterator[int]:
+    """The ids daughters found in sequence ``seq_i`` (its index in the whole run) take, in birth order.
+
+    Why interleaved: sequences are tracked by different workers at once (a CPU pool, Ray units)
+    that cannot ask each other for ids; sequence i of n takes base + i, base + i + n, ... so no
+    two sequences ever give one id, and a run gives the same ids on every executor. ``base`` lies
+    above every object id the run starts with (prompts, parents, a corrected run's objects).
+    """
+    known = [p.obj_id for p in spec.prompts] + [p.parent for p in spec.prompts if p.parent is not None]
+    base = 1 + max([*known, *(int(o) for o in previous_objects), -1])
+    n = max(1, spec.n_sequences or len(spec.sequences))
+    return itertools.count(base + seq_i, n)
+
+
+def _sequence(spec, store, stack, predictor, display, seq_i, seq, prompts, saved, previous, counter, cancelled) -> None:
     from sam2web.lineage import lineage_kwargs, track_lineage
     from sam2web.store import objects_to_dict
 
@@ -261,11 +290,11 @@ def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previ
             cancel=cancelled,
             on_frame=on_frame,
             result=previous,
+            new_ids=daughter_ids(spec, seq_i, previous.objects if previous is not None else ()),
             **lineage_kwargs(spec.params),
         )
         if isinstance(out, TrackResult):  # the objects, with parents, are stored with the run
-            run = store.get_run(spec.run_id)
-            store.update_run(spec.run_id, objects={**(run.objects if run else {}), **objects_to_dict(out.objects)})
+            store.merge_objects(spec.run_id, objects_to_dict(out.objects))
         if isinstance(out, TrackResult) and previous is not None:
             # A correction's result is the truth for this sequence (it may drop frames of the object).
             frames = set(seq.frames)

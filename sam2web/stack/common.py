@@ -1,6 +1,6 @@
 """Pieces every stack reader shares: limits, the frame cache, axis letters, sniffing, sentences.
 
-OWNER: stack helper. Private to sam2web.stack and its readers (stack_tiff, stack_files); other
+Private to sam2web.stack and its readers (stack_tiff, stack_files); other
 modules use sam2web.stack's public surface.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from cachetools import LRUCache
 
 from sam2web.config import settings
 from sam2web.errors import UserError
@@ -54,38 +54,26 @@ _AXIS_NAMES = {
 # Frame cache
 # --------------------------------------------------------------------------------------------
 class FrameCache:
-    """A byte-bounded LRU of decoded frames, safe to share between the UI and a worker thread."""
+    """A byte-bounded LRU of decoded frames (cachetools' LRUCache sized by ``nbytes``), thread-safe."""
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._bytes = 0
+        self._items: LRUCache = LRUCache(maxsize=max(int(max_bytes), 1), getsizeof=lambda a: max(int(a.nbytes), 1))
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> np.ndarray | None:
         with self._lock:
-            arr = self._items.get(key)
-            if arr is not None:
-                self._items.move_to_end(key)
-            return arr
+            return self._items.get(key)
 
     def put(self, key: tuple, arr: np.ndarray) -> None:
         if arr.nbytes > self.max_bytes:
             return
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
             self._items[key] = arr
-            self._bytes += arr.nbytes
-            while self._bytes > self.max_bytes and self._items:
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)

@@ -1,6 +1,6 @@
 """Zeiss CZI through ZEISS's own library, pylibCZIrw: one plane read per frame, never the whole file.
 
-OWNER: formats helper. ``open_czi(path) -> Opened``. Scenes become XY positions, T/Z/C the
+``open_czi(path) -> Opened``. Scenes become XY positions, T/Z/C the
 stack's axes; channel names and the pixel size come from the file's metadata (CZI stores the
 pixel size in metres; we report µm). A plane is read with ``read(plane=..., scene=...)``, which
 decodes only the subblocks of that plane. pylibCZIrw's reader is not documented as thread-safe,

@@ -1,6 +1,6 @@
 """Folders and lists of per-frame 2D images (TIFF, PNG, JPEG) for sam2web.stack.
 
-OWNER: stack helper. Every file's header is read up front (sizes, channels and bit depth must
+Every file's header is read up front (sizes, channels and bit depth must
 agree, or the odd file is named in a sentence); pixels are decoded only when a frame is asked for.
 """
 

@@ -1,6 +1,6 @@
 """OME-Zarr (NGFF 0.4 and 0.5, local folders) through zarr: chunks are read only for the frame asked.
 
-OWNER: formats helper. ``is_ome_zarr(folder)`` and ``open_ome_zarr(folder) -> Opened``. The full
+``is_ome_zarr(folder)`` and ``open_ome_zarr(folder) -> Opened``. The full
 resolution level (``multiscales[0].datasets[0]``) is the stack; the NGFF axes (t, c, z, y, x,
 in any order the file declares) map to ours; channel names come from ``omero.channels[].label``
 and the pixel size from the level's ``scale`` transformation with the axes' units. A plate or a

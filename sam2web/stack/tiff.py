@@ -1,6 +1,6 @@
 """TIFF reading for sam2web.stack: ImageJ hyperstacks, OME-TIFF, plain multi-page and 2D TIFFs.
 
-OWNER: stack helper. ``TiffReader(path, pages_as, axes)`` works out, from the header only, how
+``TiffReader(path, pages_as, axes)`` works out, from the header only, how
 pages and samples map to (XY, T, Z, C), refuses broken or absurd files with a sentence, and then
 reads single frames: by memory map when the file is uncompressed and contiguous, else one page
 at a time (never the whole series).

@@ -1,6 +1,6 @@
 """MP4/AVI/MOV/MKV videos through PyAV (FFmpeg): frames become Time, colour becomes 3 channels.
 
-OWNER: formats helper. ``is_video(path, head)`` and ``open_video(path) -> Opened``. Opening reads
+``is_video(path, head)`` and ``open_video(path) -> Opened``. Opening reads
 only packet headers (no decoding) to learn each frame's timestamp, so the frame count is exact
 even where the container's count is missing or wrong. Reading frame t seeks to the key frame
 before it and decodes forward to t; a request for the frame right after the last one decoded

@@ -1,6 +1,6 @@
 """SAM2 model registry, checkpoint lookup/download/verification, device and precision, CPU fixes.
 
-OWNER: engine helper. Contract:
+The surface other modules use:
     MODELS: dict size -> (config name, checkpoint file name); DEFAULT_MODEL = "small"
     find_checkpoint(size, explicit=None) -> Path | None
     download_checkpoint(size, progress=None, dest_dir=None) -> Path
@@ -131,13 +131,20 @@ def _open_url(url: str, timeout: float = 30.0):
     return urllib.request.urlopen(url, timeout=timeout)
 
 
-def download_checkpoint(size: str, progress: ProgressFn | None = None, dest_dir: str | Path | None = None) -> Path:
+def download_checkpoint(
+    size: str,
+    progress: ProgressFn | None = None,
+    dest_dir: str | Path | None = None,
+    verify: Callable[[Path, str], object] | None = None,
+) -> Path:
     """Download the official checkpoint, verify it, and only then give it its final name.
 
     The bytes go to a hidden temporary file in the target folder (same file system, so the
     final ``os.replace`` is atomic); any failure, including Ctrl-C, removes it, so no partial
     ``.pt`` file can ever be picked up by ``find_checkpoint``. ``progress(done, total)`` is
-    called per chunk (total is 0 when the server does not say).
+    called per chunk (total is 0 when the server does not say). ``verify(path, size)`` checks
+    the file before it is renamed (default ``verify_checkpoint``, which imports torch: the web
+    server passes one that verifies in a worker process).
     """
     _, file_name = MODELS[check_size(size)]
     folder = Path(dest_dir) if dest_dir is not None else download_dir()
@@ -174,7 +181,7 @@ def download_checkpoint(size: str, progress: ProgressFn | None = None, dest_dir:
                     progress(done, total)
         if total and done != total:
             raise UserError(missing_checkpoint_message(size, f"the download stopped after {done} of {total} bytes"))
-        verify_checkpoint(tmp, size)
+        (verify or verify_checkpoint)(tmp, size)
         os.replace(tmp, final)
         return final
     finally:

@@ -41,7 +41,7 @@ def pick_run(ws: Workspace) -> Run | None:
 def run_label(run: Run) -> str:
     """The Run selector's words for a run, from its current state (re-read on every rerun)."""
     status = run.status
-    if status in ("queued", "running"):
+    if not run.finished:
         status += f" {run.done_frames}/{run.total_frames}"
     across = "Time" if run.settings.get("across", "time") == "time" else "Z"
     return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
@@ -119,7 +119,7 @@ def geometry_controls(run: Run, ws: Workspace | None = None) -> dict:
     keep_all = c3.checkbox(
         "Keep fragments",
         key=f"res_keep_{run.id}",
-        help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).",
+        help="Off: the largest piece of each mask (the default). On: every piece (MultiPolygon).",
     )
     connect = c4.checkbox("Connect sequentially", key=f"res_connect_{run.id}")
     save_settings(

@@ -36,8 +36,8 @@ def store() -> Store:
 
 
 # -- which browser session has which workspace open (this server process) ---------------------
-# Why: "a closed tab reopened at the bare URL returns to the last workspace" (issue 4) must not
-# drop a second user into the first one's workspace (issue 6). The rule, the simplest that is
+# Why: "a closed tab reopened at the bare URL returns to the last workspace" must not
+# drop a second user into the first one's workspace. The rule, the simplest that is
 # correct for both: a new session falls back to the server's last-opened workspace only when no
 # OTHER live (connected) browser session has it open; otherwise it gets a new workspace of its
 # own. Either way the page says what happened (``landing_note``), so a user who reopened
@@ -88,12 +88,6 @@ def open_elsewhere(ws_id: str) -> bool:
         with _OPEN_LOCK:
             _OPEN.pop(tok, None)
     return False
-
-
-def forget_session() -> None:
-    """This session no longer holds a workspace (tests; a session that ends)."""
-    with _OPEN_LOCK:
-        _OPEN.pop(st.session_state.get(TOKEN_KEY, ""), None)
 
 
 def landing_note(ws: Workspace) -> str | None:
@@ -203,10 +197,6 @@ def guard() -> Iterator[None]:
 
 
 # -- the dataset -------------------------------------------------------------------------------
-def sample_folder() -> Path:
-    return store().root / "sample"
-
-
 def dataset_key(ws: Workspace) -> str:
     """A short fingerprint of the dataset reference (cache key; changes when files change)."""
     s = store()

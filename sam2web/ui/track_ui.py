@@ -18,7 +18,7 @@ from sam2web.errors import UserError
 from sam2web.params import LABELS, TrackParams
 from sam2web.service import runs
 from sam2web.service.executor import get_executor, guess_device
-from sam2web.store import Run, Workspace
+from sam2web.store import ACTIVE_STATUSES, Run, Workspace
 from sam2web.types import Prompt
 from sam2web.ui import lineage_ui, progress_ui, state
 
@@ -73,7 +73,7 @@ def _number(col: Any, label: str, name: str, saved: dict) -> float:
 
 
 def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
-    """The parameter form: every TrackParams field (SPEC.md's worker parameters plus device, precision,
+    """The parameter form: every TrackParams field (the NimbusImage worker's parameters plus device, precision,
     image size); returns the values on submit, saved with the workspace."""
     saved = saved_form(ws)
     if "track" not in (ws.view or {}):  # nothing typed yet: start from what suits this stack
@@ -244,7 +244,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
             st.info(
                 f"Queued: position {status.queue_position} in the queue for this device (one run at a time per device)."
             )
-        if status.status in ("running", "queued"):
+        if status.status in ACTIVE_STATUSES:
             loading = status.phase == "loading"
             st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status))
             if status.where:
@@ -302,7 +302,7 @@ def resumed_by(run: Run) -> int | None:
 
 
 def has_active_runs(ws: Workspace) -> bool:
-    return any(r.status in ("queued", "running") for r in state.store().list_runs(ws.id)[:20])
+    return any(not r.finished for r in state.store().list_runs(ws.id)[:20])
 
 
 def runs_panel(ws: Workspace, stack: Any | None, key_prefix: str = "trk", limit: int = 5) -> None:
@@ -331,6 +331,7 @@ def download_checkpoint_ui(size: str, ws: Workspace | None = None) -> None:
     It goes away as soon as a checkpoint is found (a path typed in the form, a file put in place),
     and a failed download leaves a sentence in the app's words, not a stuck "Downloading…".
     """
+    from sam2web.service import checkpoints
     from sam2web.tracking import model
 
     typed = str(st.session_state.get("trk_checkpoint") or (saved_form(ws)["checkpoint"] if ws else "") or "")
@@ -350,7 +351,7 @@ def download_checkpoint_ui(size: str, ws: Workspace | None = None) -> None:
             )
 
         try:
-            path = model.download_checkpoint(size, progress=progress)
+            path = checkpoints.download(size, progress=progress)  # verified in a worker process: no torch here
         except UserError as err:
             slot.empty()
             st.error(
