@@ -238,16 +238,12 @@ def object_masks(ws: Workspace, stack: Any, loc: Location, here: list[Prompt], s
     The one place the Annotate page asks for "a mask the moment a box is drawn": the device
     worker's interactive session (``sam2web.service.sessions``) answers for the object's whole
     prompt on this frame; an answer is kept until that prompt changes, and an object whose prompt
-    went away is removed from the session too. The model is warmed when the page opens.
+    went away is removed from the session too.
     """
-    from sam2web.params import TrackParams
     from sam2web.service import sessions
-    from sam2web.ui import track_ui
+    from sam2web.ui import model_warmup
 
-    params = TrackParams.from_dict(track_ui.saved_form(ws))
-    status = sessions.model_status(params)
-    if status == "cold":
-        sessions.warm(params)
+    params = model_warmup.form_params(ws)  # the model the page warms (``model_warmup.show``)
     try:
         req = sessions.frame_request(state.store(), ws, stack, params, settings, loc)
     except UserError as err:
@@ -275,10 +271,6 @@ def object_masks(ws: Workspace, stack: Any, loc: Location, here: list[Prompt], s
             notes.append(res.status)
         if held is not None and held[0] == sig and held[1]:
             out[obj] = held[1]
-    if status.startswith("failed"):
-        notes.append(status.removeprefix("failed: "))
-    elif status in ("cold", "loading") and not notes:
-        notes.append(sessions.loading_label(params))
     return out, " ".join(notes)
 
 
