@@ -101,3 +101,28 @@ def test_rings_json_and_screen_size():
     assert viewer.rings_json(sg.Polygon()) == []
     assert viewer.screen_size(1009, 1305) == (696, 900)
     assert viewer.screen_size(320, 240) == (320, 240)  # never enlarged: the browser scales up
+
+
+def test_a_long_run_goes_to_the_browser_as_a_window_around_the_frame(data, monkeypatch):
+    from sam2web.ui import results_ui
+
+    try:
+        from tests.app_helpers import submit_track, wait_runs
+    except ImportError:  # pragma: no cover
+        from app_helpers import submit_track, wait_runs
+
+    monkeypatch.setattr(results_ui, "VIEWER_WINDOW", 3)  # 6 frames stand for a long run
+    at = _annotate(new_app())
+    _ops(at, {"cid": "w", "op": "add", "kind": "box", "box": [60, 40, 110, 90], "tool": "box_new"})
+    at.switch_page("pages/track.py").run()
+    submit_track(at, time="1-6")
+    ws_id = at.session_state["ws_id"]
+    wait_runs(data, ws_id)
+    (run,) = data.list_runs(ws_id)
+    at.switch_page("pages/results.py").run()
+    assert_clean(at)
+    at.session_state[f"res_frame_{run.id}"] = 5
+    at.run()
+    caption = next(c.value for c in at.caption if "object(s)" in c.value)
+    assert "Time 5 of 6" in caption and "Frames 4–6 of 6 are in the viewer" in caption
+    assert at.session_state[f"res_viewer_{run.id}_lo"] == 3

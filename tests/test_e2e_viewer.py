@@ -218,8 +218,9 @@ def test_correction_drawn_at_zoom_retracks_from_that_frame(server, browser):
         page.get_by_text("Correction box at Time 3", exact=False).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         ui.settle(page)
         assert abs(float(ui.viewer_state(root)["zoom"]) - 6.0) < 0.01  # still zoomed after the reruns
-        for size, viewport in SIZES.items():
+        for size, viewport in SIZES.items():  # the zoomed frame with the box, and the button under it
             page.set_viewport_size(viewport)
+            page.get_by_role("button", name="Re-track this object from here").scroll_into_view_if_needed()
             ui.snap(page, f"viewer_correction_{size}")
         page.get_by_role("button", name="Re-track this object from here").click()
         page.get_by_text("Correction queued as run", exact=False).wait_for(timeout=ui.PAGE_TIMEOUT_MS)

@@ -348,7 +348,7 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
             tool=st.session_state.get("ann_tool", "box_new"),
             tool_seek=st.session_state.get("ann_tool_seek", 0),
             height=vh,
-            legend=False,
+            legend=bool(objects),
             step_via_python=int(stack.sizes[size_key]) > 1,
             status=mask_note[:160],
         )

@@ -282,6 +282,7 @@ def _area(run: Run, anns: list, visible: set[int], label: str) -> tuple[pd.DataF
 
 
 FRAME_MAX_H = 520  # screen pixels: a tall frame still fits a 1280 x 800 window
+VIEWER_WINDOW = 150  # frames sent to the browser at most (about 10 MB of screen-resolution JPEGs)
 CORR_KEY = "res_corr_box"  # the correction drawn in the viewer: {"box", "loc", "obj"}
 
 
@@ -302,13 +303,16 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         return state.current_location(ws, stack)
     key = f"res_frame_{run.id}"  # the frame Python knows, 1-based
     vkey = f"res_viewer_{run.id}"
-    ev = viewer.events(vkey, pos=max(0, int(st.session_state.get(key, 1)) - 1))
+    lo_sent = int(st.session_state.get(f"{vkey}_lo", 0))  # the first frame of the window sent last time
+    ev = viewer.events(vkey, pos=max(0, int(st.session_state.get(key, 1)) - 1 - lo_sent))
     if ev.frame is not None:
-        st.session_state[key] = int(ev.frame) + 1
+        st.session_state[key] = lo_sent + int(ev.frame) + 1
+    if ev.step:
+        st.session_state[key] = min(max(int(st.session_state.get(key, 1)) + int(ev.step), 1), len(frames))
     if ev.select is not None:
         st.session_state["res_corr_obj"] = int(ev.select)
     if ev.ops:
-        take_correction_ops(run, frames, ev.ops, vkey)
+        take_correction_ops(run, frames[lo_sent:], ev.ops, vkey)
     lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
     current = st.session_state.get(key)
     if not isinstance(current, int) or not 1 <= current <= len(frames):
@@ -316,18 +320,23 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         st.session_state[key] = current
     # A frame chosen in Python (first open, "go to the division") is sent as a seek; the browser keeps
     # its own frame otherwise (playing, scrubbing).
+    idx = current - 1
+    loc = frames[idx]
+    # A long run is sent as a window of frames around the one shown (the browser caches what it gets);
+    # stepping past either end of the window moves it.
+    lo = 0 if len(frames) <= VIEWER_WINDOW else max(0, min(idx - VIEWER_WINDOW // 2, len(frames) - VIEWER_WINDOW))
+    shown_frames = frames[lo : lo + VIEWER_WINDOW]
     sent = st.session_state.get(f"{vkey}_sent")
     seek = st.session_state.get(f"{vkey}_seek", 0)
-    if sent != current and ev.frame is None:
+    if (sent != current and ev.frame is None) or lo != lo_sent:
         seek += 1
         st.session_state[f"{vkey}_seek"] = seek
     st.session_state[f"{vkey}_sent"] = current
-    idx = current - 1
-    loc = frames[idx]
+    st.session_state[f"{vkey}_lo"] = lo
     settings = state.display_settings(ws, stack)
     colors = lineage_ui.colors_of(anns)  # lineage hook: daughters in shades of their mother's colour
     width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
-    pos_of = {f: i for i, f in enumerate(frames)}
+    pos_of = {f: i for i, f in enumerate(shown_frames)}
     overlays: dict[int, list[dict]] = {}
     for a in _memo_rings(run, anns):
         i = pos_of.get(a[1])
@@ -335,10 +344,10 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
             overlays.setdefault(i, []).append({"id": a[0], "rings": a[2]})
     settings_json = json.dumps(settings.to_dict(), sort_keys=True)
     entries = []
-    for i, f in enumerate(frames):
+    for i, f in enumerate(shown_frames):
         rgb = state.render(ws, stack, f, settings)
         cache_key = (state.dataset_key(ws), tuple(int(v) for v in f), settings_json)
-        entries.append(viewer.frame_entry(rgb, cache_key, _step(run, f), f, vkey, i, full=i == idx))
+        entries.append(viewer.frame_entry(rgb, cache_key, _step(run, f), f, vkey, i, full=i + lo == idx))
     prompts: dict[int, list[dict]] = {}
     for p in run.settings.get("prompts", []):
         from sam2web import prompts as prompts_mod
@@ -361,7 +370,7 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         frames=entries,
         axis=_axis_label(run),
         total=len(frames),
-        index=idx,
+        index=idx - lo,
         seek=seek,
         objects=[{"id": o, "name": names[o], "color": colors.get(o, color_for(o))} for o in objects],
         overlays=overlays,
@@ -372,12 +381,18 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         height=int(min(FRAME_MAX_H, max(320, round(700 * height / width)))),
         hidden=[o for o in objects if o not in visible],
         report_frame=True,
+        step_via_python=len(frames) > VIEWER_WINDOW,
     )
     here = [a for a in anns if a.loc == loc and a.obj_id in visible]
     st.caption(
         f"XY {loc.xy + 1} · {_axis_label(run)} {_step(run, loc) + 1} of {len(frames)} · "
         f"{'Z' if _axis_label(run) == 'Time' else 'Time'} {(loc.z if _axis_label(run) == 'Time' else loc.time) + 1} · "
         f"{len(here)} object(s). Space plays, the wheel zooms, a box (Shift+B) corrects the selected object here."
+        + (
+            f" Frames {lo + 1}–{lo + len(shown_frames)} of {len(frames)} are in the viewer; ← / → past them moves on."
+            if len(frames) > VIEWER_WINDOW
+            else ""
+        )
     )
     return loc
 

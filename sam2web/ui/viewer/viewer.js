@@ -387,7 +387,10 @@ class Viewer {
   }
 
   step(dir) {
-    if (this.frames.length <= 1) {
+    const next = this.cur + dir;
+    const outside = next < 0 || next >= this.frames.length;
+    if (this.frames.length <= 1 || (outside && this.data.step_via_python)) {
+      // One frame here (Annotate), or the end of the frames sent (a long run): Python moves on.
       if (this.data.step_via_python) this.api.setTriggerValue("step", dir);
       return;
     }
