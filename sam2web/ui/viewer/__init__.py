@@ -267,6 +267,8 @@ def show(
         "height": int(height),
         "legend": bool(legend),
         "hidden": sorted(int(h) for h in hidden),
+        # a new choice in Python (e.g. "Show objects") replaces the legend's ticks; otherwise they stay
+        "hidden_version": ",".join(str(int(h)) for h in sorted(hidden)),
         "acked": done(key)[-_ACK_KEPT:],
         "report_frame": bool(report_frame),
         "step_via_python": bool(step_via_python),
