@@ -181,6 +181,16 @@ def test_ten_boxes_in_three_seconds_are_ten_prompts(server, browser):
         ctx.close()
 
 
+def _wait_new_run(s, ws_id: str, old_id: int, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        newest = s.list_runs(ws_id)[0]
+        if newest.id != old_id:
+            return newest
+        time.sleep(0.2)  # bounded poll of the store (the deadline bounds the loop)
+    raise AssertionError("the correction run was never created")
+
+
 def _results(page, ws_id: str, url: str):
     page.goto(f"{url}/results?ws={ws_id}")
     page.get_by_role("heading", name="Results", exact=True).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
@@ -223,9 +233,8 @@ def test_correction_drawn_at_zoom_retracks_from_that_frame(server, browser):
             page.get_by_role("button", name="Re-track this object from here").scroll_into_view_if_needed()
             ui.snap(page, f"viewer_correction_{size}")
         page.get_by_role("button", name="Re-track this object from here").click()
-        page.get_by_text("Correction queued as run", exact=False).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
-        newest = s.list_runs(ws_id)[0]
-        assert newest.id != run.id
+        newest = _wait_new_run(s, ws_id, run.id)
+        page.get_by_text(f"Run {newest.id} is a correction", exact=False).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         corr = newest.settings["correction"]
         assert corr["obj_id"] == 1 and corr["loc"] == [0, 2, 0]
         assert max(abs(a - b) for a, b in zip(corr["box"], target)) <= 0.5, (corr["box"], target)

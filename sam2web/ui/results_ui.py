@@ -420,6 +420,7 @@ def take_correction_ops(run: Run, frames: list[Location], ops: list[dict], vkey:
         if loc is None:
             loc = list(frames[min(max(int(op.get("pos", 0)), 0), len(frames) - 1)])
         st.session_state[CORR_KEY] = {"box": [float(v) for v in op["box"]], "loc": list(loc), "obj": int(obj)}
+        st.session_state.pop("res_corr_done", None)
         st.session_state["res_corr_obj"] = int(obj)
         st.session_state["res_corr_open"] = True
     viewer.ack(vkey, [op.get("cid") for op in ops])
@@ -444,6 +445,8 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
         )
         corr = st.session_state.get(CORR_KEY)  # drawn for the object selected then; re-tracks the one chosen now
         if not isinstance(corr, dict):
+            if st.session_state.get("res_corr_done"):
+                st.success(st.session_state["res_corr_done"])
             st.caption(
                 "Click the object in the viewer (or choose it here), press Shift+B (Box ●) and draw the box "
                 "where it really is, at any zoom; then press the button."
@@ -465,7 +468,11 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             with state.guard():
                 run_id = submit_correction(ws, stack, run, obj, where, box)
                 st.session_state.pop(CORR_KEY, None)
-                st.success(f"Correction queued as run {run_id}: {correction_summary(state.store().get_run(run_id))}")
+                # Kept for the next reruns: the page reruns at once to follow the new run.
+                st.session_state["res_corr_done"] = (
+                    f"Correction queued as run {run_id}: {correction_summary(state.store().get_run(run_id))}"
+                )
+                st.rerun()  # the Run selector follows the new run (``submit_correction``)
 
 
 def _axis_label(run: Run) -> str:
