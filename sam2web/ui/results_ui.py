@@ -15,10 +15,11 @@ import streamlit as st
 
 from sam2web.errors import UserError
 from sam2web.overlay import color_for
-from sam2web.service import runs
+from sam2web.params import LABELS
+from sam2web.service import review, runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
-from sam2web.ui import lineage_ui, state, viewer
+from sam2web.ui import labels, lineage_ui, state, viewer
 from sam2web.ui.downloads_ui import download_builders, downloads, label_downloads  # noqa: F401  (the page calls them here)
 
 
@@ -42,9 +43,9 @@ def run_label(run: Run) -> str:
     """The Run selector's words for a run, from its current state (re-read on every rerun)."""
     status = run.status
     if not run.finished:
-        status += f" {run.done_frames}/{run.total_frames}"
-    across = "Time" if run.settings.get("across", "time") == "time" else "Z"
-    return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
+        status += f" {run.done_frames} of {run.total_frames}"
+    model = LABELS.get(run.settings.get("model", ""), run.settings.get("model", ""))
+    return f"Run {run.id} · {status} · {model}, across {labels.axis_name(run.settings)}, {run.settings.get('direction', '')}"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -144,7 +145,7 @@ def visible_objects(ws: Workspace | None, run: Run, objects: list[int]) -> set[i
         "Show objects",
         objects,
         key=key,
-        format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
+        format_func=lambda i: labels.object_label(i, run.objects.get(str(i), {}).get("name", "")),
     )
     save_settings(ws, run, hidden=[o for o in objects if o not in chosen])
     return set(chosen)
@@ -286,12 +287,6 @@ VIEWER_WINDOW = 150  # frames sent to the browser at most (about 10 MB of screen
 CORR_KEY = "res_corr_box"  # the correction drawn in the viewer: {"box", "loc", "obj"}
 
 
-def _first_masked(frames: list[Location], anns: list) -> int:
-    """The first frame (0-based position) with a mask: where a run's result starts to show."""
-    masked = {a.loc for a in anns}
-    return next((i for i, loc in enumerate(frames) if loc in masked), 0)
-
-
 def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Location], visible: set[int]) -> Location:
     """The run in the viewer: frames and outlines go to the browser once, which plays and zooms them.
 
@@ -314,10 +309,16 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     if ev.ops:
         take_correction_ops(run, frames[lo_sent:], ev.ops, vkey)
     lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
-    current = st.session_state.get(key)
-    if not isinstance(current, int) or not 1 <= current <= len(frames):
-        current = _first_masked(frames, anns) + 1
-        st.session_state[key] = current
+    current, seeded = st.session_state.get(key), f"{key}_seeded"
+    if (
+        not isinstance(current, int)
+        or not 1 <= current <= len(frames)
+        or (st.session_state.get(seeded) is False and anns)
+    ):
+        # first visit (or no mask yet when it was made): open at the first frame with masks
+        current = review.first_masked_frame(frames, {a.loc for a in anns}) + 1
+        st.session_state[seeded] = bool(anns)
+    st.session_state[key] = current
     # A frame chosen in Python (first open, "go to the division") is sent as a seek; the browser keeps
     # its own frame otherwise (playing, scrubbing).
     idx = current - 1
@@ -362,7 +363,7 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
             {"id": int(corr["obj"]), "kind": "box", "box": list(corr["box"]), "divide": True}
         )
     objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
-    names = {o: f"#{o + 1} {run.objects.get(str(o), {}).get('name', '')}".strip() for o in objects}
+    names = {o: labels.object_label(o, run.objects.get(str(o), {}).get("name", "")) for o in objects}
     selected = st.session_state.get("res_corr_obj")
     viewer.show(
         vkey,
@@ -441,7 +442,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             "Object to correct",
             objs,
             key="res_corr_obj",
-            format_func=lambda i: f"#{i + 1} {run.objects[str(i)].get('name', '')}",
+            format_func=lambda i: labels.object_label(i, run.objects[str(i)].get("name", "")),
         )
         corr = st.session_state.get(CORR_KEY)  # drawn for the object selected then; re-tracks the one chosen now
         if not isinstance(corr, dict):
@@ -618,10 +619,22 @@ METRIC_NAMES = {
     "lost_frames": ("Frames lost", "Frames where the true cell exists but the object has no mask."),
     "id_switches": ("Identity switches", "Times an object jumped to another true cell."),
     "wrong_id_frames": ("Frames on the wrong cell", "Frames where the object overlapped another cell most."),
+    "TRA": ("Tracking (TRA)", "Cell Tracking Challenge tracking accuracy, 0–1: how little editing the tracks need."),
+    "DET": ("Detection (DET)", "Cell Tracking Challenge detection accuracy, 0–1: cells found, none invented."),
+    "LNK": ("Linking (LNK)", "Cell Tracking Challenge linking accuracy, 0–1: frame-to-frame links right."),
+    "CHOTA": ("CHOTA", "Detection, association and lineage in one score, 0–1."),
+    "division_recall": ("Divisions found", "Share of the true divisions found at their frame."),
+    "division_precision": ("Divisions right", "Share of the divisions found that are true ones."),
+    "division_f1": ("Division F1", "Divisions found and right, combined (0–1)."),
+    "divisions_true": ("True divisions", "Divisions in the ground truth."),
+    "divisions_found": ("Divisions detected", "Divisions in this run."),
     "obj_id": ("Object", ""),
     "true_label": ("True label", ""),
     "prompt_frame": ("Prompt frame", ""),
 }
+
+
+PERCENT_KEYS = {"tracked_fraction", "division_recall", "division_precision"}  # shares, shown as percentages
 
 
 def metric_name(key: str) -> str:
@@ -632,14 +645,14 @@ def show_scores(scores: dict) -> None:
     overall = {
         k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+    summary = labels.qa_summary(scores.get("overall") or {})
+    if summary:
+        st.markdown(summary)
     if overall:
         cols = st.columns(min(len(overall), 5))
         for i, (k, v) in enumerate(overall.items()):
-            cols[i % len(cols)].metric(
-                metric_name(k),
-                f"{v:.3f}" if isinstance(v, float) else v,
-                help=METRIC_NAMES.get(k, ("", None))[1] or None,
-            )
+            shown = f"{100 * v:.0f} %" if k in PERCENT_KEYS else f"{v:.3f}" if isinstance(v, float) else v
+            cols[i % len(cols)].metric(metric_name(k), shown, help=METRIC_NAMES.get(k, ("", None))[1] or None)
     per = scores.get("objects") or []
     if per:
         rows = [{metric_name(k): v for k, v in o.items() if k != "ious"} for o in per]
