@@ -15,10 +15,11 @@ import streamlit as st
 
 from sam2web.errors import UserError
 from sam2web.overlay import color_for, draw_geometries
-from sam2web.service import runs
+from sam2web.params import LABELS
+from sam2web.service import review, runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
-from sam2web.ui import canvas, lineage_ui, state
+from sam2web.ui import canvas, labels, lineage_ui, state
 from sam2web.ui.downloads_ui import download_builders, downloads, label_downloads  # noqa: F401  (the page calls them here)
 
 
@@ -42,9 +43,9 @@ def run_label(run: Run) -> str:
     """The Run selector's words for a run, from its current state (re-read on every rerun)."""
     status = run.status
     if not run.finished:
-        status += f" {run.done_frames}/{run.total_frames}"
-    across = "Time" if run.settings.get("across", "time") == "time" else "Z"
-    return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
+        status += f" {run.done_frames} of {run.total_frames}"
+    model = LABELS.get(run.settings.get("model", ""), run.settings.get("model", ""))
+    return f"Run {run.id} · {status} · {model}, across {labels.axis_name(run.settings)}, {run.settings.get('direction', '')}"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -144,7 +145,7 @@ def visible_objects(ws: Workspace | None, run: Run, objects: list[int]) -> set[i
         "Show objects",
         objects,
         key=key,
-        format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
+        format_func=lambda i: labels.object_label(i, run.objects.get(str(i), {}).get("name", "")),
     )
     save_settings(ws, run, hidden=[o for o in objects if o not in chosen])
     return set(chosen)
@@ -292,9 +293,15 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     key = f"res_frame_{run.id}"
     lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
     playing = st.session_state.get("res_playing", False)
-    current = st.session_state.get(key, 1)
-    if not isinstance(current, int) or not 1 <= current <= len(frames):
-        current = 1
+    current, seeded = st.session_state.get(key), f"{key}_seeded"
+    if (
+        not isinstance(current, int)
+        or not 1 <= current <= len(frames)
+        or (st.session_state.get(seeded) is False and anns)
+    ):
+        # first visit (or no mask yet when it was made): open at the first frame with masks
+        current = review.first_masked_frame(frames, {a.loc for a in anns}) + 1
+        st.session_state[seeded] = bool(anns)
     if playing:
         current = (current % len(frames)) + 1
     st.session_state[key] = current  # the slider reads its value from here (no value= argument)
@@ -334,7 +341,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             "Object to correct",
             objs,
             key="res_corr_obj",
-            format_func=lambda i: f"#{i + 1} {run.objects[str(i)].get('name', '')}",
+            format_func=lambda i: labels.object_label(i, run.objects[str(i)].get("name", "")),
         )
         width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
         fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
@@ -507,10 +514,22 @@ METRIC_NAMES = {
     "lost_frames": ("Frames lost", "Frames where the true cell exists but the object has no mask."),
     "id_switches": ("Identity switches", "Times an object jumped to another true cell."),
     "wrong_id_frames": ("Frames on the wrong cell", "Frames where the object overlapped another cell most."),
+    "TRA": ("Tracking (TRA)", "Cell Tracking Challenge tracking accuracy, 0–1: how little editing the tracks need."),
+    "DET": ("Detection (DET)", "Cell Tracking Challenge detection accuracy, 0–1: cells found, none invented."),
+    "LNK": ("Linking (LNK)", "Cell Tracking Challenge linking accuracy, 0–1: frame-to-frame links right."),
+    "CHOTA": ("CHOTA", "Detection, association and lineage in one score, 0–1."),
+    "division_recall": ("Divisions found", "Share of the true divisions found at their frame."),
+    "division_precision": ("Divisions right", "Share of the divisions found that are true ones."),
+    "division_f1": ("Division F1", "Divisions found and right, combined (0–1)."),
+    "divisions_true": ("True divisions", "Divisions in the ground truth."),
+    "divisions_found": ("Divisions detected", "Divisions in this run."),
     "obj_id": ("Object", ""),
     "true_label": ("True label", ""),
     "prompt_frame": ("Prompt frame", ""),
 }
+
+
+PERCENT_KEYS = {"tracked_fraction", "division_recall", "division_precision"}  # shares, shown as percentages
 
 
 def metric_name(key: str) -> str:
@@ -521,14 +540,14 @@ def show_scores(scores: dict) -> None:
     overall = {
         k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+    summary = labels.qa_summary(scores.get("overall") or {})
+    if summary:
+        st.markdown(summary)
     if overall:
         cols = st.columns(min(len(overall), 5))
         for i, (k, v) in enumerate(overall.items()):
-            cols[i % len(cols)].metric(
-                metric_name(k),
-                f"{v:.3f}" if isinstance(v, float) else v,
-                help=METRIC_NAMES.get(k, ("", None))[1] or None,
-            )
+            shown = f"{100 * v:.0f} %" if k in PERCENT_KEYS else f"{v:.3f}" if isinstance(v, float) else v
+            cols[i % len(cols)].metric(metric_name(k), shown, help=METRIC_NAMES.get(k, ("", None))[1] or None)
     per = scores.get("objects") or []
     if per:
         rows = [{metric_name(k): v for k, v in o.items() if k != "ious"} for o in per]
