@@ -6,9 +6,9 @@ import time
 
 from app_helpers import assert_clean, data, new_app  # noqa: F401  (data: the fixture)
 
+from sam2web.params import TrackParams
 from sam2web.service import executor as executor_mod
 from sam2web.service import sessions
-from sam2web.params import TrackParams
 
 
 def _captions(at) -> list[str]:
