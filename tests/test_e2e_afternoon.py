@@ -92,7 +92,7 @@ def test_annotate_enter_reload_and_screenshots(server, browser):
 
         # Track: Enter in a text field starts nothing.
         ui.go(page, "Track")
-        field = page.get_by_label("Batch Time")
+        field = page.get_by_role("textbox", name="Batch Time")
         field.fill("1-3")
         field.press("Enter")
         ui.settle(page)
@@ -136,7 +136,7 @@ def test_z_stack_opens_track_across_z(server, browser):
         ui.go(page, "Track")
         radio = page.locator("[data-testid=stRadio]").filter(has_text="Track across")
         assert radio.get_by_role("radio", name="Z", exact=True).is_checked()
-        assert page.get_by_label("Batch Z").input_value() == "all"
+        assert page.get_by_role("textbox", name="Batch Z").input_value() == "all"
         ui.snap(page, "nuclei_track")
         assert not errors, errors
     except BaseException:
