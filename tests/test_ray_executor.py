@@ -214,12 +214,11 @@ def test_killed_worker_is_restarted_and_its_unit_tracks_only_the_missing_frames(
     masks = store.load_masks(run_id)
     assert len(masks) == store.count_masks(run_id) == XY * T  # nothing lost, nothing doubled
     assert victim not in {pid for pid, _ in ex.worker_pids()}  # the actor was restarted in a new process
-    ran_in = {u["pid"] for u in run.info["executed_on"]}
-    assert ran_in - {pid for pid, _ in pids}  # a sequence was re-run by the restarted actor
     assert run.info["done_sequences"] == [0, 1, 2]
     retried = [u for u in run.info["executed_on"] if u["attempt"] > 0]
     assert len(retried) == 1, run.info["executed_on"]  # the killed unit was resubmitted once...
-    assert 0 < retried[0]["frames_tracked"] <= T - 2  # ...and tracked only the frames still missing
+    assert 0 < retried[0]["frames_tracked"] <= T - 2  # ...and tracked only the frames still missing,
+    assert retried[0]["pid"] != victim  # on whichever live worker was free first
     monkeypatch.setenv("SAM2WEB_STANDIN", "1")  # the same drift, no delay
     assert _same(masks, _local_masks(store, ws, monkeypatch))
 
