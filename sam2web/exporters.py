@@ -32,6 +32,30 @@ class Units:
     def pixel_area(self) -> float | None:
         return None if self.pixel_size is None else float(self.pixel_size[0]) * float(self.pixel_size[1])
 
+    @classmethod
+    def of(cls, stack=None, calibration: Mapping | None = None) -> Units:
+        """The stack's own calibration, with what the user set on the Dataset page winning.
+
+        ``calibration`` is the workspace's ``dataset["calibration"]``: ``pixel_size`` (one number,
+        or [x, y]), ``unit``, ``z_step``, ``time_interval`` (seconds); a missing or empty key
+        keeps the file's value. Pixel sizes in a unit other than a length (``pixel``) are none.
+        """
+        size = getattr(stack, "pixel_size", None)
+        pixel = (float(size[0]), float(size[1])) if size and size[2] not in ("", "pixel", "pixels") else None
+        unit = str(size[2]) if pixel else "µm"
+        z_step = getattr(stack, "z_step", None)
+        interval = getattr(stack, "time_interval", None)
+        cal = dict(calibration or {})
+        if cal.get("pixel_size") not in (None, "", 0):
+            value = cal["pixel_size"]
+            pixel = (float(value[0]), float(value[1])) if isinstance(value, (list, tuple)) else (float(value),) * 2
+            unit = str(cal.get("unit") or unit)
+        if cal.get("z_step") not in (None, "", 0):
+            z_step = float(cal["z_step"])
+        if cal.get("time_interval") not in (None, "", 0):
+            interval = float(cal["time_interval"])
+        return cls(pixel, z_step, interval, "µm" if unit in ("um", "micron") else unit)
+
 
 @dataclass(frozen=True)
 class ExportContext:
@@ -50,6 +74,7 @@ class ExportContext:
     positions: tuple[int, ...] | None = None  # XY positions to write (None: those in ``annotations``)
     units: Units = field(default_factory=Units)
     source: str | None = None  # the image file's name, for formats that reference it
+    sizes: Mapping[str, int] | None = None  # the stack's axis sizes (T, Z, Y, X, ...), where known
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,24 @@ EXPORTERS: Registry[Exporter] = Registry(
             needs_frames=True,
             help="the CTC result format with the parent column (traccuracy, the CTC tools)",
         ),
+        Exporter(
+            "geff",
+            "GEFF tracking graph (tracks.geff/: napari-geff, traccuracy, motile-tracker)",
+            ("tracks.geff/",),
+            "sam2web.geff_export:context_geff",
+            cli_flag="--geff",
+            needs_frames=True,
+            help="the Graph Exchange File Format: one node per polygon, one edge per link, the label image beside it",
+        ),
+        Exporter(
+            "trackmate",
+            "TrackMate XML (Fiji: File > Load a TrackMate file)",
+            ("trackmate.xml",),
+            "sam2web.trackmate_export:context_trackmate",
+            cli_flag="--trackmate",
+            needs_frames=True,
+            help="a TrackMate model (spots with polygon ROIs, edges, tracks with divisions, calibration) for Fiji",
+        ),
     ],
 )
 
@@ -111,18 +154,20 @@ def context_of(
     dataset_id: str | None = None,
     positions: tuple[int, ...] | None = None,
     intensities: Mapping[str, float] | None = None,
+    calibration: Mapping | None = None,
 ) -> ExportContext:
-    """The context every face builds the same way: names from a run's objects, sizes and units from its stack."""
+    """The context every face builds the same way: names from a run's objects, sizes and units from its stack.
+
+    ``calibration`` is what the user set on the Dataset page (the workspace's
+    ``dataset["calibration"]``); it wins over the file's own values (``Units.of``).
+    """
     from sam2web.export import object_names
 
-    frame_shape = n_frames = None
-    units = Units()
+    frame_shape = n_frames = sizes = None
     if stack is not None:
-        sizes = stack.sizes
+        sizes = dict(stack.sizes)
         frame_shape, n_frames = (sizes["Y"], sizes["X"]), sizes["T" if across == "time" else "Z"]
-        if stack.pixel_size:
-            px, py, unit = stack.pixel_size
-            units = Units((float(px), float(py)), unit=unit)
+    units = Units.of(stack, calibration)
     return ExportContext(
         list(annotations),
         list(connections),
@@ -136,6 +181,7 @@ def context_of(
         positions=positions,
         units=units,
         source=getattr(stack, "name", None),
+        sizes=sizes,
     )
 
 
@@ -175,14 +221,44 @@ def zip_folders(files: Mapping[str, bytes], suffix: str = "") -> dict[str, bytes
     return out
 
 
-def write_all(out_dir: str | Path, files: Mapping[str, bytes]) -> None:
-    """Write export files (folder exports as folders) into ``out_dir``, each file atomically."""
+def write_all(out_dir: str | Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write export files into ``out_dir``: plain files all or nothing, each folder export whole.
+
+    A folder export (``tracks.geff/…``) is written beside its final place and swapped in, so no
+    file of an earlier export of that folder survives next to the new ones (a stale zarr property
+    would be read as part of the new graph).
+    """
+    import shutil
+    import tempfile
+
     from sam2web.export import write_files
 
     out = Path(out_dir)
-    for name in files:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-    write_files(out, dict(files))
+    out.mkdir(parents=True, exist_ok=True)
+    plain = {n: b for n, b in files.items() if folder_of(n) is None}
+    folders: dict[str, dict[str, bytes]] = {}
+    for name, data in files.items():
+        top = folder_of(name)
+        if top is not None:
+            folders.setdefault(top, {})[name[len(top) + 1 :]] = data
+    written = []
+    for top, inner in folders.items():
+        new = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=out))
+        try:
+            for rest, data in inner.items():
+                (new / rest).parent.mkdir(parents=True, exist_ok=True)
+                (new / rest).write_bytes(data)
+            old = out / f".{top}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if (out / top).exists():
+                (out / top).rename(old)
+            new.rename(out / top)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        written.append(out / top)
+    return written + write_files(out, plain)
 
 
 def add_cli_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -2,7 +2,7 @@
 
 Contract (the run service calls this instead of ``tracking.track.track``; same arguments, plus):
     track_lineage(stack, sequences, prompts, predictor, display, direction="forward", progress=None,
-                  cancel=None, result=None, on_frame=None, session=None, detect=True,
+                  cancel=None, result=None, on_frame=None, session=None, detect=True, on_phase=None,
                   min_share=MIN_SHARE, persist=PERSIST, max_neck=MAX_NECK, lookback=LOOKBACK) -> TrackResult
     lineage_kwargs(params: TrackParams) -> {detect, min_share, persist}   TrackParams' divisions fields
     split_mask(mask, min_share, max_neck) -> (part_a, part_b) | None
@@ -292,11 +292,15 @@ def track_lineage(
     max_neck: float = MAX_NECK,
     lookback: int = LOOKBACK,
     new_ids: Iterator[int] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> TrackResult:
     """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc).
 
     ``new_ids`` gives detected daughters their ids (ids already in use are skipped); the default
     counts on from the largest id here, which is unique only when one call sees the whole run.
+    ``on_phase("divisions")`` is called when the search for divisions starts and
+    ``on_phase("daughters")`` while daughters are tracked, so a progress bar that stands at its
+    last frame can say what is still going on.
     """
     from sam2web.tracking.track import track
 
@@ -318,38 +322,18 @@ def track_lineage(
     across = sequences[0].across if sequences else "time"
     if not detect or direction != "forward" or across != "time" or res.partial:
         return res
+    phase = on_phase or (lambda _name: None)
+    phase("divisions")
     return _detect(
-        res,
-        stack,
-        sequences,
-        predictor,
-        display,
-        progress,
-        cancel,
-        on_frame,
-        min_share,
-        persist,
-        max_neck,
-        lookback,
-        new_ids,
-    )
+        res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback,
+        new_ids, phase,
+    )  # fmt: skip
 
 
 def _detect(
-    res,
-    stack,
-    sequences,
-    predictor,
-    display,
-    progress,
-    cancel,
-    on_frame,
-    min_share,
-    persist,
-    max_neck,
-    lookback,
-    new_ids=None,
-):
+    res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback,
+    new_ids=None, phase=lambda _name: None,
+):  # fmt: skip
     from sam2web.tracking.track import track
 
     source = new_ids if new_ids is not None else itertools.count(max([*res.objects, *(k[0] for k in res.masks), 0]) + 1)
@@ -401,10 +385,12 @@ def _detect(
             loc = sequences[c.seq_i].frames[c.s]
             for k, part in enumerate(c.parts):
                 d = next(ids)
-                name = f"{mother.name or c.obj}.{k + 1}"
+                name = f"{mother.name or f'Object {c.obj + 1}'}.{k + 1}"  # "Object 1.2", counted from 1 like the screen
                 daughters.append(Prompt(d, loc, mask=part, tags=list(mother.tags), name=name, parent=c.obj))
                 births.append((c, k, d))
+        phase("daughters")
         res = track(stack, sequences, daughters, predictor, display, "forward", progress, cancel, res, on_frame)
+        phase("divisions")
         births = _drop_converged(res, sequences, births, persist, on_frame)
         ends = {}
         for c, k, d in births:

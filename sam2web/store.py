@@ -374,6 +374,24 @@ class Store:
         ws_id = rows[0]["value"] if rows else None
         return ws_id if ws_id and self.get_workspace(ws_id) else None
 
+    # -- a user's preferences (across workspaces) ------------------------------------------------
+    def preferences(self, user: str) -> dict:
+        """What ``user`` chose last for choices that belong to the person, not the workspace (model, image size)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"prefs:{user}",))
+        try:
+            value = json.loads(rows[0]["value"]) if rows else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def set_preferences(self, user: str, **values: Any) -> None:
+        merged = {**self.preferences(user), **values}
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (f"prefs:{user}", json.dumps(merged)),
+            )
+
     # -- runs -----------------------------------------------------------------------------------
     def create_run(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:
     from tests.app_helpers import assert_clean, data, errors, new_app, submit_track, wait_runs  # noqa: F401
@@ -61,11 +61,15 @@ def test_manual_division_tracked_shown_and_kept(data):
     at.switch_page("pages/results.py").run()
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "parent" in d.value.columns)
-    assert table.set_index("object")["parent"].fillna(-1).astype(int).to_dict() == {0: -1, 1: 0, 2: 0}
+    assert table.set_index("object")["parent"].to_dict() == {  # numbered from 1, like every list on screen
+        "#1 Object 1": "",
+        "#2 Object 1.1": "#1",
+        "#3 Object 1.2": "#1",
+    }
     at.button(key=f"lin_go_{run.id}").click().run()
     assert_clean(at)
-    assert at.slider(key=f"res_frame_{run.id}").value == 3
-    assert "Time 3" in at.image[0].captions[0]
+    assert at.session_state[f"res_frame_{run.id}"] == 3
+    assert "Time 3" in next(c.value for c in at.caption if "object(s)" in c.value)
 
     # A correction of a daughter keeps the lineage, and so does a fresh app (restart).
     at.session_state["res_corr_open"] = True  # the section builds its canvas only when open

@@ -224,7 +224,7 @@ def test_killed_worker_is_restarted_and_its_unit_tracks_only_the_missing_frames(
 
 
 def test_app_tracks_on_ray_and_says_where(env, tmp_path):
-    from sam2web.ui.canvas import INJECT_KEY
+    from sam2web.ui.viewer import INJECT_KEY
     from tests.app_helpers import assert_clean, new_app, submit_track, wait_runs
 
     store, _ = env
@@ -235,7 +235,8 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     at.run()
     at.switch_page("pages/track.py").run()
     assert_clean(at)
-    captions = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    # Where runs execute is the Track caption's tooltip (the caption itself stays one line).
+    captions = " ".join(c.value + " " + c.proto.help for c in at.caption) + " ".join(m.value for m in at.markdown)
     assert "Ray cluster at" in captions, captions
     submit_track(at, time="1-6")
     assert_clean(at)
@@ -246,7 +247,7 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     assert run.done_frames == 6 and store.count_masks(run.id) == 6 and run.info["executed_on"]
     at.run()
     assert_clean(at)
-    text = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    text = " ".join(c.value + " " + c.proto.help for c in at.caption) + " ".join(m.value for m in at.markdown)
     assert "2 workers" in text and "done" in text, text
 
 

@@ -119,7 +119,8 @@ def test_a_text_file_is_refused_with_the_formats_named(tmp_path):
 
     (tmp_path / "notes.tif").write_text("hello world, not an image")
     with pytest.raises(
-        UserError, match="is a text file: open a TIFF, OME-TIFF, PNG, JPEG, CZI, OME-Zarr, MP4/AVI video file"
+        UserError,
+        match="is a text file: open a TIFF, OME-TIFF, PNG, JPEG, CZI, OME-Zarr, MP4/AVI video, Nikon ND2, Leica LIF file",
     ):
         open_stack(tmp_path / "notes.tif")
 

@@ -8,12 +8,15 @@ tracked objects are. A man_track.txt beside the labels (CTC lineage) keeps its d
 mother's last polygon is linked to each daughter's first (tag DIVISION) and every daughter's
 GeoJSON feature carries parent_object_id. The output is the same as `track` writes:
 annotations.geojson, annotations.csv, connections.csv and nimbus.json in DIR, written completely
-or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column).
+or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column),
+--geff DIR/tracks.geff/ (the tracking graph for napari-geff, traccuracy, motile-tracker), --trackmate
+DIR/trackmate.xml (Fiji's TrackMate) and --labels DIR/labels_xy1.ome.tif.
 
 examples:
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --out gt_export/
   python -m sam2web convert nuclei_label.tif --across z --keep all --out nuclei_export/
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --ctc --out gt_export/   (gt_export/ctc/)
+  python -m sam2web convert ../shared/data/bacteria_ctc/TRA --geff --trackmate --out gt_export/
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
@@ -81,7 +84,7 @@ def check_settings(padding: float, smoothing: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam2web import ctc, export, geometry, links
+    from sam2web import ctc, export, exporters, geometry, links
 
     check_settings(args.padding, args.smoothing)
     export.check_dataset_id(args.dataset_id)  # a typo is reported before any work
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if result.masks:  # the label exports need the frame size and count, from the labels themselves
         shape = tuple(next(iter(result.masks.values())).shape)
         n_frames = max(loc.time if args.across == "time" else loc.z for _, loc in result.masks) + 1
-        ctx = dataclasses.replace(ctx, across=args.across, frame_shape=shape, n_frames=n_frames)
+        ctx = dataclasses.replace(ctx, across=args.across, frame_shape=shape, n_frames=n_frames, source=paths[0].name)
     files = exporters.export_files(ctx, exporters.chosen_on_cli(args))  # all in memory: an error writes nothing
     try:
         exporters.write_all(out, files)

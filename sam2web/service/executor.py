@@ -358,7 +358,23 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
 
 
 def _serve_sessions(sess_r, sess_w) -> None:
+    """The session host of this worker, working on one torch thread.
+
+    Why one thread: the sessions work beside the runs of this worker, and on a shared or busy CPU
+    torch's threads mostly wait for each other. Measured through this worker, tiny at 512 under a
+    load average of 18 on 2 cores: a warm prompt 5.2 s / 0.69 CPU-s with torch's 2 threads, 0.3 s /
+    0.075 CPU-s with one; a cold one 15.8 s / 3.3 CPU-s, then 6.6 s / 1.8 CPU-s. Torch's thread
+    count is per thread once a thread has used it, but a thread's first use copies the count of
+    the moment, so the main thread (which runs the runs) fixes its own first.
+    """
     from sam2web.service.session_host import SessionHost
+
+    threads = None
+    if not settings().standin:
+        from sam2web.tracking import factory
+
+        factory.init_threads()
+        threads = 1
 
     reply_lock = threading.Lock()
 
@@ -369,7 +385,7 @@ def _serve_sessions(sess_r, sess_w) -> None:
             except (OSError, ValueError):  # the server is gone: nobody to answer
                 pass
 
-    host = SessionHost(reply)
+    host = SessionHost(reply, threads=threads)
 
     def listen() -> None:
         while True:

@@ -325,10 +325,11 @@ class RayExecutor:
         previous = store.load_result(spec.correct_from) if spec.correct_from is not None else None
         units = {i: _Unit(spec.run_id, i, self._unit_spec(spec, i, saved, previous)) for i in sorted(prompted)}
         todo = [i for i in range(len(spec.sequences)) if i not in already]
-        rec = _RayRun(spec, store, units, {i: len(spec.sequences[i].frames) for i in todo})
+        # A sequence without a prompt is not tracked and not counted (review.own_frames): 0 of 0 frames.
+        rec = _RayRun(spec, store, units, {i: len(spec.sequences[i].frames) if i in units else 0 for i in todo})
         for i in todo:
-            if i not in units:  # no prompt on it: nothing to track, counted done (as worker.execute does)
-                rec.done[i] = rec.frames[i]
+            if i not in units:
+                rec.done[i] = 0
         with self._lock:
             position = self._position_locked(None)
             self._runs[spec.run_id] = rec

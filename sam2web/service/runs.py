@@ -16,6 +16,7 @@ from sam2web import selection
 from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
+from sam2web.service import review
 from sam2web.service.executor import Executor, get_executor, guess_device
 from sam2web.service.spec import RunSpec
 from sam2web.store import ACTIVE_STATUSES, Run, Store, Workspace
@@ -150,6 +151,8 @@ def run_settings(params: TrackParams, resolved: Resolved, display: Any, **extra:
         **params.to_dict(),
         "channel": display.export_channel() if hasattr(display, "export_channel") else 0,
         "n_sequences": len(sequences),
+        # Sequences with no prompt are not tracked; the run card names them (first frame, [xy, t, z]).
+        "unprompted": [list(loc) for loc in review.unprompted(sequences, resolved.prompts)],
         "resolved": frames,
         "display": display.to_dict() if hasattr(display, "to_dict") else dict(display),
         "prompts": [prompts_mod.prompt_to_dict(p) for p in resolved.prompts],
@@ -184,7 +187,7 @@ def submit(
         ws.id,
         run_settings(params, resolved, display),
         objects=resolved.objects,
-        total_frames=sum(len(q.frames) for q in resolved.sequences),
+        total_frames=review.own_frames(resolved.sequences, resolved.prompts),
         random_weights=random_weights_run(),
         info=info,
     )
@@ -291,7 +294,7 @@ def correct(
         settings_,
         objects=run.objects,
         random_weights=run.random_weights,
-        total_frames=sum(len(q.frames) for q in resolved.sequences),
+        total_frames=review.own_frames(resolved.sequences, resolved.prompts),
         info={"corrected_from": run.id},
     )
     store.copy_masks(run.id, new_id)

@@ -42,6 +42,7 @@ from sam2web.types import CompactMask, Location, Sequence
 Box = tuple[float, float, float, float]
 Point = tuple[float, float, int]  # x, y, label (1 positive, 0 negative), full-resolution pixels
 
+STATUS_WAIT_S = 0.5
 MODEL_LABELS = {"tiny": "tiny", "small": "small", "base_plus": "base plus", "large": "large"}
 
 
@@ -125,8 +126,8 @@ def model_status(params: TrackParams) -> str:
     workers = _workers(params, start=False)
     if not workers or not workers[0].started:
         return "cold"
-    try:
-        return str(workers[0].request("status", params, timeout=5.0))
+    try:  # the worker's listener answers at once; a page must not wait for a busy or starting worker
+        return str(workers[0].request("status", params, timeout=STATUS_WAIT_S))
     except NoAnswer:  # a worker still starting (importing torch) answers nothing yet
         return "loading"
     except UserError as err:

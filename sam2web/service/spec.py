@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sam2web.params import TrackParams
+from sam2web.service.review import own_frames
 from sam2web.types import Location, Prompt, Sequence
 
 
@@ -43,7 +44,8 @@ class RunSpec:
 
     @property
     def total_frames(self) -> int:
-        return sum(len(s.frames) for s in self.sequences)
+        """The run's own frames: those of its sequences that hold a prompt (``review.own_frames``)."""
+        return own_frames(self.sequences, self.prompts)
 
 
 WORST_FIRST = ("failed", "interrupted", "cancelled")  # a run of several parts ends as its worst part

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sam2web.errors import UserError
+from sam2web.service import review
 from sam2web.service.spec import RunSpec
 from sam2web.store import Store
 from sam2web.types import CompactMask, Location, Prompt, Sequence, TrackResult
@@ -163,7 +164,7 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
     run = store.get_run(spec.run_id)
     finished = set((run.info if run else {}).get("done_sequences", []))
     todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished and (only is None or i in only)]
-    counter = _Counter(sum(len(s.frames) for _, s in todo), emit)
+    counter = _Counter(review.own_frames([s for _, s in todo], spec.prompts), emit)
     if only is None:
         store.update_run(spec.run_id, total_frames=counter.total)
     emit("phase", "loading")
@@ -201,7 +202,7 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
             if cancelled():
                 raise Cancelled()
             seq_prompts = [p for p in spec.prompts if seq.index_of(p.loc) is not None]
-            if seq_prompts:
+            if seq_prompts:  # a sequence without a prompt is not the run's: not tracked, not counted
                 global_i = spec.seq_indices[seq_i] if spec.seq_indices else seq_i
                 _sequence(
                     spec,
@@ -217,7 +218,7 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
                     counter,
                     cancelled,
                 )
-            counter.add(seq.frames)
+                counter.add(seq.frames)
             record(seq_i)
             if only is None:
                 store.update_run(spec.run_id, done_frames=len(counter.done))
@@ -280,6 +281,7 @@ def _sequence(spec, store, stack, predictor, display, seq_i, seq, prompts, saved
             raise Cancelled()
         if not leg.prompts:
             continue
+        counter.emit("phase", "tracking")
         out = track_lineage(  # lineage hook: track + manual and detected divisions (sam2web/lineage.py)
             stack,
             [leg.sequence],
@@ -292,6 +294,7 @@ def _sequence(spec, store, stack, predictor, display, seq_i, seq, prompts, saved
             result=previous,
             new_ids=daughter_ids(spec, seq_i, previous.objects if previous is not None else ()),
             **lineage_kwargs(spec.params),
+            on_phase=lambda name: counter.emit("phase", name),  # "divisions", "daughters": the bar says so
         )
         if isinstance(out, TrackResult):  # the objects, with parents, are stored with the run
             store.merge_objects(spec.run_id, objects_to_dict(out.objects))

@@ -79,6 +79,8 @@ class Stack:
     channel_names: list[str] = field(default_factory=list)
     pixel_size: tuple[float, float, str] | None = None
     source: dict = field(default_factory=dict)
+    z_step: float | None = None  # Z spacing in the pixel size's unit, where the file says it
+    time_interval: float | None = None  # seconds between time points, where the file says it
     cache: FrameCache | None = None
     _closers: list = field(default_factory=list, repr=False)
     _uid: int = field(default=0, repr=False)
@@ -211,6 +213,8 @@ class Stack:
         if self.pixel_size:
             px, py, unit = self.pixel_size
             parts.append(f"pixel {px:g} x {py:g} {unit}")
+        if self.time_interval:
+            parts.append(f"{self.time_interval:g} s per time point")
         return ", ".join(parts)
 
     def close(self) -> None:
@@ -241,6 +245,8 @@ def _build(opened: Opened, name: str, source: dict, cache_bytes: int | None) -> 
         reader=opened.reader,
         channel_names=opened.channel_names,
         pixel_size=opened.pixel_size,
+        z_step=opened.z_step,
+        time_interval=opened.time_interval,
         source=source,
         cache=_private_cache(cache_bytes),
     )

@@ -97,6 +97,8 @@ class Opened:
     channel_names: list[str]
     pixel_size: tuple[float, float, str] | None = None
     close: Callable[[], None] | None = None
+    z_step: float | None = None  # Z spacing, in the pixel size's unit
+    time_interval: float | None = None  # seconds between time points
     extra: dict = field(default_factory=dict)
 
 
@@ -211,6 +213,43 @@ def _fit_names(names: list[str], n: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Sniffing and natural sort
 # --------------------------------------------------------------------------------------------
+TIME_UNITS_S = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "millisecond": 1e-3,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "µs": 1e-6,
+    "us": 1e-6,
+    "microsecond": 1e-6,
+}
+
+
+def seconds(value, unit: str | None = "s") -> float | None:
+    """A time step in seconds, or None for a missing, unknown-unit or non-positive value."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    factor = TIME_UNITS_S.get(str(unit or "s").strip().lower())
+    return v * factor if factor is not None and v > 0 else None
+
+
+def positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
+
+
 def _natural_key(path: Path) -> list:
     """t2.tif before t10.tif: digits compare as numbers."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]

@@ -36,11 +36,12 @@ def _channel_names(metadata: dict, n: int) -> list[str]:
     return [str(ch.get("@Name") or ch.get("Name") or f"Channel {i + 1}") for i, ch in enumerate(channels)][:n]
 
 
-def _pixel_size(metadata: dict) -> tuple[float, float, str] | None:
+def _distances(metadata: dict) -> dict[str, float]:
+    """{axis: metres per step} from the CZI's Scaling/Items/Distance entries."""
     try:
         items = metadata["ImageDocument"]["Metadata"]["Scaling"]["Items"]["Distance"]
     except (KeyError, TypeError):
-        return None
+        return {}
     if isinstance(items, dict):
         items = [items]
     values = {}
@@ -49,6 +50,11 @@ def _pixel_size(metadata: dict) -> tuple[float, float, str] | None:
             values[item.get("@Id")] = float(item.get("Value"))
         except (TypeError, ValueError):
             continue
+    return values
+
+
+def _pixel_size(metadata: dict) -> tuple[float, float, str] | None:
+    values = _distances(metadata)
     px, py = values.get("X", 0.0), values.get("Y", 0.0)
     if px > 0 and py > 0:
         return (px * 1e6, py * 1e6, "µm")  # metres in the file
@@ -112,6 +118,7 @@ def open_czi(path: Path) -> Opened:
         reader=read,
         channel_names=_fit_names(names or _default_channel_names(channels, rgb=rgb), channels),
         pixel_size=_pixel_size(metadata),
+        z_step=(_distances(metadata).get("Z") or 0) * 1e6 or None,  # µm, like the pixel size
         close=doc.close,
         extra={"format": "CZI"},
     )

@@ -52,6 +52,22 @@ def _pixel_size(axes: list[dict], transforms: list[dict]) -> tuple[float, float,
     return None
 
 
+def _steps(axes: list[dict], transforms: list[dict]) -> tuple[float | None, float | None]:
+    """(Z step, seconds per time point) from the level's scale and the axes' units."""
+    from sam2web.stack.common import positive, seconds
+
+    names = [a.get("name") for a in axes]
+    for tr in transforms or []:
+        if tr.get("type") == "scale" and len(tr.get("scale", [])) == len(axes):
+            scale = tr["scale"]
+            z = positive(scale[names.index("z")]) if "z" in names else None
+            t = None
+            if "t" in names:
+                t = seconds(scale[names.index("t")], axes[names.index("t")].get("unit") or "s")
+            return z, t
+    return None, None
+
+
 def open_ome_zarr(folder: Path) -> Opened:
     import zarr
 
@@ -105,6 +121,8 @@ def open_ome_zarr(folder: Path) -> Opened:
         reader=read,
         channel_names=_fit_names(names or _default_channel_names(sizes["C"], rgb=False), sizes["C"]),
         pixel_size=_pixel_size(axes, level.get("coordinateTransformations", [])),
+        z_step=_steps(axes, level.get("coordinateTransformations", []))[0],
+        time_interval=_steps(axes, level.get("coordinateTransformations", []))[1],
         extra={"format": "OME-Zarr"},
     )
 

@@ -95,6 +95,22 @@ READERS: Registry[Reader] = Registry(
             tested="tests/test_stack_formats.py::test_video_frames_are_time",
         ),
         Reader(
+            "nd2",
+            "Nikon ND2",
+            (".nd2",),
+            "sam2web.stack.bioio_reader:open_nd2",
+            "sam2web.stack.bioio_reader:sniff_nd2",
+            tested="untested here (no sample file can be made or found in a registry package); read by bioio-nd2",
+        ),
+        Reader(
+            "lif",
+            "Leica LIF",
+            (".lif",),
+            "sam2web.stack.bioio_reader:open_lif",
+            "sam2web.stack.bioio_reader:sniff_lif",
+            tested="untested here (no sample file can be made or found in a registry package); read by bioio-lif",
+        ),
+        Reader(
             "frames",
             "a folder of per-frame images",
             (),

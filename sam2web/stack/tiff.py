@@ -149,6 +149,26 @@ def _pixel_size_tiff(tif, series) -> tuple[float, float, str] | None:
         return None
 
 
+def _steps_tiff(tif) -> tuple[float | None, float | None]:
+    """(Z step, seconds per time point) from OME (PhysicalSizeZ, TimeIncrement) or ImageJ
+    (spacing, finterval) metadata; None where the file does not say."""
+    from sam2web.stack.common import positive, seconds
+
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            for el in ET.fromstring(tif.ome_metadata).iter():
+                if el.tag.endswith("Pixels"):
+                    return positive(el.get("PhysicalSizeZ")), seconds(
+                        el.get("TimeIncrement"), el.get("TimeIncrementUnit") or "s"
+                    )
+        if tif.is_imagej:
+            meta = tif.imagej_metadata or {}
+            return positive(meta.get("spacing")), seconds(meta.get("finterval"), meta.get("tunit") or "s")
+    except Exception:  # metadata is a nicety; a frame must still open without it
+        pass
+    return None, None
+
+
 def _round(value: float) -> float:
     """Resolution tags are rationals: 1 / (1 / 0.65) should read back as 0.65."""
     return float(f"{value:.6g}")
@@ -446,6 +466,8 @@ class TiffReader:
             channel_names=self.channel_names(),
             pixel_size=_pixel_size_tiff(self.tif, self.series[0]),
             close=self.close,
+            z_step=_steps_tiff(self.tif)[0],
+            time_interval=_steps_tiff(self.tif)[1],
             extra={"rgb": self.rgb},
         )
 

@@ -10,6 +10,7 @@ CLI and the app alike; otherwise the model's family in ``sam2web.trackers.TRACKE
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 from typing import Any
 
@@ -86,6 +87,29 @@ def set_threads(n: int) -> None:
 
     if n > 0 and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def init_threads() -> None:
+    """Fix this thread's torch thread count now (see ``service.executor._serve_sessions``)."""
+    import torch
+
+    torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` in this thread for a block (None: unchanged)."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def clear() -> None:

@@ -42,8 +42,18 @@ def _context(run: Run, anns: list, links_: list, **kw: Any) -> exporters.ExportC
     )
 
 
-def download_builders(run: Run, anns: list, links_: list, dataset_id: str | None = None) -> dict[str, Callable]:
-    """File name -> a function that builds its bytes (the exporters that need no frames)."""
+def download_builders(
+    run: Run,
+    anns: list,
+    links_: list,
+    dataset_id: str | None = None,
+    stack: Any = None,
+    calibration: dict | None = None,
+) -> dict[str, Callable]:
+    """File name -> a function that builds its bytes (the exporters that need no frames).
+
+    ``stack`` and ``calibration`` (the Dataset page's physical size) give the exports their units.
+    """
     out: dict[str, Callable[[], bytes]] = {}
     for exporter in exporters.EXPORTERS:
         if exporter.needs_frames:
@@ -52,7 +62,8 @@ def download_builders(run: Run, anns: list, links_: list, dataset_id: str | None
 
         def build_all(exporter=exporter, made=made) -> dict[str, bytes]:
             if not made:  # one exporter's files share their geometry work: one click builds them together
-                files = exporter.files_for(_context(run, anns, links_, dataset_id=dataset_id))
+                ctx = _context(run, anns, links_, dataset_id=dataset_id, stack=stack, calibration=calibration)
+                files = exporter.files_for(ctx)
                 made.update(exporters.zip_folders(files))
             return made
 
@@ -81,13 +92,13 @@ def nimbus_dataset_id(run: Run) -> str | None:
         return None
 
 
-def downloads(run: Run, anns: list, links_: list) -> None:
+def downloads(run: Run, anns: list, links_: list, stack: Any = None, calibration: dict | None = None) -> None:
     """One button per export file plus a zip of them all; each is made only when its button is clicked."""
     from sam2web import export
 
     st.markdown("**Downloads**")
     dataset_id = nimbus_dataset_id(run)
-    builders = download_builders(run, anns, links_, dataset_id)
+    builders = download_builders(run, anns, links_, dataset_id, stack, calibration)
     st.caption("Exports number objects, XY, Time and Z from 0 (the page shows them from 1).")
     cols = st.columns(len(builders) + 1)
     for col, (name, build) in zip(cols, builders.items()):
@@ -111,8 +122,16 @@ def downloads(run: Run, anns: list, links_: list) -> None:
     )
 
 
-def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> None:
-    """The exporters that rasterise every frame (label stacks, CTC), for the shown position, on request."""
+def _per_position(name: str, xy: int) -> str:
+    """``trackmate.xml`` -> ``trackmate_xy2.xml``; a name that already says its position is kept."""
+    if f"_xy{xy + 1}." in name:
+        return name
+    stem, dot, ext = name.partition(".")
+    return f"{stem}_xy{xy + 1}{dot}{ext}"
+
+
+def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int, calibration: dict | None = None) -> None:
+    """The exporters that need the frames (label stacks, CTC, GEFF, TrackMate), for the shown position, on request."""
     key = f"res_labels_{run.id}_{xy}"
     stamp = (id(anns), len(anns), len(links_))
     ready = st.session_state.get(key)
@@ -120,12 +139,14 @@ def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> 
         ready = None  # padding, smoothing or the run changed: build again
     heavy = [e for e in exporters.EXPORTERS if e.needs_frames]
     if ready is None and heavy:
-        if st.button("Prepare label images (napari, Fiji, CTC)", key=f"{key}_build"):
+        if st.button("Prepare label images and track files (napari, Fiji, CTC, GEFF, TrackMate)", key=f"{key}_build"):
             with st.spinner("Rasterising the polygons…"):
-                ctx = _context(run, anns, links_, stack=stack, positions=(xy,))
+                ctx = _context(run, anns, links_, stack=stack, positions=(xy,), calibration=calibration)
                 files: dict[str, bytes] = {}
                 for exporter in heavy:
-                    files.update(exporters.zip_folders(exporter.files_for(ctx), suffix=f"_xy{xy + 1}"))
+                    # a plain file is named for its position too (trackmate_xy2.xml), as folders are
+                    made = {(n if "/" in n else _per_position(n, xy)): d for n, d in exporter.files_for(ctx).items()}
+                    files.update(exporters.zip_folders(made, suffix=f"_xy{xy + 1}"))
             st.session_state[key] = ready = (stamp, files)
     if ready is not None:
         cols = st.columns(len(ready[1]))

@@ -331,6 +331,30 @@ def location_sliders(ws: Workspace, stack: Any, prefix: str) -> Location:
     return new
 
 
+# -- the person's own choices ------------------------------------------------------------------
+def user_key() -> str:
+    """Whose preferences these are: the signed-in user's e-mail when sign-in is on, else this server's user.
+
+    Why not per workspace: the model and image size suit the person and the machine, not the
+    dataset, so every new workspace starts with the ones chosen last.
+    """
+    try:
+        if st.user.get("is_logged_in"):
+            return str(st.user.get("email") or st.user.get("sub") or "local")
+    except Exception:  # noqa: BLE001 - no auth configured (or no runtime): one local user
+        pass
+    return "local"
+
+
+def preferences() -> dict:
+    return store().preferences(user_key())
+
+
+def save_preferences(**values: Any) -> None:
+    if any(preferences().get(k) != v for k, v in values.items()):
+        store().set_preferences(user_key(), **values)
+
+
 # -- prompts -----------------------------------------------------------------------------------
 def load_prompts(ws: Workspace) -> list:
     from sam2web import prompts as prompts_mod
