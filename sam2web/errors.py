@@ -25,4 +25,5 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     ArithmeticError,  # e.g. a corrupted header's zero tile size (found by the fuzz test)
     struct.error,
     zlib.error,
+    SyntaxError,  # PIL's PngImagePlugin reports a broken chunk as SyntaxError (found by the fuzz test)
 )

@@ -185,14 +185,14 @@ def test_cancel_stops_every_sequence_within_a_frame(env, monkeypatch):
     while store.count_masks(run_id) < 4:
         assert time.monotonic() < deadline, "no frames were saved"
         time.sleep(0.02)
-    t_cancel = time.time()
     assert ex.cancel(run_id)
     run = _finish(store, run_id, timeout=30)
     assert run.status == "cancelled" and "finished frames are kept" in run.error
-    # Each worker stopped within about a frame (0.1 s) of the cancel, plus Ray's message latency.
-    ends = [u["end"] for u in run.info["executed_on"]]
-    assert ends and max(ends) - t_cancel < 1.5, [e - t_cancel for e in ends]
-    assert store.count_masks(run_id) < XY * T
+    # The two busy units stopped part-way (counted in frames, not seconds); the queued third never started.
+    units = run.info["executed_on"]
+    assert sorted(u["index"] for u in units) == [0, 1], units
+    assert all(u["frames_tracked"] < T for u in units), units
+    assert store.count_masks(run_id) < 2 * T
 
 
 def test_killed_worker_is_restarted_and_its_unit_tracks_only_the_missing_frames(env, monkeypatch):
@@ -214,12 +214,11 @@ def test_killed_worker_is_restarted_and_its_unit_tracks_only_the_missing_frames(
     masks = store.load_masks(run_id)
     assert len(masks) == store.count_masks(run_id) == XY * T  # nothing lost, nothing doubled
     assert victim not in {pid for pid, _ in ex.worker_pids()}  # the actor was restarted in a new process
-    ran_in = {u["pid"] for u in run.info["executed_on"]}
-    assert ran_in - {pid for pid, _ in pids}  # a sequence was re-run by the restarted actor
     assert run.info["done_sequences"] == [0, 1, 2]
     retried = [u for u in run.info["executed_on"] if u["attempt"] > 0]
     assert len(retried) == 1, run.info["executed_on"]  # the killed unit was resubmitted once...
-    assert 0 < retried[0]["frames_tracked"] <= T - 2  # ...and tracked only the frames still missing
+    assert 0 < retried[0]["frames_tracked"] <= T - 2  # ...and tracked only the frames still missing,
+    assert retried[0]["pid"] != victim  # on whichever live worker was free first
     monkeypatch.setenv("SAM2WEB_STANDIN", "1")  # the same drift, no delay
     assert _same(masks, _local_masks(store, ws, monkeypatch))
 

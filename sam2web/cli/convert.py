@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sam2web import exporters
 from sam2web.errors import UserError
+from sam2web.params import meta
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,13 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--padding",
         type=float,
         default=0.0,
-        help="grow (+) or shrink (-) each polygon, in pixels, -20..20 (default: 0)",
+        help="grow (+) or shrink (-) each polygon, in pixels, {:g}..{:g} (default: 0)".format(
+            *meta("padding")["range"]
+        ),
     )
     parser.add_argument(
         "--smoothing",
         type=float,
         default=0.0,
-        help="polygon simplification tolerance in pixels, 0..3 (default: 0, exact outlines)",
+        help="polygon simplification tolerance in pixels, {:g}..{:g} (default: 0, exact outlines)".format(
+            *meta("smoothing")["range"]
+        ),
     )
     parser.add_argument("--no-connect", action="store_true", help="write no parent -> child links")
     parser.add_argument(

@@ -141,9 +141,7 @@ def track_runs(
             out[key] = (store.load_result(run_id), info, run_id)
         return out
     finally:
-        shutdown = getattr(executor, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        executor.shutdown()
         if not getattr(args, "data", None):
             from sam2web.store import forget_store
 

@@ -35,7 +35,17 @@ from typing import Protocol
 
 from sam2web.config import settings
 from sam2web.errors import UserError
-from sam2web.service.spec import Progress, RunSpec, worst_outcome
+from sam2web.service.spec import (
+    CancelCommand,
+    FinishedEvent,
+    FrameEvent,
+    PhaseEvent,
+    Progress,
+    RunCommand,
+    RunSpec,
+    StopCommand,
+    worst_outcome,
+)
 from sam2web.service.worker import error_sentence, execute, execute_part
 from sam2web.store import Store, get_store
 
@@ -48,17 +58,21 @@ DIED = (
 
 
 class Executor(Protocol):
+    """What the service, the pages and the CLI call; the local, inline and Ray executors all match it."""
+
     def submit(self, spec: RunSpec) -> int: ...  # queue position: 0 = starts now
 
     def cancel(self, run_id: int) -> bool: ...
 
-    def progress(self, run_id: int) -> Progress | None: ...
+    def progress(self, run_id: int, store: Store | None = None) -> Progress | None: ...
 
     def is_active(self, run_id: int) -> bool: ...
 
     def wait(self, run_id: int, timeout: float = 60.0) -> bool: ...
 
     def describe(self) -> str: ...
+
+    def shutdown(self) -> None: ...
 
 
 def wait_inactive(executor: Executor, run_id: int, timeout: float) -> bool:
@@ -268,22 +282,24 @@ class _ProcessWorker(_SessionClient):
 
     def run(self, spec: RunSpec, on_event, cancel: threading.Event) -> tuple[str, str]:
         self._ensure()
-        self._send(("run", spec))
+        self._send(RunCommand(spec))
         cancel_sent = False
         while True:
             if cancel.is_set() and not cancel_sent:
-                self._send(("cancel", spec.run_id))
+                self._send(CancelCommand(spec.run_id))
                 cancel_sent = True
             try:
                 ready = self.events.poll(0.05)
                 msg = self.events.recv() if ready else None
             except (EOFError, OSError):
                 msg, ready = None, True
-            if msg is not None:
-                if msg[0] == "finished":
-                    return msg[2], msg[3]
-                on_event(msg[:1] + msg[2:])
-            elif ready or not self.proc.is_alive():
+            if isinstance(msg, FinishedEvent):
+                return msg.status, msg.error
+            if isinstance(msg, PhaseEvent):
+                on_event(("phase", msg.phase))
+            elif isinstance(msg, FrameEvent):
+                on_event(("frame", msg.done, msg.total))
+            elif msg is None and (ready or not self.proc.is_alive()):
                 self.proc.join(5)
                 code = self.proc.exitcode
                 self.proc = None
@@ -292,7 +308,7 @@ class _ProcessWorker(_SessionClient):
     def stop(self) -> None:
         if self.proc is not None and self.proc.is_alive():
             try:
-                self._send(("stop",))
+                self._send(StopCommand())
             except OSError:
                 pass
             self.proc.join(3)
@@ -319,12 +335,12 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
                     ev.set()
                 jobs.put(None)
                 return
-            if msg[0] == "run":
-                cancels[msg[1].run_id]  # noqa: B018 - create the event before the run starts
-                jobs.put(msg[1])
-            elif msg[0] == "cancel":
-                cancels[msg[1]].set()
-            elif msg[0] == "stop":
+            if isinstance(msg, RunCommand):
+                cancels[msg.spec.run_id]  # noqa: B018 - create the event before the run starts
+                jobs.put(msg.spec)
+            elif isinstance(msg, CancelCommand):
+                cancels[msg.run_id].set()
+            elif isinstance(msg, StopCommand):
                 jobs.put(None)
                 return
 
@@ -333,12 +349,12 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
         run_id = spec.run_id
 
         def emit(kind: str, *values, run_id: int = run_id) -> None:
-            evt_w.send((kind, run_id, *values))
+            evt_w.send(PhaseEvent(run_id, *values) if kind == "phase" else FrameEvent(run_id, *values))
 
         run = execute_part if spec.only is not None else execute
         status, error = run(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
-        evt_w.send(("finished", run_id, status, error))
+        evt_w.send(FinishedEvent(run_id, status, error))
 
 
 def _serve_sessions(sess_r, sess_w) -> None:

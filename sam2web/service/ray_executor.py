@@ -207,6 +207,7 @@ class _Slot:
     unit: _Unit | None = None
     ref: Any = None
     poll_ref: Any = None
+    restarting: Any = None  # a ping that answers once Ray has restarted the actor: no unit until then
 
 
 @dataclass
@@ -405,11 +406,12 @@ class RayExecutor:
 
     # -- extras for tests and benchmarks ---------------------------------------------------------
     def worker_pids(self, timeout: float = 30.0) -> list[tuple[int, str]]:
-        """(pid, node id) of each actor."""
+        """(pid, node id) of each actor (one Ray is restarting answers once it is back)."""
         ray = require_ray()
         with self._lock:
             actors = [s.actor for s in self._slots]
-        return ray.get([a.pid.options(concurrency_group=CONTROL).remote() for a in actors], timeout=timeout)
+        calls = [a.pid.options(concurrency_group=CONTROL, max_task_retries=-1).remote() for a in actors]
+        return ray.get(calls, timeout=timeout)
 
     def start(self, timeout: float = 120.0) -> None:
         """Connect and start the workers now (the first submit does it otherwise)."""
@@ -569,6 +571,7 @@ class RayExecutor:
                 started = self._dispatch_locked()
             for rec in started:
                 rec.store.update_run(rec.spec.run_id, status="running", error="")
+            self._check_restarted(ray)
             busy = [s for s in self._slots if s.ref is not None]
             if not busy:
                 time.sleep(0.05)
@@ -588,7 +591,7 @@ class RayExecutor:
     def _dispatch_locked(self) -> list[_RayRun]:
         started = []
         for slot in self._slots:
-            if slot.unit is not None or not self._pending:
+            if slot.unit is not None or slot.restarting is not None or not self._pending:
                 continue
             unit = self._pending.popleft()
             rec = self._runs[unit.run_id]
@@ -626,6 +629,21 @@ class RayExecutor:
         if out["status"] in ("failed", "interrupted"):
             self.cancel(unit.run_id)  # one sequence failed: stop the rest (as the local executor stops a run)
 
+    def _check_restarted(self, ray) -> None:
+        """Slots whose actor Ray restarted take units again; one whose restarts ran out gets a fresh actor."""
+        for slot in self._slots:
+            if slot.restarting is None:
+                continue
+            ready, _ = ray.wait([slot.restarting], timeout=0)
+            if not ready:
+                continue
+            try:
+                ray.get(slot.restarting)
+            except Exception:  # noqa: BLE001 - RayActorError: restarts used up
+                slot.actor = self._fresh_actor(ray)
+            with self._lock:
+                slot.restarting = None
+
     def _resubmit(self, unit: _Unit, slot: _Slot) -> bool:
         """Queue a unit whose actor died again, first, with the masks saved since: it tracks only the rest.
 
@@ -636,6 +654,8 @@ class RayExecutor:
             slot.unit = slot.ref = slot.poll_ref = None
             if rec is None or rec.cancelled:
                 return False
+            # a call made while Ray restarts the actor would fail at once (at-most-once tasks): wait for it
+            slot.restarting = slot.actor.pid.options(concurrency_group=CONTROL, max_task_retries=-1).remote()
         saved = rec.store.load_masks(unit.run_id) if unit.spec.correct_from is None else {}
         frames = set(unit.spec.sequences[0].frames)
         mine = {k: m for k, m in saved.items() if k[1] in frames}

@@ -104,3 +104,39 @@ class Progress:
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0
+
+
+# -- what the server and a worker process send each other (plain, picklable) --------------------
+@dataclass(frozen=True)
+class RunCommand:
+    spec: RunSpec
+
+
+@dataclass(frozen=True)
+class CancelCommand:
+    run_id: int
+
+
+@dataclass(frozen=True)
+class StopCommand:
+    """Finish the run in hand, then exit."""
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    run_id: int
+    phase: str  # "loading" while the model loads, "tracking" after
+
+
+@dataclass(frozen=True)
+class FrameEvent:
+    run_id: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class FinishedEvent:
+    run_id: int
+    status: str
+    error: str
