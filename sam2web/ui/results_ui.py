@@ -282,7 +282,7 @@ def _area(run: Run, anns: list, visible: set[int], label: str) -> tuple[pd.DataF
     return df, (area_spec(df, label) if not df.empty else {})
 
 
-FRAME_MAX_H = 430  # screen pixels: a tall frame still fits a 1280 x 800 window
+FRAME_MAX_H = 400  # screen pixels: a tall frame still fits a 1280 x 800 window
 VIEWER_WINDOW = 150  # frames sent to the browser at most (about 10 MB of screen-resolution JPEGs)
 CORR_KEY = "res_corr_box"  # the correction drawn in the viewer: {"box", "loc", "obj"}
 
