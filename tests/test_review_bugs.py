@@ -37,7 +37,7 @@ def test_loaded_models_share_one_budget(monkeypatch):
     monkeypatch.setenv("SAM2WEB_CACHE_MB", "600")  # one model's worth
     monkeypatch.delenv("SAM2WEB_STANDIN", raising=False)
     factory.clear()
-    monkeypatch.setattr(factory, "_build", lambda params, d, p: object())
+    monkeypatch.setattr(factory, "_build", lambda params, d, p, phase=None: object())
     tiny = factory.get_predictor(TrackParams(model="tiny"))
     factory.get_predictor(TrackParams(model="small"))
     assert len(factory._PREDICTORS) == 1

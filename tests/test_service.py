@@ -230,7 +230,7 @@ def test_predictor_is_built_once_and_shared(monkeypatch):
     factory.clear()
     built = []
     monkeypatch.delenv("SAM2WEB_STANDIN", raising=False)
-    monkeypatch.setattr(factory, "_build", lambda params, d, p: built.append(params) or object())
+    monkeypatch.setattr(factory, "_build", lambda params, d, p, phase=None: built.append(params) or object())
     barrier = threading.Barrier(4)
     got = []
 
