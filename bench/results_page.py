@@ -193,7 +193,7 @@ def bacteria_run(root: Path, n_frames: int, n_objects: int) -> tuple[str, bool]:
 def cold_results(n_frames: int = 10, n_objects: int = 2) -> dict:
     """The Results page right after a server restart (a fresh process), on the bacteria frames.
 
-    Issue 13's bound: everything shown within 2 s for 2 objects x 10 frames. Timed in new Python
+    The bound: everything shown within 2 s for 2 objects x 10 frames. Timed in new Python
     processes (empty caches, modules not yet imported), through AppTest: the app's first page, then
     the switch to Results (frame, outlines, plot, table); and, as ``direct_ms``, Results opened
     straight from a link as the first page (this one pays the library imports the first page

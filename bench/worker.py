@@ -11,7 +11,7 @@ Kinds
   before the clock starts), ``add_new_points_or_box`` + ``propagate_in_video``, no post-processing.
 - ``pair``: ``pure`` and ``sam2web`` alternated in one process (same predictor, same frames), for
   the overhead ratio with the least noise.
-- ``variants``: the speed-ups of issue 14 on the pure model, one process, same frames, in rounds:
+- ``variants``: the speed-ups on the pure model, one process, same frames, in rounds:
   fp32 one call per object (SAM2's own loop: the reference), fp32 with the objects batched,
   and ``--precision auto`` as this machine chooses it (objects batched as the device's default). Each is
   timed and its logits compared with the reference (cosine, max abs difference, mask IoU).

@@ -234,7 +234,7 @@ def _prepare_user(page, server, cell_label: int) -> tuple[str, tuple[int, int]]:
 
 
 def test_two_users_track_at_once_one_queue(server, browser, tmp_path):
-    """Issue 6: two browser sessions track at the same time; runs queue on the one CPU, both finish."""
+    """Two browser sessions track at the same time; runs queue on the one CPU, both finish."""
     errors: list[str] = []
     ctx_a, page_a = _page(browser, errors)
     ctx_b, page_b = _page(browser, errors)
@@ -293,7 +293,7 @@ def test_two_users_track_at_once_one_queue(server, browser, tmp_path):
 
 
 def test_server_crash_mid_run_keeps_frames_and_offers_resume(browser, tmp_path):
-    """Issue 6 faults: the server dies mid-run; after a restart the run is "interrupted", its
+    """The server dies mid-run; after a restart the run is "interrupted", its
     finished frames are kept and shown, and Resume starts it again."""
     root = tmp_path
     (root / "no-checkpoints").mkdir()

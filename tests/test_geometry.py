@@ -201,7 +201,7 @@ def test_rasterize_cuts_holes_and_handles_fractional_outlines():
 
 
 # ---------------------------------------------------------------- batched padding == per-mask padding
-# Issue 5: re-padding thousands of masks traces them all on one canvas (``_parts_padded_batch``);
+# Re-padding thousands of masks traces them all on one canvas (``_parts_padded_batch``);
 # it must give exactly what tracing each mask alone (``_parts``) gives, ring order included.
 
 PADDINGS = (1.0, 2.0, 3.0, 5.0, 0.7, 1.5, -0.6, -1.0, -2.0, -3.5)

@@ -1,4 +1,4 @@
-"""Issue 6, files and folders: every bad input is refused with one sentence (a UserError)."""
+"""Files and folders: every bad input is refused with one sentence (a UserError)."""
 
 from __future__ import annotations
 
