@@ -1,4 +1,4 @@
-"""Lineage quality on the bacteria ground truth, scored by traccuracy: the tables of issue 11.
+"""Lineage quality on the bacteria ground truth, scored by traccuracy (TRA, LNK, divisions).
 
     .venv/bin/python -m bench.lineage          # ~2-3 min on an idle 2-core CPU
 

@@ -12,7 +12,7 @@ How it measures (why this way):
   shared and noisy; figures are medians, ratios come from the same run.
 - sam2web and the pure model share one process per round and alternate (same predictor, same
   frames), so the overhead ratio compares like with like.
-- Issue 14's speed-ups (``speedups``) come from one ``bench.worker variants`` process per object
+- The speed-ups (``speedups``) come from one ``bench.worker variants`` process per object
   count: fp32 one call per object (SAM2's loop), fp32 batched objects, and ``--precision auto``
   as this machine chooses it, alternated in rounds on the same in-memory frames, each compared
   with the first (logit cosine, max abs difference, mask IoU). The CPU's bf16 flags are printed
@@ -62,7 +62,7 @@ MODES = {
         "post_repeats": 5,
         "variant_frames": 6,
         "variant_repeats": 2,
-        "stock_repeats": 1,  # issue 21's pair (stock fp32, auto + levers): ~2.5 min of CPU at 1 + 5 objects
+        "stock_repeats": 1,  # the pair (stock fp32, auto + levers): ~2.5 min of CPU at 1 + 5 objects
     },
     "full": {
         "overhead_frames": 8,
@@ -215,7 +215,7 @@ def speedups(tiff: Path, cfg: dict, quiet: bool) -> dict:
         }
         if "fp32_batched" in spfs:
             row["batched_objects_speedup"] = spfs["fp32_per_object"] / spfs["fp32_batched"]
-        if "stock_fp32" in spfs:  # issue 21: sam2web auto (precision + CPU levers) vs SAM2's own fp32
+        if "stock_fp32" in spfs:  # sam2web auto (precision + CPU levers) vs SAM2's own fp32
             row["model_speedup_vs_stock_fp32"] = spfs["stock_fp32"] / spfs["auto_levers"]
             row["auto_levers"] = res["auto_levers"]
             row["encoder_share"] = res.get("encoder_share")
@@ -306,7 +306,7 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_
             res["overhead"] = overhead_and_plain(tiff, cfg, quiet)
             log("memory", quiet)
             res["memory"] = memory(tiff, cfg, quiet)
-            log("speed-ups of issue 14 (512 x 512, image_size 512)", quiet)
+            log("speed-ups (512 x 512, image_size 512)", quiet)
             res["speedups"] = speedups(tiff, cfg, quiet)
         log("re-polygonize and frame view", quiet)
         if post_only_small:

@@ -324,7 +324,7 @@ def variants(
     """Reference (fp32 per object), fp32 batched, auto (batched): times and agreement.
 
     With ``stock`` (SAM2's own predictor) and ``auto`` (sam2web's auto predictor with its CPU
-    levers) they are alternated in the same rounds: issue 21's speed-up over stock fp32."""
+    levers) they are alternated in the same rounds: the speed-up over stock fp32."""
     from sam2web.tracking import model, precision
 
     info = model.describe(predictor)
