@@ -25,6 +25,7 @@ it changed (tests set variables per test; a server reads them once), and every y
 | SAM2WEB_RAY_DATA_DIR | (SAM2WEB_DATA) | the data folder as the workers see it (a shared mount at another path) |
 | SAM2WEB_RAY_RETRIES | 3 | restarts of a dead worker and re-runs of its sequence before the run is interrupted |
 | SAM2WEB_SERVER_FOLDERS | (none) | absolute folders (os.pathsep-separated) whose files the Dataset page opens in place |
+| SAM2WEB_ADMINS | (none) | with sign-in on: OIDC subs or e-mail addresses (comma-separated) that see every workspace |
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Settings:
     # Raw entries; sam2web.server_files checks them where they are used, so one bad folder is a
     # sentence on the Dataset page rather than a failure of every settings() call.
     server_folders: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()  # sign-in only: these subs / e-mail addresses list and open every workspace
     # Ray (sam2web.service.ray_executor; docs/scale-out.md)
     ray_address: str = ""
     ray_namespace: str = "sam2web"
@@ -129,6 +131,7 @@ def _parse(env: dict[str, str]) -> Settings:
         executor=executor,
         cpu_workers=max(0, int(_number(env, "CPU_WORKERS", 0, int) or 0)),
         server_folders=tuple(p.strip() for p in env.get(PREFIX + "SERVER_FOLDERS", "").split(os.pathsep) if p.strip()),
+        admins=tuple(a.strip() for a in env.get(PREFIX + "ADMINS", "").replace(";", ",").split(",") if a.strip()),
         **_ray(env),
     )
 

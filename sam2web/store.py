@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS workspaces (
     dataset TEXT NOT NULL DEFAULT '{}',
     display TEXT NOT NULL DEFAULT '{}',
     prompts TEXT NOT NULL DEFAULT '[]',
-    view TEXT NOT NULL DEFAULT '{}'
+    view TEXT NOT NULL DEFAULT '{}',
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -143,6 +144,7 @@ class Workspace:
     display: dict = field(default_factory=dict)  # DisplaySettings.to_dict()
     prompts: list = field(default_factory=list)  # [prompt_to_dict(p), ...] plus UI fields (colour)
     view: dict = field(default_factory=dict)  # current location, page choices
+    owner: str = ""  # who may list/open/delete it: "user:<OIDC sub>" or "browser:<token>"; "" = nobody yet
 
 
 @dataclass
@@ -200,6 +202,9 @@ class Store:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(workspaces)")}
+            if "owner" not in columns:  # a data folder made before workspaces had owners
+                self._conn.execute("ALTER TABLE workspaces ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -224,13 +229,17 @@ class Store:
             self._conn.close()
 
     # -- workspaces -----------------------------------------------------------------------------
-    def create_workspace(self, name: str = "") -> Workspace:
+    def create_workspace(self, name: str = "", owner: str = "") -> Workspace:
+        """A new workspace of ``owner``; its id is a whole uuid4 (122 random bits), so it cannot be guessed."""
         now = time.time()
-        ws_id = uuid.uuid4().hex[:12]
-        name = (name or "").strip() or self.unique_name(time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now)))
+        ws_id = uuid.uuid4().hex
+        name = (name or "").strip() or self.unique_name(
+            time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now)), owner=owner
+        )
         with self._tx() as c:
             c.execute(
-                "INSERT INTO workspaces (id, name, created, updated) VALUES (?,?,?,?)", (ws_id, name[:200], now, now)
+                "INSERT INTO workspaces (id, name, created, updated, owner) VALUES (?,?,?,?,?)",
+                (ws_id, name[:200], now, now, owner),
             )
         self.files_dir(ws_id).mkdir(parents=True, exist_ok=True)
         return self.get_workspace(ws_id)  # type: ignore[return-value]
@@ -251,11 +260,22 @@ class Store:
             json.loads(r["display"]),
             json.loads(r["prompts"]),
             json.loads(r["view"]),
+            r["owner"],
         )
 
-    def list_workspaces(self, limit: int = 50) -> list[Workspace]:
-        rows = self._query("SELECT id FROM workspaces ORDER BY updated DESC LIMIT ?", (limit,))
+    def list_workspaces(self, limit: int = 50, owner: str | None = None) -> list[Workspace]:
+        """The newest workspaces: of ``owner`` only, or of everyone when ``owner`` is None (admins, the CLI)."""
+        if owner is None:
+            rows = self._query("SELECT id FROM workspaces ORDER BY updated DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT id FROM workspaces WHERE owner = ? ORDER BY updated DESC LIMIT ?", (owner, limit)
+            )
         return [w for w in (self.get_workspace(r["id"]) for r in rows) if w is not None]
+
+    def set_owner(self, ws_id: str, owner: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE workspaces SET owner = ? WHERE id = ?", (owner, ws_id))
 
     def update_workspace(self, ws_id: str, **fields: Any) -> None:
         """Save some of name/dataset/display/prompts/view in one transaction."""
@@ -272,20 +292,44 @@ class Store:
         with self._tx() as c:
             c.execute(f"UPDATE workspaces SET {', '.join(sets)} WHERE id = ?", (*args, ws_id))
 
+    def save_prompts(self, ws_id: str, base: list, mine: list) -> list:
+        """Save one session's prompts without losing another session's: a three-way merge, one transaction.
+
+        Why: two tabs (or two people) on one workspace each hold the list they loaded (``base``) and
+        save the list they made of it (``mine``). Writing ``mine`` over the stored list would drop a
+        box the other tab saved meanwhile. Instead the changes ``mine`` makes to ``base`` (prompts
+        added, prompts removed; an edit is both) are applied to the list stored now. A new object of
+        this session whose id the other session took meanwhile gets the next free id, so two
+        people's new boxes never merge into one object. Returns the stored list.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT prompts FROM workspaces WHERE id = ?", (ws_id,)).fetchone()
+            if row is None:
+                return list(mine)
+            merged = merge_prompts(base, mine, json.loads(row["prompts"]))
+            c.execute(
+                "UPDATE workspaces SET prompts = ?, updated = ? WHERE id = ?", (json.dumps(merged), time.time(), ws_id)
+            )
+        return merged
+
     def rename_workspace(self, ws_id: str, name: str) -> None:
         name = (name or "").strip()
         if not name:
             raise UserError("A workspace name cannot be empty; type a name.")
         self.update_workspace(ws_id, name=name[:200])
 
-    def unique_name(self, base: str, exclude_id: str | None = None) -> str:
-        """``base``, or ``base 2``, ``base 3``… : the first name no other workspace has.
+    def unique_name(self, base: str, exclude_id: str | None = None, owner: str | None = None) -> str:
+        """``base``, or ``base 2``, ``base 3``… : the first name no other workspace (of ``owner``) has.
 
-        Why: two users who both open the sample (or files with the same name) must be able to
-        tell their workspaces apart in the sidebar.
+        Why: someone who opens the sample (or files with the same name) twice must be able to
+        tell the workspaces apart in the sidebar; names are compared within one owner's list, so
+        they say nothing about anybody else's workspaces.
         """
         base = (base or "").strip()[:190] or "Workspace"
-        taken = {r["name"] for r in self._query("SELECT id, name FROM workspaces") if r["id"] != exclude_id}
+        rows = self._query("SELECT id, name, owner FROM workspaces")
+        if owner is None and exclude_id is not None:  # renaming a workspace: compare within its owner's
+            owner = next((r["owner"] for r in rows if r["id"] == exclude_id), None)
+        taken = {r["name"] for r in rows if r["id"] != exclude_id and (owner is None or r["owner"] == owner)}
         if base not in taken:
             return base
         n = 2
@@ -631,6 +675,51 @@ class Store:
                 (int(dst_run), int(src_run)),
             )
             return cur.rowcount
+
+
+def _key(prompt: dict) -> str:
+    return json.dumps(prompt, sort_keys=True)
+
+
+def merge_prompts(base: list[dict], mine: list[dict], current: list[dict]) -> list[dict]:
+    """``current`` with the changes ``mine`` made to ``base`` (see ``Store.save_prompts``); order kept."""
+    base_keys = {_key(p) for p in base}
+    mine_keys = {_key(p) for p in mine}
+    removed = base_keys - mine_keys
+    added = [p for p in mine if _key(p) not in base_keys]
+
+    def spot(p: dict) -> str:  # an edited prompt (renamed, re-tagged, moved box) keeps its place
+        return json.dumps([p.get("obj_id"), p.get("loc")], sort_keys=True)
+
+    edits = {}
+    for p in added:
+        edits.setdefault(spot(p), p)
+    out = []
+    for p in current:
+        if _key(p) not in removed:
+            out.append(p)
+        elif spot(p) in edits:
+            out.append(edits.pop(spot(p)))
+    placed = {id(p) for p in out}
+    added = [p for p in added if id(p) not in placed]
+    have = {_key(p) for p in out}
+    base_ids = {int(p.get("obj_id", -1)) for p in base}
+    theirs = {int(p.get("obj_id", -1)) for p in out} - base_ids  # objects the other session made
+    taken = {int(p.get("obj_id", -1)) for p in out} | {int(p.get("obj_id", -1)) for p in mine}
+    renumber: dict[int, int] = {}
+    for p in added:
+        obj = int(p.get("obj_id", -1))
+        if obj in theirs and obj not in base_ids:  # both sessions chose this new id: mine moves
+            if obj not in renumber:
+                renumber[obj] = max(taken | {-1}) + 1
+                taken.add(renumber[obj])
+            p = {**p, "obj_id": renumber[obj]}
+        if p.get("parent") is not None and int(p["parent"]) in renumber:
+            p = {**p, "parent": renumber[int(p["parent"])]}
+        if _key(p) not in have:
+            out.append(p)
+            have.add(_key(p))
+    return out
 
 
 def objects_to_dict(objects: dict[int, ObjectInfo]) -> dict:

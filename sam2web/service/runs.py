@@ -272,8 +272,9 @@ def correct(
         for d in (ws.prompts or [])
         if not (int(d.get("obj_id", -1)) == obj_id and tuple(prompts_mod.prompt_from_dict(d).loc) == tuple(loc))
     ]
-    ws.prompts = [prompts_mod.prompt_to_dict(p) for p in kept + [prompt]]
-    store.update_workspace(ws.id, prompts=ws.prompts)
+    ws.prompts = store.save_prompts(
+        ws.id, list(ws.prompts or []), [prompts_mod.prompt_to_dict(p) for p in kept + [prompt]]
+    )
     settings_ = {
         **run.settings,
         "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx), "from_run": run.id, "direction": direction},
