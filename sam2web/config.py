@@ -97,6 +97,11 @@ class Settings:
         return int(self.cache_mb * (1 << 20) / 4)
 
     @property
+    def session_cache_bytes(self) -> int:
+        """Frame embeddings kept by a worker's interactive sessions, all sessions together: a quarter of the budget."""
+        return int(self.cache_mb * (1 << 20) / 4)
+
+    @property
     def model_cache_count(self) -> int:
         """Loaded models a worker keeps: a tiny model is ~150 MB, a large one ~900 MB; two fit most budgets."""
         return max(1, int(self.cache_mb // 512))

@@ -567,3 +567,16 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+def context_files(ctx) -> dict[str, bytes]:
+    """The four table files of an ``exporters.ExportContext`` (the registry's "tables" entry)."""
+    return export_bytes(
+        ctx.annotations,
+        ctx.connections,
+        ctx.random_weights,
+        names=ctx.names,
+        object_type=ctx.object_type,
+        dataset_id=ctx.dataset_id,
+        intensities=ctx.intensities,
+    )

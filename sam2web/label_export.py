@@ -163,3 +163,34 @@ def label_files(
         ),
         f"ctc{suffix}.zip": ctc_zip_bytes(annotations, shape, across, n_frames, [xy]),
     }
+
+
+def _frames_of(ctx) -> tuple[tuple[int, int], list[int]]:
+    if ctx.frame_shape is None:
+        raise UserError("Label exports need the frame size: open the dataset first.")
+    positions = list(ctx.positions) if ctx.positions is not None else sorted({a.loc.xy for a in ctx.annotations} or {0})
+    return tuple(ctx.frame_shape), positions
+
+
+def _pixel_size(ctx) -> tuple[float, float, str] | None:
+    size = ctx.units.pixel_size
+    return None if size is None else (float(size[0]), float(size[1]), ctx.units.unit)
+
+
+def context_labels(ctx) -> dict[str, bytes]:
+    """One OME-TIFF label stack per position (the registry's "labels" entry)."""
+    shape, positions = _frames_of(ctx)
+    return {
+        f"labels_xy{xy + 1}.ome.tif": label_stack_bytes(
+            ctx.annotations, shape, ctx.across, ctx.n_frames, xy, ctx.connections, ctx.names, _pixel_size(ctx)
+        )
+        for xy in positions
+    }
+
+
+def context_ctc(ctx) -> dict[str, bytes]:
+    """The CTC result folder(s) as files: ``ctc/…``, or ``ctc_xyN/…`` per position (the "ctc" entry)."""
+    shape, positions = _frames_of(ctx)
+    data = ctc_zip_bytes(ctx.annotations, shape, ctx.across, ctx.n_frames, positions)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from sam2web.errors import UserError
+from sam2web.trackers import all_models
 
 ACROSS = ("time", "z")
 DIRECTIONS = ("forward", "backward", "both")
-MODELS = ("tiny", "small", "base_plus", "large")
+MODELS = all_models()  # every tracker family's choices (sam2web.trackers)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 KEEP = ("largest", "all")

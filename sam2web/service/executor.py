@@ -10,6 +10,10 @@ worker that dies leaves its run "interrupted" with every saved frame kept (Resum
 
 An executor is anything with ``submit / cancel / progress / is_active / wait / describe``; the
 ``inline`` variant runs the same code in a thread of this process (tests that patch the tracker).
+
+Interactive sessions (``service/sessions.py``) reach the same worker through a second pair of
+pipes: its ``SessionHost`` thread answers prompts beside the run loop (``session_host.py`` says
+why), so a box gets its mask while a long run is going on and with the model the runs use.
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ from __future__ import annotations
 import atexit
 import collections
 import dataclasses
+import itertools
 import logging
 import multiprocessing as mp
 import os
 import queue
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sam2web.config import settings
+from sam2web.errors import UserError
 from sam2web.service.spec import Progress, RunSpec
 from sam2web.service.worker import error_sentence, execute, execute_part
 from sam2web.store import Store, get_store
@@ -101,20 +109,90 @@ class _Live:
 
 
 # -- workers ----------------------------------------------------------------------------------
-class _InlineWorker:
+WORKER_GONE = "The worker process stopped while answering; draw the prompt again."
+
+
+class _SessionClient:
+    """The server's end of a worker's session requests: ids, waiting futures, replies matched to them."""
+
+    def _init_sessions(self) -> None:
+        self._pending: dict[int, Future] = {}
+        self._ids = itertools.count(1)
+        self._pending_lock = threading.Lock()
+
+    def _deliver(self, msg: tuple) -> None:  # pragma: no cover - each worker kind sends its own way
+        raise NotImplementedError
+
+    def _resolve(self, req_id: int | None, ok: bool, payload) -> None:
+        with self._pending_lock:
+            fut = self._pending.pop(req_id, None) if req_id is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result((ok, payload))
+
+    def _fail_pending(self, sentence: str) -> None:
+        with self._pending_lock:
+            waiting, self._pending = list(self._pending.values()), {}
+        for fut in waiting:
+            if not fut.done():
+                fut.set_result((False, sentence))
+
+    def post(self, kind: str, *args) -> None:
+        """A request whose answer nobody waits for (warm, view)."""
+        self._deliver((None, kind, *args))
+
+    def request(self, kind: str, *args, timeout: float = 30.0):
+        """A request's answer; a UserError with the worker's sentence when it failed or took too long."""
+        fut: Future = Future()
+        with self._pending_lock:
+            req_id = next(self._ids)
+            self._pending[req_id] = fut
+        try:
+            self._deliver((req_id, kind, *args))
+            ok, payload = fut.result(timeout=timeout)
+        except FutureTimeout:
+            raise UserError(
+                f"No answer from the model within {timeout:g} s (it may still be loading); try again in a moment."
+            ) from None
+        finally:
+            with self._pending_lock:
+                self._pending.pop(req_id, None)
+        if not ok:
+            raise UserError(payload)
+        return payload
+
+
+class _InlineWorker(_SessionClient):
     """Runs a spec in the lane's own thread (tests; no process boundary)."""
 
     where = "in the app's process"
+
+    def __init__(self) -> None:
+        self._init_sessions()
+        self.host = None
+
+    @property
+    def started(self) -> bool:
+        return self.host is not None
+
+    def _deliver(self, msg: tuple) -> None:
+        if self.host is None:
+            from sam2web.service.session_host import SessionHost
+
+            self.host = SessionHost(self._resolve)
+        self.host.submit(*msg)
 
     def run(self, spec: RunSpec, on_event, cancel: threading.Event) -> tuple[str, str]:
         return execute(spec, get_store(spec.data_dir), lambda *m: on_event(m), cancel.is_set)
 
     def stop(self) -> None:
-        pass
+        if self.host is not None:
+            self.host.stop()
+            self.host = None
 
 
-class _ProcessWorker:
-    """One long-lived worker process (spawned: the server is multi-threaded) and its two pipes."""
+class _ProcessWorker(_SessionClient):
+    """One long-lived worker process (spawned: the server is multi-threaded) and its pipes:
+    commands and events of runs, and session requests and their replies."""
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -122,26 +200,59 @@ class _ProcessWorker:
         self.proc: mp.process.BaseProcess | None = None
         self.env: dict[str, str] = {}
         self._send_lock = threading.Lock()
+        self._ensure_lock = threading.RLock()
+        self._init_sessions()
 
-    def _ensure(self) -> None:
-        env = settings().as_env()
-        if self.proc is not None and self.proc.is_alive():
-            if env == self.env:
+    @property
+    def started(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def _ensure(self, restart: bool = True) -> None:
+        """A live worker process; with ``restart`` a fresh one when the settings changed (never
+        for a session request: that would kill a run going on)."""
+        with self._ensure_lock:
+            env = settings().as_env()
+            if self.proc is not None and self.proc.is_alive():
+                if env == self.env or not restart:
+                    return
+                self.stop()  # the settings changed (a test, a reconfigured server): a fresh worker reads them
+            self.env = env
+            ctx = mp.get_context("spawn")
+            cmd_r, self.cmd = ctx.Pipe(duplex=False)
+            self.events, evt_w = ctx.Pipe(duplex=False)
+            sess_r, self.sess_cmd = ctx.Pipe(duplex=False)
+            sess_events, sess_w = ctx.Pipe(duplex=False)
+            self.proc = ctx.Process(
+                target=worker_main,
+                args=(self.device, cmd_r, evt_w, env, sess_r, sess_w),
+                name=f"sam2web-worker-{self.device}",
+                daemon=True,
+            )
+            self.proc.start()
+            for end in (cmd_r, evt_w, sess_r, sess_w):
+                end.close()
+            threading.Thread(
+                target=self._read_replies, args=(sess_events,), daemon=True, name=f"sessions-{self.device}"
+            ).start()
+
+    def _read_replies(self, conn) -> None:
+        """Replies of this worker process to session requests, until it exits."""
+        while True:
+            try:
+                req_id, ok, payload = conn.recv()
+            except (EOFError, OSError):
+                conn.close()
+                self._fail_pending(WORKER_GONE)
                 return
-            self.stop()  # the settings changed (a test, a reconfigured server): a fresh worker reads them
-        self.env = env
-        ctx = mp.get_context("spawn")
-        cmd_r, self.cmd = ctx.Pipe(duplex=False)
-        self.events, evt_w = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(
-            target=worker_main,
-            args=(self.device, cmd_r, evt_w, env),
-            name=f"sam2web-worker-{self.device}",
-            daemon=True,
-        )
-        self.proc.start()
-        cmd_r.close()
-        evt_w.close()
+            self._resolve(req_id, ok, payload)
+
+    def _deliver(self, msg: tuple) -> None:
+        self._ensure(restart=False)
+        try:
+            with self._send_lock:
+                self.sess_cmd.send(msg)
+        except OSError:
+            raise UserError(WORKER_GONE) from None
 
     def _send(self, msg: tuple) -> None:
         with self._send_lock:
@@ -185,10 +296,13 @@ class _ProcessWorker:
                 self.proc.kill()
 
 
-def worker_main(device: str, cmd_r, evt_w, env: dict[str, str]) -> None:
-    """The worker process: runs specs one at a time; a listener thread takes cancels meanwhile."""
+def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, sess_w=None) -> None:
+    """The worker process: runs specs one at a time; a listener thread takes cancels meanwhile,
+    another hands session requests to the ``SessionHost`` thread."""
     os.environ.update(env)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
+    if sess_r is not None:
+        _serve_sessions(sess_r, sess_w)
     jobs: queue.Queue = queue.Queue()
     cancels: dict[int, threading.Event] = collections.defaultdict(threading.Event)
 
@@ -221,6 +335,32 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str]) -> None:
         status, error = run(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
         evt_w.send(("finished", run_id, status, error))
+
+
+def _serve_sessions(sess_r, sess_w) -> None:
+    from sam2web.service.session_host import SessionHost
+
+    reply_lock = threading.Lock()
+
+    def reply(req_id, ok, payload) -> None:
+        with reply_lock:
+            try:
+                sess_w.send((req_id, ok, payload))
+            except (OSError, ValueError):  # the server is gone: nobody to answer
+                pass
+
+    host = SessionHost(reply)
+
+    def listen() -> None:
+        while True:
+            try:
+                msg = sess_r.recv()
+            except (EOFError, OSError):
+                host.stop()
+                return
+            host.submit(*msg)
+
+    threading.Thread(target=listen, daemon=True, name="sam2web-worker-sessions").start()
 
 
 # -- the CPU pool -----------------------------------------------------------------------------
@@ -276,13 +416,26 @@ class LocalExecutor:
             return "in the app's own process (inline executor, for tests)"
         return "on this machine: one worker process per device, each keeping its model loaded between runs"
 
+    def _lane(self, device: str) -> _Lane:
+        """The lane of ``device`` (made on first use; the caller holds the lock)."""
+        lane = self._lanes.get(device)
+        if lane is None:
+            n = pool_size(device) if self.processes else 1
+            workers = [_ProcessWorker(device) for _ in range(n)] if self.processes else [_InlineWorker()]
+            lane = self._lanes[device] = _Lane(device, workers)
+        return lane
+
+    def session_workers(self, device: str, start: bool = True) -> list:
+        """The workers of ``device``'s lane: the first serves interactive sessions, all may be warmed.
+        Without ``start``, [] when the lane has no worker process yet (a status must not spawn one)."""
+        with self._lock:
+            if not start and device not in self._lanes:
+                return []
+            return list(self._lane(device).workers)
+
     def submit(self, spec: RunSpec) -> int:
         with self._lock:
-            lane = self._lanes.get(spec.device)
-            if lane is None:
-                n = pool_size(spec.device) if self.processes else 1
-                workers = [_ProcessWorker(spec.device) for _ in range(n)] if self.processes else [_InlineWorker()]
-                lane = self._lanes[spec.device] = _Lane(spec.device, workers)
+            lane = self._lane(spec.device)
             lane.queue.append(spec)
             self._cancels[spec.run_id] = threading.Event()
             self._live[spec.run_id] = _Live()

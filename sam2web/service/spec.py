@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sam2web.params import TrackParams
-from sam2web.types import Prompt, Sequence
+from sam2web.types import Location, Prompt, Sequence
 
 
 @dataclass
@@ -32,6 +32,33 @@ class RunSpec:
     @property
     def total_frames(self) -> int:
         return sum(len(s.frames) for s in self.sequences)
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """One frame of one workspace's sequence, as an interactive request names it (plain, picklable).
+
+    ``frame`` is the index in ``sequence.frames``. The worker keeps one session per ``key``
+    (workspace, sequence): two workspaces never share one, whatever their files.
+    """
+
+    workspace_id: str
+    paths: tuple[str, ...]
+    pages_as: str
+    display: dict  # DisplaySettings.to_dict(); {} = the stack's default display
+    sequence: Sequence
+    frame: int
+    params: TrackParams
+
+    @property
+    def key(self) -> tuple:
+        return (self.workspace_id, self.sequence)
+
+    @property
+    def loc(self) -> Location | None:
+        """The frame's place in the stack; None when ``frame`` is outside the sequence (the worker says so)."""
+        frames = self.sequence.frames
+        return frames[self.frame] if 0 <= self.frame < len(frames) else None
 
 
 @dataclass

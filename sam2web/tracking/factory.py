@@ -49,6 +49,11 @@ def get_predictor(params: TrackParams, download: bool = False, progress=None) ->
         return predictor
 
 
+def is_loaded(params: TrackParams) -> bool:
+    """Whether these parameters' predictor is built in this process (no lock: a status must not wait for a load)."""
+    return predictor_key(params) in _PREDICTORS
+
+
 def _build(params: TrackParams, download: bool, progress) -> Any:
     standin = settings().standin
     if standin:

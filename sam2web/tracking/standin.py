@@ -33,7 +33,7 @@ class StandInTracker:
     """A deterministic tracker with the SAM2VideoPredictor surface, for tests and the app's tests.
 
     Each object's mask at frame t is its prompt region (box, mask, or the box around its
-    positive points) at the nearest prompt frame p behind t in the propagation direction,
+    positive points; points given with a box add or cut a 7x7 square) at the nearest prompt frame p behind t in the propagation direction,
     shifted by ``drift * (t - p)`` pixels (x, y) and clipped to the image. ``masks`` may instead
     be a callable ``(obj_id, loc) -> bool array | None`` giving the output directly (e.g. ground
     truth). ``calls`` records every propagation (start, reverse) for assertions.
@@ -84,6 +84,13 @@ class StandInTracker:
         if box is not None:
             x0, y0, x1, y1 = (float(v) for v in np.asarray(box, dtype=float).ravel())
             region[max(0, int(np.floor(y0))) : int(np.ceil(y1)), max(0, int(np.floor(x0))) : int(np.ceil(x1))] = True
+            if points is not None:  # points refine a box: a 7x7 square added (positive) or cut out (negative)
+                for (x, y), lab in zip(np.asarray(points, dtype=float).reshape(-1, 2), np.asarray(labels).ravel()):
+                    ys, xs = (
+                        slice(max(0, int(y) - 3), max(0, int(y) + 4)),
+                        slice(max(0, int(x) - 3), max(0, int(x) + 4)),
+                    )
+                    region[ys, xs] = bool(lab == 1)
         elif points is not None:
             pts = np.asarray(points, dtype=float).reshape(-1, 2)
             labs = np.asarray(labels).ravel()
