@@ -30,6 +30,29 @@ from typing import Any
 from sam2web.errors import UserError
 from sam2web.types import CompactMask, Location, ObjectInfo, TrackResult
 
+
+class DataFolderError(UserError):
+    """The data folder or its database cannot be used (read-only, damaged, lost): the app says so and stops."""
+
+
+class DiskFullError(DataFolderError):
+    """The disk holding the data folder is full (SQLite's SQLITE_FULL, or ENOSPC / EDQUOT on a file)."""
+
+
+def disk_full_sentence(root: Path | str) -> str:
+    return f"The disk holding the data folder {root} is full; free some space there, then try again."
+
+
+def is_disk_full(err: BaseException) -> bool:
+    import errno
+
+    if isinstance(err, DiskFullError):
+        return True
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower()
+
+
 # Statuses a run goes through; "queued"/"running" left behind by a dead process become "interrupted".
 RUN_STATUSES = ("queued", "running", "done", "cancelled", "interrupted", "failed")
 ACTIVE_STATUSES = ("queued", "running")
@@ -191,34 +214,96 @@ class Store:
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = data_root(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "workspaces").mkdir(exist_ok=True)
         self.db_path = self.root / "sam2web.db"
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-            columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(workspaces)")}
-            if "owner" not in columns:  # a data folder made before workspaces had owners
-                self._conn.execute("ALTER TABLE workspaces ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "workspaces").mkdir(exist_ok=True)
+        except OSError as err:
+            raise DataFolderError(
+                f"The data folder {self.root} cannot be created or written ({err.strerror}); give the server's "
+                "user write access to it (or set SAM2WEB_DATA to another folder), then reload the page."
+            ) from None
+        self._refuse_lost_database()
+        try:
+            self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as err:
+            raise self._database_error(err) from None
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            with self._lock:
+                self._conn.executescript(_SCHEMA)
+                columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(workspaces)")}
+                if "owner" not in columns:  # a data folder made before workspaces had owners
+                    self._conn.execute("ALTER TABLE workspaces ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise self._database_error(err) from None
+
+    def _refuse_lost_database(self) -> None:
+        """Never create a new database next to workspace folders of an old one that is gone or empty.
+
+        Why: SQLite turns a missing or zero-byte file into a fresh, empty database without a word;
+        every workspace folder beside it would then belong to nobody, and the next delete or prune
+        would not even see them.
+        """
+        missing = not self.db_path.exists() or self.db_path.stat().st_size == 0
+        if not missing:
+            return
+        try:
+            folders = [p for p in (self.root / "workspaces").iterdir() if p.is_dir()]
+        except OSError:
+            folders = []
+        if folders:
+            state = "is missing" if not self.db_path.exists() else "is empty"
+            raise DataFolderError(
+                f"The database {self.db_path} {state}, but the data folder holds {len(folders)} workspace "
+                f"folder(s): restore sam2web.db from a backup, or move {self.root / 'workspaces'} away to start "
+                "afresh, then reload the page."
+            )
+
+    def _database_error(self, err: sqlite3.Error) -> DataFolderError:
+        text = str(err).lower()
+        if "full" in text:
+            return DiskFullError(disk_full_sentence(self.root))
+        if "readonly" in text or "read-only" in text or "unable to open" in text or isinstance(err, PermissionError):
+            return DataFolderError(
+                f"The database {self.db_path} cannot be written (it or the data folder is read-only); give the "
+                "server's user write access to the data folder, then reload the page."
+            )
+        return DataFolderError(
+            f"The database {self.db_path} is damaged ({str(err)[:80]}); stop the server, restore sam2web.db from "
+            "a backup (or move it away to start with an empty one), then reload the page."
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it lands, or none of it (a crash keeps the previous state)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                else:
+                    self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise  # our own bug, not the data folder's
+            except sqlite3.DatabaseError as err:  # read-only, damaged or full: a sentence naming the folder
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if "locked" in str(err).lower():
+                    raise
+                raise self._database_error(err) from None
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -365,6 +450,10 @@ class Store:
         With ``staging`` the file goes to a side folder first, so a dataset that turns out to be
         unreadable never replaces the good one (see ``commit_staging``).
         """
+        if "\x00" in str(name):
+            raise UserError(
+                "A file name holds a NUL character, which no file may have; rename the file and upload it again."
+            )
         folder = self.staging_dir(ws_id) if staging else self.files_dir(ws_id)
         folder.mkdir(parents=True, exist_ok=True)
         clean = sanitize_filename(name)

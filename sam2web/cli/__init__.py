@@ -37,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()  # defaults read the settings: a bad SAM2WEB_* value is a sentence too
+        args = parser.parse_args(argv)
         return int(args._run(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

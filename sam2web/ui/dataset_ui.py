@@ -16,6 +16,7 @@ from sam2web.errors import UserError
 from sam2web.store import Workspace
 from sam2web.types import Location
 from sam2web.ui import state
+from sam2web.ui.text import plain
 
 UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "czi", "mp4", "m4v", "mov", "avi", "mkv"]
 
@@ -138,7 +139,7 @@ def server_controls(ws: Workspace, pages_as: str) -> None:
     try:
         folders = server_files.server_folders()
     except UserError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
         return
     if not folders:
         return
@@ -180,9 +181,9 @@ def describe(stack: Any) -> None:
         for col, (label, value) in zip(st.columns(3), row):
             col.metric(label, value)
     extra = [
-        f"**Name:** {stack.name}",
+        f"**Name:** {plain(stack.name)}",
         f"**Data type:** {stack.dtype}",
-        f"**Channels:** {', '.join(stack.channel_names)}",
+        f"**Channels:** {plain(', '.join(stack.channel_names))}",
     ]
     if stack.pixel_size:
         x, y, unit = stack.pixel_size
@@ -201,7 +202,7 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
         for ch in settings.channels:
             name = names[ch.index] if ch.index < len(names) else f"Channel {ch.index + 1}"
             c1, c2, c3, c4, c5 = st.columns([2, 1, 2, 2, 2])
-            visible = c1.checkbox(name, value=ch.visible, key=f"loc_ch_vis_{ch.index}")
+            visible = c1.checkbox(plain(name), value=ch.visible, key=f"loc_ch_vis_{ch.index}")
             color = c2.color_picker("Colour", value=ch.color, key=f"loc_ch_col_{ch.index}")
             mode = c3.selectbox(
                 "Contrast",

@@ -19,6 +19,7 @@ from sam2web.service import runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
 from sam2web.ui import canvas, lineage_ui, state
+from sam2web.ui.text import plain
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -389,7 +390,7 @@ def correction_summary(run: Run | None) -> str:
     name = run.objects.get(str(obj), {}).get("name", "")
     direction = corr.get("direction", run.settings.get("direction", "forward"))
     return (
-        f"object #{obj + 1} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
+        f"object #{obj + 1} {plain(name)} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
         f"{_away_word(direction)}; its other frames and the other objects are copied from run "
         f"{corr.get('from_run')}."
     )
@@ -424,7 +425,7 @@ def nimbus_dataset_id(run: Run) -> str | None:
     try:
         return export.check_dataset_id(text)
     except UserError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
         return None
 
 

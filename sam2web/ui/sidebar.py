@@ -11,7 +11,7 @@ import time
 import streamlit as st
 
 from sam2web.errors import UserError
-from sam2web.store import Workspace
+from sam2web.store import DataFolderError, Workspace
 from sam2web.ui import state
 from sam2web.ui.text import plain
 
@@ -141,14 +141,28 @@ def _leave_pages_directory_mode() -> None:
 _COMPACT_TOP = "<style>[data-testid=stMainBlockContainer]{padding-top:2.5rem}</style>"
 
 
+def _cannot_start(err: UserError) -> None:
+    """The page when the settings or the data folder are unusable: what happened and what to do, then stop."""
+    st.title("sam2web cannot open its data")
+    st.error(plain(str(err)), icon=":material/error:")
+    st.caption("Nothing was changed. Fix it on the server, then reload this page.")
+    st.stop()
+
+
 def page(title: str) -> Workspace:
     """Start a page: the shared sidebar, the title, how this session landed here; the current workspace."""
     _leave_pages_directory_mode()
-    state.visitor()  # with sign-in on and nobody signed in: the sign-in page, and the script stops here
-    st.html(_COMPACT_TOP)
-    render()
+    try:
+        state.store()  # the settings and the data folder first: a bad value or a broken database stops here
+        state.visitor()  # with sign-in on and nobody signed in: the sign-in page, and the script stops here
+        st.html(_COMPACT_TOP)
+        render()
+        ws = state.current_workspace()
+    except UserError as err:
+        if isinstance(err, DataFolderError) or "SAM2WEB_" in str(err):
+            _cannot_start(err)
+        raise
     st.title(title)
-    ws = state.current_workspace()
     note = state.landing_note(ws)
     if note:
         c1, c2 = st.columns([8, 1])

@@ -24,6 +24,7 @@ from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.store import Store, Workspace, get_store
 from sam2web.types import Location
+from sam2web.ui.text import plain
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +202,16 @@ def guard() -> Iterator[None]:
         yield
     except UserError as err:
         log.info("user error: %s", err)  # one line, no traceback: it is the user's to fix
-        st.error(str(err), icon=":material/error:")
+        st.error(plain(str(err)), icon=":material/error:")  # sentences quote file and object names
     except ScriptControlException:
         raise
     except Exception as err:  # noqa: BLE001 - shown as a bug, logged with its traceback
+        from sam2web.store import disk_full_sentence, is_disk_full
+
+        if is_disk_full(err):  # an upload, the sample, an export: the disk, not the user's file
+            log.warning("disk full: %s", err)
+            st.error(plain(disk_full_sentence(settings().data_dir)), icon=":material/error:")
+            return
         log.exception("unexpected error in a page")
         st.error(
             f"Something went wrong inside sam2web ({type(err).__name__}); this is a bug, not a problem with your "

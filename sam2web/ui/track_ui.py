@@ -21,6 +21,7 @@ from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import Run, Workspace
 from sam2web.types import Prompt
 from sam2web.ui import lineage_ui, progress_ui, state
+from sam2web.ui.text import plain
 
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -256,7 +257,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
             frames = state.store().count_masks(run.id)
             st.caption(f"{status.done} of {status.total} frames done · {frames} object-frame masks saved.")
             if status.error:
-                (st.error if status.status == "failed" else st.warning)(status.error)
+                (st.error if status.status == "failed" else st.warning)(plain(status.error))
             model_info = (run.info or {}).get("model_info")
             if model_info:
                 st.caption(
