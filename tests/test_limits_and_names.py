@@ -93,3 +93,37 @@ def test_bad_settings_are_one_sentence(monkeypatch, name, value, words):
     monkeypatch.setenv("SAM2WEB_" + name, value)
     with pytest.raises(UserError, match=words):
         settings()
+
+
+def test_upload_it_again_restores_the_same_workspace(data, tmp_path):
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((4, 32, 32), np.uint8), imagej=True, metadata={"axes": "TYX"})
+    at = new_app()
+    at.file_uploader(key="ds_upload").set_value(("cells.tif", buf.getvalue(), "image/tiff")).run()
+    at.button(key="ds_open_upload").click().run()
+    assert_clean(at)
+    ws = data.get_workspace(at.session_state["ws_id"])
+    box = {
+        "obj_id": 0,
+        "loc": {"XY": 0, "Time": 0, "Z": 0},
+        "box": [1.0, 1.0, 9.0, 9.0],
+        "points": [],
+        "mask": None,
+        "tags": [],
+        "name": "a",
+    }
+    data.update_workspace(ws.id, prompts=[box])
+    for p in data.dataset_paths(ws):
+        p.unlink()  # the file vanished from the data folder
+    at = new_app(ws.id)
+    assert any("upload it again" in e.value for e in at.error), [e.value for e in at.error]
+    at.file_uploader(key="ds_upload").set_value(("cells.tif", buf.getvalue(), "image/tiff")).run()
+    at.button(key="ds_open_upload").click().run()
+    assert_clean(at)
+    assert at.session_state["ws_id"] == ws.id
+    again = data.get_workspace(ws.id)
+    assert again.prompts == [box] and all(p.exists() for p in data.dataset_paths(again))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from sam2web.errors import UserError
 
@@ -36,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM ends a command like Ctrl-C does: its half-written output beside --out is removed
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         parser = build_parser()  # defaults read the settings: a bad SAM2WEB_* value is a sentence too
         args = parser.parse_args(argv)

@@ -197,7 +197,15 @@ def params_of(run: Run) -> TrackParams:
 
 
 def rerun(store: Store, ws: Workspace, stack: Any, run: Run, resume: bool, prompts: list[Prompt], display: Any) -> int:
-    """Re-run (or Resume) a run with its own settings and the workspace's current prompts."""
+    """Re-run (or Resume) a run with its own settings and the workspace's current prompts.
+
+    Resume is idempotent: a run already resumed by one that is queued, running or done gets that
+    run's id back (two quick presses, two tabs), not a second copy.
+    """
+    if resume:
+        for other in store.list_runs(run.ws_id):
+            if (other.info or {}).get("resumed_from") == run.id and other.status in (*ACTIVE_STATUSES, "done"):
+                return other.id
     run_id, _ = submit(
         store,
         ws,

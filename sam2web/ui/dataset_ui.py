@@ -29,9 +29,23 @@ def _has_work(ws: Workspace) -> bool:
     return bool(ws.prompts) or bool(state.store().list_runs(ws.id))
 
 
+def _dataset_gone(ws: Workspace) -> bool:
+    """The workspace's uploaded files are no longer in the data folder (then an upload restores them)."""
+    if (ws.dataset or {}).get("kind") != "files":
+        return False
+    try:
+        return any(not p.exists() for p in state.store().dataset_paths(ws))
+    except UserError:
+        return True
+
+
 def _target_workspace(ws: Workspace) -> Workspace:
-    """Where a new dataset goes: this workspace if it holds no work yet, else a fresh one (nothing lost)."""
-    if ws.dataset and _has_work(ws):
+    """Where a new dataset goes: this workspace if it holds no work yet, else a fresh one (nothing lost).
+
+    A workspace whose files vanished takes the upload itself ("upload it again"): its prompts and runs
+    become reachable again instead of staying behind in a workspace nobody can open a dataset in.
+    """
+    if ws.dataset and _has_work(ws) and not _dataset_gone(ws):
         new = state.new_workspace(state.store().unique_name(f"{ws.name} (new dataset)"))
         st.toast("Opened in a new workspace so the prompts and runs of the previous one stay intact.")
         return new
@@ -64,14 +78,18 @@ def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
     except UserError:
         s.discard_staging(ws.id)
         raise
+    restoring = bool(ws.dataset) and _has_work(ws) and _dataset_gone(ws)
     target = _target_workspace(ws)
     if target.id != ws.id:
         os.replace(s.staging_dir(ws.id), s.staging_dir(target.id))
     s.commit_staging(target.id)
     names = [p.name for p in paths]
-    s.update_workspace(
-        target.id, dataset={"kind": "files", "files": names, "pages_as": pages_as}, display={}, prompts=[], view={}
-    )
+    dataset = {"kind": "files", "files": names, "pages_as": pages_as}
+    if restoring:  # the same workspace's data again: its prompts, display and runs stay
+        s.update_workspace(target.id, dataset=dataset)
+        st.toast("The dataset is back in this workspace, with its prompts and runs.")
+        return
+    s.update_workspace(target.id, dataset=dataset, display={}, prompts=[], view={})
     if target.name.startswith("Workspace "):
         s.rename_workspace(
             target.id,
