@@ -26,6 +26,8 @@ it changed (tests set variables per test; a server reads them once), and every y
 | SAM2WEB_RAY_RETRIES | 3 | restarts of a dead worker and re-runs of its sequence before the run is interrupted |
 | SAM2WEB_SERVER_FOLDERS | (none) | absolute folders (os.pathsep-separated) whose files the Dataset page opens in place |
 | SAM2WEB_MAX_FRAME_MPIX | 64 | the pixel budget: frames larger than this many megapixels are refused from the header |
+| SAM2WEB_MAX_DATA_GB | 0 (no limit) | the data folder's size limit: uploads and new runs are refused with a sentence above it |
+| SAM2WEB_MAX_WORKSPACE_GB | 0 (no limit) | the same limit per workspace (its files and its runs' masks) |
 | SAM2WEB_ADMINS | (none) | with sign-in on: OIDC subs or e-mail addresses (comma-separated) that see every workspace |
 """
 
@@ -72,6 +74,14 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _limit(env: dict[str, str], name: str) -> float:
+    """A size limit in GB: 0 or unset means none; negative or not finite is refused with a sentence."""
+    value = float(_number(env, name, 0.0) or 0)
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"{PREFIX}{name}={env.get(PREFIX + name)!r} must be 0 (no limit) or a size in GB; fix it.")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -87,6 +97,8 @@ class Settings:
     # sentence on the Dataset page rather than a failure of every settings() call.
     server_folders: tuple[str, ...] = ()
     max_frame_mpix: float = 64.0  # frames above this many megapixels are refused before decoding
+    max_data_gb: float = 0.0  # 0: no limit on the data folder's size
+    max_workspace_gb: float = 0.0  # 0: no limit on one workspace's size
     admins: tuple[str, ...] = ()  # sign-in only: these subs / e-mail addresses list and open every workspace
     # Ray (sam2web.service.ray_executor; docs/scale-out.md)
     ray_address: str = ""
@@ -159,6 +171,8 @@ def _parse(env: dict[str, str]) -> Settings:
         cpu_workers=max(0, int(_number(env, "CPU_WORKERS", 0, int) or 0)),
         server_folders=tuple(p.strip() for p in env.get(PREFIX + "SERVER_FOLDERS", "").split(os.pathsep) if p.strip()),
         max_frame_mpix=_positive(env, "MAX_FRAME_MPIX", 64.0),
+        max_data_gb=_limit(env, "MAX_DATA_GB"),
+        max_workspace_gb=_limit(env, "MAX_WORKSPACE_GB"),
         admins=tuple(a.strip() for a in env.get(PREFIX + "ADMINS", "").replace(";", ",").split(",") if a.strip()),
         **_ray(env),
     )

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS workspaces (
     display TEXT NOT NULL DEFAULT '{}',
     prompts TEXT NOT NULL DEFAULT '[]',
     view TEXT NOT NULL DEFAULT '{}',
-    owner TEXT NOT NULL DEFAULT ''
+    owner TEXT NOT NULL DEFAULT '',
+    opened REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -239,6 +240,8 @@ class Store:
                 columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(workspaces)")}
                 if "owner" not in columns:  # a data folder made before workspaces had owners
                     self._conn.execute("ALTER TABLE workspaces ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                if "opened" not in columns:
+                    self._conn.execute("ALTER TABLE workspaces ADD COLUMN opened REAL NOT NULL DEFAULT 0")
         except sqlite3.Error as err:
             self._conn.close()
             raise self._database_error(err) from None
@@ -358,6 +361,54 @@ class Store:
             )
         return [w for w in (self.get_workspace(r["id"]) for r in rows) if w is not None]
 
+    def touch_workspace(self, ws_id: str) -> None:
+        """Record that someone opened the workspace (``admin prune`` removes those nobody opened for long)."""
+        with self._tx() as c:
+            c.execute("UPDATE workspaces SET opened = ? WHERE id = ?", (time.time(), ws_id))
+
+    def last_used(self, ws_id: str) -> float:
+        rows = self._query("SELECT MAX(updated, opened) AS t FROM workspaces WHERE id = ?", (ws_id,))
+        return float(rows[0]["t"]) if rows else 0.0
+
+    # -- sizes ----------------------------------------------------------------------------------
+    def workspace_bytes(self, ws_id: str) -> int:
+        """A workspace's files on disk plus its runs' masks in the database."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(LENGTH(bits)) + COUNT(*) * 48, 0) AS n FROM masks "
+            "WHERE run_id IN (SELECT id FROM runs WHERE ws_id = ?)",
+            (ws_id,),
+        )
+        return _folder_bytes(self.workspace_dir(ws_id)) + int(rows[0]["n"])
+
+    def data_bytes(self) -> int:
+        return _folder_bytes(self.root)
+
+    def check_room(self, ws_id: str | None, adding: int = 0) -> None:
+        """Refuse with a sentence when the data folder, or this workspace, is at its size limit.
+
+        Checked before anything new is written (an upload, a run, the sample); a run under way may
+        finish past the limit, so nobody loses frames that were already being tracked.
+        """
+        from sam2web.config import settings
+
+        cfg = settings()
+        gb = 1e9
+        if cfg.max_data_gb:
+            used = self.data_bytes()
+            if used + adding > cfg.max_data_gb * gb:
+                raise UserError(
+                    f"The data folder {self.root} holds {used / gb:.2f} GB and its limit is {cfg.max_data_gb:g} GB "
+                    "(SAM2WEB_MAX_DATA_GB); delete workspaces you no longer need (or ask the server's admin to run "
+                    "`sam2web admin prune`), then try again."
+                )
+        if cfg.max_workspace_gb and ws_id:
+            used = self.workspace_bytes(ws_id)
+            if used + adding > cfg.max_workspace_gb * gb:
+                raise UserError(
+                    f"This workspace holds {used / gb:.2f} GB and one workspace may hold {cfg.max_workspace_gb:g} GB "
+                    "(SAM2WEB_MAX_WORKSPACE_GB); delete runs you no longer need or start a New workspace."
+                )
+
     def set_owner(self, ws_id: str, owner: str) -> None:
         with self._tx() as c:
             c.execute("UPDATE workspaces SET owner = ? WHERE id = ?", (owner, ws_id))
@@ -454,6 +505,7 @@ class Store:
             raise UserError(
                 "A file name holds a NUL character, which no file may have; rename the file and upload it again."
             )
+        self.check_room(ws_id, len(data))
         folder = self.staging_dir(ws_id) if staging else self.files_dir(ws_id)
         folder.mkdir(parents=True, exist_ok=True)
         clean = sanitize_filename(name)
@@ -764,6 +816,17 @@ class Store:
                 (int(dst_run), int(src_run)),
             )
             return cur.rowcount
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:  # removed meanwhile
+                pass
+    return total
 
 
 def _key(prompt: dict) -> str:

@@ -19,6 +19,7 @@ COMMANDS = {
     "track": ("sam2web.cli.track", "track prompted objects through a stack with SAM2"),
     "evaluate": ("sam2web.cli.evaluate", "score exported tracks against ground-truth labels"),
     "sweep": ("sam2web.cli.sweep", "compare tracking settings against ground truth in one table"),
+    "admin": ("sam2web.cli.admin", "housekeeping of a shared data folder (prune unused workspaces)"),
 }
 
 

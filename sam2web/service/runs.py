@@ -167,6 +167,7 @@ def submit(
 ) -> tuple[int, int]:
     """Queue a run; returns (run id, queue position). Resume keeps the finished frames of ``resume_from``."""
     check_checkpoint(params)
+    store.check_room(ws.id)
     resolved = resolve(stack, params, prompts, current)
     info: dict = {}
     if resume_from is not None:

@@ -106,6 +106,8 @@ def landing_note(ws: Workspace) -> str | None:
 def _remember(ws_id: str) -> None:
     with _OPEN_LOCK:
         _OPEN[_session_token()] = (ws_id, _runtime_session_id())
+    if st.session_state.get(WS_KEY) != ws_id:  # opened in this session: keeps it from ``admin prune``
+        store().touch_workspace(ws_id)
     st.session_state[WS_KEY] = ws_id
     if st.query_params.get("ws") != ws_id:
         st.query_params["ws"] = ws_id
