@@ -35,7 +35,7 @@ import numpy as np
 from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.types import CompactMask, Location, Prompt
 
-_MAX_JSON_BYTES = 64 * 1024 * 1024  # parsed JSON takes ~15x its size in memory
+_MAX_JSON_BYTES = 16 * 1024 * 1024  # parsed JSON takes ~10x its size in memory (a 35 MB file: 350 MB)
 # Limits on one import: a crafted file may not take the server's memory or make every Annotate rerun
 # slow (200,000 features were 566 MB; 65,535 labels 4.5 GB of masks; 2,000 objects a 2-minute rerun).
 MAX_IMPORT_FEATURES = 20_000  # GeoJSON features / platform records read from one file
@@ -490,6 +490,8 @@ def load_prompts(path: str | Path, width: int, height: int, tags=None, loc: Loca
         prompts = from_label_image(labels, loc or Location(0, 0, 0), tags=tags, shape=(height, width))
         return prompts
     if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        if p.stat().st_size > _MAX_JSON_BYTES:  # refused before it is read, let alone parsed
+            raise UserError(f"The prompt file is larger than {_MAX_JSON_BYTES >> 20} MB; split it into smaller files.")
         doc = _parse_json(p.read_bytes(), "prompt")
         if isinstance(doc, dict) and doc.get("type") in ("FeatureCollection", "Feature"):
             return from_geojson(doc, width, height, tags=tags, default_loc=loc)

@@ -64,8 +64,8 @@ def test_prompt_imports_are_limited_with_a_sentence(tmp_path):
     with pytest.raises(UserError, match="objects, more than sam2web tracks"):
         prompts.from_label_image(labels, (0, 0, 0))
     big = tmp_path / "big.json"
-    big.write_bytes(b"[" + b" " * (65 << 20) + b"]")
-    with pytest.raises(UserError, match="larger than 64 MB"):
+    big.write_bytes(b"[" + b" " * (17 << 20) + b"]")
+    with pytest.raises(UserError, match="larger than 16 MB"):
         prompts.load_prompts(big, 64, 64)
     json.dumps(_features(2))  # a small import still works
     assert len(prompts.from_geojson(_features(2), 64, 64, default_loc=(0, 0, 0))) == 2
