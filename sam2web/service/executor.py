@@ -611,12 +611,18 @@ class LocalExecutor:
                     progress[i] = (int(msg[1]), int(msg[2]))
                     done, total = (sum(v) for v in zip(*progress.values(), strict=True))
                 self._on_event(live, ("frame", done, total))
-                store.update_run(spec.run_id, done_frames=done)
+                try:
+                    store.update_run(spec.run_id, done_frames=done)
+                except Exception:  # noqa: BLE001 - progress is advisory; the part's own end says what failed
+                    log.warning("run %s: progress could not be saved", spec.run_id)
             else:
                 self._on_event(live, msg)
 
         def one(i: int) -> None:
-            results[i] = lane.workers[i].run(parts[i], lambda msg: on_event(i, msg), cancel)
+            try:
+                results[i] = lane.workers[i].run(parts[i], lambda msg: on_event(i, msg), cancel)
+            except Exception as err:  # noqa: BLE001 - one part's failure ends the run, never the lane
+                results[i] = ("failed", run_error(err, store))
             if results[i][0] != "done":
                 cancel.set()  # one part failed or stopped: stop the others within a frame
 
