@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from sam2web.ui import annotate_ui, sidebar, state
+from sam2web.ui import annotate_ui, model_warmup, sidebar, state
 
 ws = sidebar.page("Annotate")
+model_warmup.show(ws)  # load SAM2 in the worker while the user looks
 with state.guard():
     stack = state.open_dataset(ws)
     if stack is None:

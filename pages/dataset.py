@@ -17,6 +17,7 @@ with state.guard():
     left, right = st.columns([1, 1.25])
     with left:
         dataset_ui.describe(stack)
+        dataset_ui.calibration_controls(ws, stack)
         settings = dataset_ui.display_controls(ws, stack)
         loc = state.location_sliders(ws, stack, prefix="loc_ds")
     with right:

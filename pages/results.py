@@ -41,8 +41,9 @@ def body() -> None:
         with left:
             loc = results_ui.playback(ws, stack, run, anns, frames, visible)
         st.dataframe(results_ui.object_table(run, anns, result, opts), hide_index=True)
-        results_ui.downloads(run, anns, links)
-        results_ui.label_downloads(run, stack, anns, links, loc.xy)
+        calibration = (ws.dataset or {}).get("calibration")  # the Dataset page's physical size
+        results_ui.downloads(run, anns, links, stack, calibration)
+        results_ui.label_downloads(run, stack, anns, links, loc.xy, calibration)
         results_ui.correction(ws, stack, run, loc)
         results_ui.qa_section(ws, stack, run, anns, loc.xy)
     still_live = bool(st.session_state.get("res_playing")) or track_ui.has_active_runs(ws)

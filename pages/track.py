@@ -2,15 +2,12 @@
 
 import streamlit as st
 
-from sam2web.ui import sidebar, state, track_ui
+from sam2web.ui import model_warmup, sidebar, state, track_ui
 
 ws = sidebar.page("Track")
+model_warmup.show(ws)  # load SAM2 in the worker while the user looks
 if state.is_random_weights():
-    st.warning(
-        "SAM2WEB_RANDOM_WEIGHTS=1: SAM2 runs with RANDOM weights. The masks are meaningless; "
-        "this only demonstrates the plumbing.",
-        icon=":material/warning:",
-    )
+    st.warning("RANDOM weights (SAM2WEB_RANDOM_WEIGHTS=1): the masks are meaningless.", icon=":material/warning:")
 stack = None
 with state.guard():
     stack = state.open_dataset(ws)
@@ -19,8 +16,9 @@ with state.guard():
         st.stop()
     prompts = state.load_prompts(ws)
     st.caption(
-        f"{len(prompts)} prompt(s) on {len({p.obj_id for p in prompts})} object(s). "
-        + track_ui.hardware_caption(track_ui.saved_form(ws))
+        f"{len(prompts)} prompt(s) on {len({p.obj_id for p in prompts})} object(s) · "
+        + track_ui.hardware_caption(track_ui.saved_form(ws)),
+        help=track_ui.hardware_help(),
     )
     values = track_ui.form(ws, stack, prompts)
     if values is not None:

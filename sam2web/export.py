@@ -1,6 +1,6 @@
 """Writers for the fixed-name export files.
 
-OWNER: geometry helper. Contract:
+The surface other modules use:
     EXPORT_FILES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
     export_bytes(annotations, connections, random_weights=False, *, names=None, object_type="detection",
                  dataset_id=None, intensities=None) -> dict[str, bytes]
@@ -166,18 +166,72 @@ def mean_intensities(
     return out
 
 
+class Physical:
+    """Centroids (px, in the polygons' pixel-corner coordinates) and calibrated measures, per polygon.
+
+    Built once per export from the stack's pixel size (``units.pixel_size`` (x, y) in
+    ``units.unit`` per pixel); ``None`` when the size is not known, and then no physical key is
+    written at all (a number with a made-up unit is worse than none). Anisotropic pixels are
+    handled exactly: the perimeter is measured on the outline scaled to physical units.
+    """
+
+    def __init__(self, geoms: np.ndarray, areas: np.ndarray, units) -> None:
+        px, py = (float(v) for v in units.pixel_size)
+        self.unit = "µm" if units.unit in ("um", "µm", "micron") else str(units.unit)
+        self.key = "um" if self.unit == "µm" else re.sub(r"[^A-Za-z0-9]", "", self.unit) or "unit"
+        cent = shapely.get_coordinates(shapely.centroid(geoms)) if len(geoms) else np.empty((0, 2))
+        self.cx, self.cy = cent[:, 0], cent[:, 1]
+        self.area = np.asarray(areas, dtype=np.float64) * px * py
+        self.cx_phys, self.cy_phys = self.cx * px, self.cy * py
+        scaled = shapely.transform(geoms, lambda c: c * np.array([px, py])) if len(geoms) else geoms
+        self.perimeter = shapely.length(scaled) if len(geoms) else np.empty(0)
+
+    @classmethod
+    def of(cls, geoms: np.ndarray, areas: np.ndarray, units) -> Physical | None:
+        return None if units is None or getattr(units, "pixel_size", None) is None else cls(geoms, areas, units)
+
+    def fields(self) -> tuple[str, ...]:
+        k = self.key
+        return (f"area_{k}2", "centroid_x", "centroid_y", f"centroid_x_{k}", f"centroid_y_{k}")
+
+    def values(self, i: int) -> tuple[float, ...]:
+        return (
+            float(self.area[i]),
+            float(self.cx[i]),
+            float(self.cy[i]),
+            float(self.cx_phys[i]),
+            float(self.cy_phys[i]),
+        )
+
+    def properties_json(self, i: int) -> str:
+        return "".join(f',"{k}":{v!r}' for k, v in zip(self.fields(), self.values(i)))
+
+    def measurements_json(self, i: int, js: _Json) -> str:
+        u = self.unit
+        pairs = (
+            (f"Area {u}^2", self.area[i]),
+            (f"Perimeter {u}", self.perimeter[i]),
+            ("Centroid X px", self.cx[i]),
+            ("Centroid Y px", self.cy[i]),
+            (f"Centroid X {u}", self.cx_phys[i]),
+            (f"Centroid Y {u}", self.cy_phys[i]),
+        )
+        return "".join(f",{js.encode(k)}:{float(v)!r}" for k, v in pairs)
+
+
 def _properties_json(
     ann: Annotation,
     area: float,
     random_weights: bool,
     js: _Json,
     qupath: str = "",
+    physical: str = "",
 ) -> str:
     """The feature's properties as JSON text; numbers are formatted directly (they need no escaping)."""
     text = (
         f'{{{qupath}"id":{js.encode(ann.id)},"object_id":{int(ann.obj_id)},"XY":{int(ann.loc.xy)},'
         f'"Time":{int(ann.loc.time)},"Z":{int(ann.loc.z)},"channel":{int(ann.channel)},'
-        f'"tags":{js.tags(ann.tags)},"area":{float(area)!r}'
+        f'"tags":{js.tags(ann.tags)},"area":{float(area)!r}{physical}'
     )
     if ann.parent is not None:  # lineage hook: the mother's object_id (a division), see links.py
         text += f',"parent_object_id":{int(ann.parent)}'
@@ -195,6 +249,7 @@ def _qupath_json(
     intensity: float | None,
     js: _Json,
     classes: dict[str, str],
+    physical: str = "",
 ) -> str:
     """QuPath's own properties (objectType, name, classification, measurements), as JSON text."""
     text = f'"objectType":"{object_type}","name":{js.encode(name)},'
@@ -207,7 +262,7 @@ def _qupath_json(
     text += f'"measurements":{{"Area px^2":{float(area)!r},"Perimeter px":{float(perimeter)!r}'
     if intensity is not None:
         text += f',"Mean intensity":{float(intensity)!r}'
-    return text + "},"
+    return text + physical + "},"
 
 
 def _with_plane(geometry: str, loc: Location) -> str:
@@ -224,6 +279,7 @@ def geojson_bytes(
     names: Mapping[int, str] | None = None,
     object_type: str = "detection",
     intensities: Mapping[str, float] | None = None,
+    units=None,
 ) -> bytes:
     """RFC 7946 FeatureCollection of Polygon/MultiPolygon features that QuPath reads as its own.
 
@@ -233,6 +289,10 @@ def geojson_bytes(
     or annotation), the object's ``name``, a ``classification {name, color}`` from its first tag,
     and ``measurements`` (area and perimeter in pixels, mean intensity when given). GeoJSON readers
     that do not know these members ignore them (RFC 7946 section 6.1, foreign members).
+
+    With a known pixel size (``units``, see ``Physical``) both the properties and the measurements
+    also carry the area in unit², the perimeter and the centroid in the unit, next to the
+    centroid in pixels.
     """
     check_object_type(object_type)
     geoms = _oriented(annotations) if geoms is None else geoms
@@ -242,6 +302,9 @@ def geojson_bytes(
     js = _Json()
     classes: dict[str, str] = {}
     intensities = intensities or {}
+    phys = Physical.of(geoms, areas, units)
+    own = [phys.properties_json(i) for i in range(len(annotations))] if phys else [""] * len(annotations)
+    measured = [phys.measurements_json(i, js) for i in range(len(annotations))] if phys else own
     name_of: dict[int, str] = {}
     for a in annotations:
         if a.obj_id not in name_of:
@@ -257,10 +320,11 @@ def geojson_bytes(
             area,
             random_weights,
             js,
-            _qupath_json(a, name_of[a.obj_id], object_type, area, perim, intensities.get(a.id), js, classes),
+            _qupath_json(a, name_of[a.obj_id], object_type, area, perim, intensities.get(a.id), js, classes, m),
+            o,
         )
         + "}"
-        for a, g, area, perim in zip(annotations, geo_text, areas, perimeters)
+        for a, g, area, perim, o, m in zip(annotations, geo_text, areas, perimeters, own, measured)
     ]
     head = '{"type":"FeatureCollection",'
     if random_weights:
@@ -335,24 +399,33 @@ def annotations_csv_bytes(
     geoms: np.ndarray | None = None,
     areas: np.ndarray | None = None,
     names: Mapping[int, str] | None = None,
+    units=None,
 ) -> bytes:
     """One row per polygon: the GeoJSON properties plus the outline as WKT (tags joined by ';').
 
-    ``name`` is the object's name from ``names`` (empty when it has none).
+    ``name`` is the object's name from ``names`` (empty when it has none). With a known pixel
+    size (``units``) the calibrated area and the centroid (px and unit) follow ``area``.
     """
     geoms = _oriented(annotations) if geoms is None else geoms
     areas = shapely.area(geoms) if areas is None else areas
     wkts = shapely.to_wkt(geoms, rounding_precision=-1, trim=True) if len(geoms) else []
+    phys = Physical.of(geoms, areas, units)
+    fields = CSV_FIELDS if phys is None else CSV_FIELDS[:-1] + phys.fields() + CSV_FIELDS[-1:]
     head = io.StringIO()
-    csv.writer(head, lineterminator="\n").writerow(CSV_FIELDS + (("warning",) if random_weights else ()))
+    csv.writer(head, lineterminator="\n").writerow(fields + (("warning",) if random_weights else ()))
+    extra_cols = (
+        ["," + ",".join(repr(v) for v in phys.values(i)) for i in range(len(annotations))]
+        if phys
+        else [""] * len(annotations)
+    )
     extra = ",random weights: this mask is meaningless" if random_weights else ""
     # WKT never holds a quote or newline, so it is quoted by hand: the csv module's per-character
     # scan of 2000 long WKT strings costs more than building them.
     lines = [
         f"{_csv_field(a.id)},{int(a.obj_id)},{int(a.loc.xy)},{int(a.loc.time)},{int(a.loc.z)},"
         f"{int(a.channel)},{_csv_field(';'.join(a.tags))},{_csv_field((names or {}).get(int(a.obj_id), ''))},"
-        f'{float(area)!r},"{w}"{extra}\n'
-        for a, area, w in zip(annotations, areas, wkts)
+        f'{float(area)!r}{cols},"{w}"{extra}\n'
+        for a, area, w, cols in zip(annotations, areas, wkts, extra_cols)
     ]
     return (head.getvalue() + "".join(lines)).encode("utf-8")
 
@@ -471,13 +544,15 @@ def export_bytes(
     object_type: str = "detection",
     dataset_id: str | None = None,
     intensities: Mapping[str, float] | None = None,
+    units=None,
 ) -> dict[str, bytes]:
     """All four export files, by fixed name, as bytes (for downloads, zips and atomic writes).
 
     ``names`` ({object id: name}, see ``object_names``) name the objects in QuPath and NimbusImage;
     ``object_type`` is QuPath's (detection or annotation); ``dataset_id`` fills NimbusImage's
     ``datasetId``; ``intensities`` ({annotation id: mean}, see ``mean_intensities``) adds QuPath's
-    "Mean intensity" measurement.
+    "Mean intensity" measurement; ``units`` (``exporters.Units``: the pixel size) adds calibrated
+    area and centroid measurements.
     """
     check_object_type(object_type)
     check_dataset_id(dataset_id)
@@ -486,9 +561,9 @@ def export_bytes(
     texts, platform = _geometry_texts(geoms)
     return {
         "annotations.geojson": geojson_bytes(
-            annotations, random_weights, geoms, areas, texts, names, object_type, intensities
+            annotations, random_weights, geoms, areas, texts, names, object_type, intensities, units
         ),
-        "annotations.csv": annotations_csv_bytes(annotations, random_weights, geoms, areas, names),
+        "annotations.csv": annotations_csv_bytes(annotations, random_weights, geoms, areas, names, units),
         "connections.csv": connections_csv_bytes(connections),
         "nimbus.json": nimbus_bytes(
             annotations, connections, random_weights, geoms, texts, platform, names, dataset_id
@@ -579,4 +654,5 @@ def context_files(ctx) -> dict[str, bytes]:
         object_type=ctx.object_type,
         dataset_id=ctx.dataset_id,
         intensities=ctx.intensities,
+        units=ctx.units,
     )

@@ -1,6 +1,6 @@
 """Mask -> polygon, then padding (buffer) and smoothing (simplify), in full-resolution pixels.
 
-OWNER: geometry helper. Contract:
+The surface other modules use:
 
     mask_to_geometry(mask: np.ndarray | CompactMask, padding=0.0, smoothing=0.3, keep="largest"|"all")
         -> shapely Polygon | MultiPolygon | None     (x = column, y = row)
@@ -17,7 +17,7 @@ would not reach the image border. We trace the mask upscaled 2x and map each tra
 outer corner of its original pixel, which yields the exact pixel-edge outline (area == pixel count).
 
 Why the *largest* component: the original worker kept the first contour cv2 returned, silently
-dropping the real cell whenever a speck came first (SPEC.md defects).
+dropping the real cell whenever a speck came first.
 
 Padding is the worker's ``buffer(padding)`` done on the pixel grid: a pixel joins the mask when
 its centre lies within ``padding`` of the mask's outline (shrinking: leaves when within |padding|
@@ -77,7 +77,7 @@ def _as_crop(mask: np.ndarray | CompactMask) -> tuple[np.ndarray | None, int, in
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ValueError(f"a mask must be 2D, got shape {arr.shape}")
-    binary = arr if arr.dtype == bool else arr > 0  # logits are thresholded at 0.0 (SPEC.md)
+    binary = arr if arr.dtype == bool else arr > 0  # logits are thresholded at 0.0, as SAM2 does
     rows = np.flatnonzero(binary.any(axis=1))
     if rows.size == 0:
         return None, 0, 0, arr.shape
@@ -588,7 +588,7 @@ def annotations_from_result(
     """Every (object, frame) mask of a run as an Annotation, ordered by object then (XY, Time, Z).
 
     Ids are stable (``annotation_id``), so re-exporting with new settings keeps links and
-    downstream references valid. Empty results are dropped (SPEC.md).
+    downstream references valid. Empty results are dropped.
     """
     keys = sorted(result.masks, key=lambda k: (k[0], k[1].xy, k[1].time, k[1].z))
     geoms = geometries_for([result.masks[k] for k in keys], padding, smoothing, keep, holes)

@@ -2,7 +2,7 @@
 
 Contract (the run service calls this instead of ``tracking.track.track``; same arguments, plus):
     track_lineage(stack, sequences, prompts, predictor, display, direction="forward", progress=None,
-                  cancel=None, result=None, on_frame=None, session=None, detect=True,
+                  cancel=None, result=None, on_frame=None, session=None, detect=True, on_phase=None,
                   min_share=MIN_SHARE, persist=PERSIST, max_neck=MAX_NECK, lookback=LOOKBACK) -> TrackResult
     lineage_kwargs(params: TrackParams) -> {detect, min_share, persist}   TrackParams' divisions fields
     split_mask(mask, min_share, max_neck) -> (part_a, part_b) | None
@@ -50,7 +50,8 @@ Defaults, measured on ../shared/data/bacteria_ctc (30 divisions, 328 cell masks)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,8 +291,17 @@ def track_lineage(
     persist: int = PERSIST,
     max_neck: float = MAX_NECK,
     lookback: int = LOOKBACK,
+    new_ids: Iterator[int] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> TrackResult:
-    """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc)."""
+    """``track`` with divisions: manual ones from prompts' ``parent``, detected ones (see module doc).
+
+    ``new_ids`` gives detected daughters their ids (ids already in use are skipped); the default
+    counts on from the largest id here, which is unique only when one call sees the whole run.
+    ``on_phase("divisions")`` is called when the search for divisions starts and
+    ``on_phase("daughters")`` while daughters are tracked, so a progress bar that stands at its
+    last frame can say what is still going on.
+    """
     from sam2web.tracking.track import track
 
     if not 0 < min_share <= 0.5:
@@ -312,21 +322,26 @@ def track_lineage(
     across = sequences[0].across if sequences else "time"
     if not detect or direction != "forward" or across != "time" or res.partial:
         return res
+    phase = on_phase or (lambda _name: None)
+    phase("divisions")
     return _detect(
-        res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback
-    )
+        res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback,
+        new_ids, phase,
+    )  # fmt: skip
 
 
 def _detect(
-    res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback
-):
+    res, stack, sequences, predictor, display, progress, cancel, on_frame, min_share, persist, max_neck, lookback,
+    new_ids=None, phase=lambda _name: None,
+):  # fmt: skip
     from sam2web.tracking.track import track
 
+    source = new_ids if new_ids is not None else itertools.count(max([*res.objects, *(k[0] for k in res.masks), 0]) + 1)
+
     def next_ids():
-        n = max([*res.objects, *(k[0] for k in res.masks), 0]) + 1
-        while True:
-            yield n
-            n += 1
+        for n in source:
+            if n not in res.objects and not any(k[0] == n for k in res.masks):
+                yield n
 
     ids = next_ids()
     temp_ids = iter(range(10**9, 2 * 10**9))
@@ -370,10 +385,12 @@ def _detect(
             loc = sequences[c.seq_i].frames[c.s]
             for k, part in enumerate(c.parts):
                 d = next(ids)
-                name = f"{mother.name or c.obj}.{k + 1}"
+                name = f"{mother.name or f'Object {c.obj + 1}'}.{k + 1}"  # "Object 1.2", counted from 1 like the screen
                 daughters.append(Prompt(d, loc, mask=part, tags=list(mother.tags), name=name, parent=c.obj))
                 births.append((c, k, d))
+        phase("daughters")
         res = track(stack, sequences, daughters, predictor, display, "forward", progress, cancel, res, on_frame)
+        phase("divisions")
         births = _drop_converged(res, sequences, births, persist, on_frame)
         ends = {}
         for c, k, d in births:

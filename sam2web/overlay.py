@@ -131,25 +131,3 @@ def draw_boxes(
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), hex_to_rgb(color), thick)
     return out
-
-
-def draw_points(image: np.ndarray, points: Iterable[tuple[float, float, int]], radius: int | None = None) -> np.ndarray:
-    """Positive points as green dots, negative as red crosses."""
-    out = _as_rgb(image)
-    rad = radius or max(2, _thickness(out.shape) * 3)
-    for x, y, label in points:
-        centre = (int(round(x)), int(round(y)))
-        if label:
-            cv2.circle(out, centre, rad, (0, 255, 0), -1)
-        else:
-            cv2.drawMarker(out, centre, (255, 0, 0), cv2.MARKER_CROSS, rad * 2, max(1, rad // 2))
-    return out
-
-
-def scale_to_width(image: np.ndarray, max_width: int) -> np.ndarray:
-    """Shrink an RGB image for the screen (area interpolation); never enlarge."""
-    h, w = image.shape[:2]
-    if w <= max_width:
-        return image
-    new_h = max(1, int(round(h * max_width / w)))
-    return cv2.resize(image, (max_width, new_h), interpolation=cv2.INTER_AREA)

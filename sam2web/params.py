@@ -19,7 +19,7 @@ from sam2web.trackers import all_models
 
 ACROSS = ("time", "z")
 DIRECTIONS = ("forward", "backward", "both")
-MODELS = all_models()  # every tracker family's choices (sam2web.trackers)
+MODELS = all_models()  # every tracker family's choices at import (the form and flags read them live)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 KEEP = ("largest", "all")
@@ -59,7 +59,7 @@ class TrackParams:
     z: str = _f("", "Z slices, 1-based ranges", cli_default="all")
     tags: tuple[str, ...] = _f((), "tags of the prompts to track (none: all prompts)")
     # the model
-    model: str = _f("small", "SAM2.1 hiera size", MODELS)
+    model: str = _f("small", "the model: a size of SAM2.1 hiera, or another tracker family's", all_models)
     checkpoint: str = _f("", "checkpoint file (or folder holding sam2.1_hiera_<model>.pt); blank: look it up")
     device: str = _f("auto", "auto: CUDA, then Apple MPS, then CPU", DEVICES)
     precision: str = _f("auto", "auto: bfloat16 on CUDA and on CPUs with native bf16, fp32 elsewhere", PRECISIONS)
@@ -84,7 +84,7 @@ class TrackParams:
         for f in fields(self):
             value = getattr(self, f.name)
             name = "--" + f.name.replace("_", "-") if flags else "The " + f.name.replace("_", " ")
-            choices, range_ = f.metadata["choices"], f.metadata["range"]
+            choices, range_ = _choices(f.metadata), f.metadata["range"]
             if choices and value not in choices:
                 raise UserError(f"{name} '{value}' is not one of {', '.join(choices)}.")
             if range_ and not range_[0] <= value <= range_[1]:
@@ -146,7 +146,7 @@ class TrackParams:
                     flag,
                     type=kind,
                     default=default,
-                    choices=meta["choices"],
+                    choices=_choices(meta),
                     metavar=None if meta["choices"] else f.name.upper(),
                     help=f"{text} (default: {default if default != '' else 'none'})",
                 )
@@ -163,7 +163,15 @@ class TrackParams:
 
 def meta(name: str) -> dict[str, Any]:
     """A field's metadata (choices, range, step, help) for the form."""
-    return dict(next(f for f in fields(TrackParams) if f.name == name).metadata)
+    data = dict(next(f for f in fields(TrackParams) if f.name == name).metadata)
+    data["choices"] = _choices(data)
+    return data
+
+
+def _choices(meta: Any) -> tuple | None:
+    """A field's choices; a callable is asked each time (a tracker family registered later counts)."""
+    choices = meta["choices"]
+    return tuple(choices()) if callable(choices) else choices
 
 
 def default(name: str) -> Any:

@@ -1,6 +1,6 @@
 """Prompt sources: drawn boxes/points (the app), GeoJSON, the platform's annotation JSON, label images.
 
-OWNER: geometry helper. Contract:
+The surface other modules use:
 
     make_box(x0, y0, x1, y1, width, height) -> tuple   clip to image; UserError if empty/inverted
     from_geojson(data: bytes | str | dict, width, height, tags=None, default_loc=None) -> list[Prompt]
@@ -355,7 +355,7 @@ def _hashable(v: Any) -> Any:
 
 # --------------------------------------------------------------------------------- platform JSON
 def from_platform_json(data: bytes | str | dict | list, width: int, height: int, tags=None) -> list[Prompt]:
-    """Prompts from the platform's annotation records (SPEC.md), as the worker made them.
+    """Prompts from the platform's annotation records, as the worker made them.
 
     Accepts a list of records or ``{"annotations": [...]}``: the platform's own JSON export and
     today's nimbus.json (records keyed by ``_id``, with ``annotationConnections`` beside them) as

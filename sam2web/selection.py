@@ -1,6 +1,6 @@
 """Batch ranges ("1-3, 5-8", "all", blank = current) and the sequences to track.
 
-OWNER: stack helper. Contract:
+The surface other modules use:
 
     parse_ranges(text: str, size: int, current: int, name: str = "Time") -> list[int]   (0-based, sorted, unique)
     format_ranges(indices) -> str        0-based indices -> "1-3, 5" (the inverse of parse_ranges)
@@ -107,7 +107,7 @@ def build_sequences(
     direction: str = "forward",
     sizes: dict | None = None,
 ) -> list[Sequence]:
-    """The "videos" to track, as SPEC.md says.
+    """The "videos" to track, one per position (and Z or Time) outside the tracking axis.
 
     Across Time: one sequence per (XY, Z) over the chosen times; across Z: one per (XY, Time)
     over the chosen slices. Backward reverses the frame order so the predictor propagates from

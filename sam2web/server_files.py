@@ -20,20 +20,6 @@ from pathlib import Path, PurePosixPath
 from sam2web.errors import UserError
 
 ENV = "SAM2WEB_SERVER_FOLDERS"
-OPENABLE_EXTENSIONS = {
-    ".tif",
-    ".tiff",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".czi",
-    ".mp4",
-    ".m4v",
-    ".mov",
-    ".avi",
-    ".mkv",
-    ".webm",
-}
 MAX_DEPTH = 4
 
 
@@ -90,19 +76,16 @@ def resolve(root: str | Path, rel: str) -> Path:
     return target
 
 
-def _is_ome_zarr(path: Path) -> bool:
-    from sam2web.stack.omezarr import is_ome_zarr
-
-    return is_ome_zarr(path)
-
-
 def list_openable(root: str | Path, limit: int = 2000) -> list[str]:
-    """Relative paths (with '/') of the images, CZI, videos and OME-Zarr folders inside ``root``.
+    """Relative paths (with '/') of what the reader registry opens inside ``root``.
 
     Walks at most MAX_DEPTH folders deep and stops at ``limit`` entries (a file server may hold
     millions of files). Links that lead outside the folder are left out; an OME-Zarr folder is
     one entry (its chunks are not listed).
     """
+    from sam2web.stack.registry import file_extensions, is_dataset_folder
+
+    openable = set(file_extensions())
     root_path = Path(root).resolve()
     out: list[str] = []
     stack: list[tuple[Path, int]] = [(root_path, 0)]
@@ -121,11 +104,11 @@ def list_openable(root: str | Path, limit: int = 2000) -> list[str]:
                 continue
             rel = path.relative_to(root_path).as_posix()
             if real.is_dir():
-                if _is_ome_zarr(real):
+                if is_dataset_folder(real):
                     out.append(rel)
                 elif depth + 1 < MAX_DEPTH:
                     stack.append((path, depth + 1))
-            elif path.suffix.lower() in OPENABLE_EXTENSIONS:
+            elif path.suffix.lower() in openable:
                 out.append(rel)
     return sorted(out, key=str.lower)[:limit]
 

@@ -559,6 +559,24 @@ class Store:
         ws_id = rows[0]["value"] if rows else None
         return ws_id if ws_id and self.get_workspace(ws_id) else None
 
+    # -- a user's preferences (across workspaces) ------------------------------------------------
+    def preferences(self, user: str) -> dict:
+        """What ``user`` chose last for choices that belong to the person, not the workspace (model, image size)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"prefs:{user}",))
+        try:
+            value = json.loads(rows[0]["value"]) if rows else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def set_preferences(self, user: str, **values: Any) -> None:
+        merged = {**self.preferences(user), **values}
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (f"prefs:{user}", json.dumps(merged)),
+            )
+
     # -- runs -----------------------------------------------------------------------------------
     def create_run(
         self,
@@ -657,6 +675,22 @@ class Store:
                 "UPDATE runs SET info = ?, updated = ? WHERE id = ?", (json.dumps(info), time.time(), int(run_id))
             )
         return info
+
+    def merge_objects(self, run_id: int, objects: dict) -> dict:
+        """Add or update a run's objects (``objects_to_dict`` JSON) atomically, also across processes.
+
+        Why: the sequences of one run are tracked by several workers at once, each adding the
+        daughters it found; a read-change-write outside one transaction would drop another's.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT objects FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            if row is None:
+                return {}
+            merged = {**json.loads(row["objects"]), **objects}
+            c.execute(
+                "UPDATE runs SET objects = ?, updated = ? WHERE id = ?", (json.dumps(merged), time.time(), int(run_id))
+            )
+        return merged
 
     def delete_run(self, run_id: int) -> None:
         with self._tx() as c:
@@ -915,3 +949,12 @@ def get_store(root: str | os.PathLike | None = None) -> Store:
             store.recover_interrupted()
             _STORES[path] = store
         return store
+
+
+def forget_store(root: str | os.PathLike) -> None:
+    """Close and drop the process's Store of a data folder (a command's temporary folder, before removing it)."""
+    path = data_root(root)
+    with _STORES_LOCK:
+        store = _STORES.pop(path, None)
+    if store is not None:
+        store.close()

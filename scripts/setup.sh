@@ -25,6 +25,12 @@ if ! $VPY -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 $VPY -m pip install --quiet -r requirements.txt
+# bioio-nd2 (Nikon ND2) without its declared s3fs: sam2web reads local files only, and s3fs pulls
+# aiobotocore/botocore and an older python-dateutil than the app's. Its real needs (nd2, bioio-base,
+# dask, xarray) are pinned in requirements.txt.
+if ! $VPY -c "import bioio_nd2" >/dev/null 2>&1; then
+  $VPY -m pip install --quiet --no-deps bioio-nd2==2.6.0
+fi
 # pylibCZIrw (CZI files) without its declared dependencies: cmake is a build tool it never imports.
 if ! $VPY -c "import pylibCZIrw" >/dev/null 2>&1; then
   $VPY -m pip install --quiet --no-deps pylibCZIrw==6.1.0

@@ -162,7 +162,7 @@ def wait_objects(page, n: int) -> None:
 
 
 def object_rows(page) -> list[str]:
-    """The object list's captions, e.g. ``#0 · prompts at T1/Z1/XY1``."""
+    """The object list's captions, e.g. ``#1 · prompts at T1/Z1/XY1``."""
     return [t.strip() for t in page.get_by_text(re.compile(r"^#\d+ · prompts at ")).all_inner_texts()]
 
 

@@ -1,7 +1,7 @@
 """Synthetic tracking results for geometry/export tests and timing (no model, no files).
 
 ``synthetic_result(n_frames, n_objects)`` gives elliptical cells 30-60 px across drifting through
-a 1024x1024 time-lapse, as CompactMasks: the size the repolygonize goal (issue 5) is stated for.
+a 1024x1024 time-lapse, as CompactMasks: the size the re-polygonise goal is stated for.
 """
 
 from __future__ import annotations

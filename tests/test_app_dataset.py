@@ -36,3 +36,30 @@ def test_preview_keeps_a_tall_frame_above_the_fold():
     assert w * 1305 / 1009 <= PREVIEW_MAX_H + 1 and w <= 900
     wide = np.zeros((240, 320, 3), np.uint8)
     assert preview_width(wide) == 640  # small frames are still enlarged
+
+
+def test_physical_size_set_on_the_dataset_page_is_stored_in_the_workspace(data):
+    """A plain TIFF has no pixel size: the Dataset page's form fills it, and the exports use it."""
+    import tifffile
+
+    from sam2web.exporters import Units
+    from sam2web.stack import open_stack
+
+    ws = data.create_workspace("uncalibrated")
+    folder = data.files_dir(ws.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(folder / "cells.tif", np.zeros((3, 40, 50), np.uint8), photometric="minisblack")
+    data.update_workspace(ws.id, dataset={"kind": "files", "files": ["cells.tif"], "pages_as": "time"})
+    at = new_app(ws.id)
+    assert_clean(at)
+    at.number_input(key="ds_cal_pixel").set_value(0.65)
+    at.number_input(key="ds_cal_t").set_value(90.0)
+    at.button[[b.label for b in at.button].index("Save physical size")].click().run()
+    assert_clean(at)
+    saved = data.get_workspace(ws.id).dataset
+    assert saved["files"] == ["cells.tif"]  # the dataset itself is untouched
+    assert saved["calibration"] == {"pixel_size": 0.65, "time_interval": 90.0, "unit": "µm"}
+    with open_stack(folder / "cells.tif") as stack:
+        assert stack.pixel_size is None
+        assert Units.of(stack, saved["calibration"]) == Units((0.65, 0.65), None, 90.0, "µm")
+    assert at.number_input(key="ds_cal_pixel").value == 0.65  # shown back after the rerun

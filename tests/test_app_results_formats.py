@@ -30,6 +30,7 @@ def test_results_dataset_id_and_label_downloads(data):
     assert_clean(at)
     labels = [d.label for d in at.get("download_button")]
     assert "labels_xy1.ome.tif" in labels and "ctc_xy1.zip" in labels
+    assert "tracks.geff_xy1.zip" in labels and "trackmate_xy1.xml" in labels
     key = f"res_labels_{run.id}_0"
     files = at.session_state[key][1]
     import io
@@ -41,3 +42,10 @@ def test_results_dataset_id_and_label_downloads(data):
         assert tif.series[0].axes == "TYX"
         arr = tif.series[0].asarray()
     assert arr.shape[0] == 24 and set(np.unique(arr[:4])) == {0, 1} and not arr[4:].any()
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    spots = ET.fromstring(files["trackmate_xy1.xml"]).findall("Model/AllSpots/SpotsInFrame/Spot")
+    assert len(spots) == 4  # the object's four tracked frames
+    with zipfile.ZipFile(io.BytesIO(files["tracks.geff_xy1.zip"])) as zf:
+        assert "tracks.geff/.zattrs" in zf.namelist() and "tracks.geff/labels/.zarray" in zf.namelist()

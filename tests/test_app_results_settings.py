@@ -92,7 +92,7 @@ def test_run_selector_label_follows_the_run_state(data):
     at, ws_id, run = _two_object_run(data)
     data.update_run(run.id, status="running", done_frames=2)
     at.switch_page("pages/results.py").run()
-    assert "running 2/4" in at.selectbox(key="res_run").options[0]
+    assert "running 2 of 4" in at.selectbox(key="res_run").options[0]
     data.update_run(run.id, status="done", done_frames=4)
     at.run()
     assert at.selectbox(key="res_run").options[0].startswith(f"Run {run.id} · done")

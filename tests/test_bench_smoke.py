@@ -29,6 +29,8 @@ KEYS = {
     "batched_objects_speedup",
     "pool_speedup",
     "cpu",
+    "box_to_mask_ms",
+    "start_to_first_frame_s",
 }
 
 

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from sam2web import cli
-from sam2web.cli import track as cli_track
 from sam2web.stack import sample
-from sam2web.tracking.model import describe
+from sam2web.tracking import factory
 from sam2web.tracking.track import StandInTracker
 
 N = 6
@@ -45,12 +44,13 @@ def sweep_data(tmp_path, monkeypatch):
 
     built = []
 
-    def fake_load_model(args, size):
-        built.append(size)
-        tracker = StandInTracker(masks=truth)
-        return tracker, describe(tracker)
+    def fake_build(params, download, progress):
+        built.append(params.model)
+        return StandInTracker(masks=truth)
 
-    monkeypatch.setattr(cli_track, "load_model", fake_load_model)
+    factory.clear()
+    monkeypatch.setenv("SAM2WEB_RANDOM_WEIGHTS", "1")  # no checkpoint is looked for: the tracker is the fake
+    monkeypatch.setattr(factory, "_build", fake_build)  # the sweep's runs (inline executor) build their tracker here
     return tmp_path, stack, gt, prompts, built
 
 

@@ -188,7 +188,7 @@ def test_label_image_prompt_across_a_selection(data, capsys):
         (["--prompt-loc", "a,b"], "XY,T,Z"),
         (["--image-size", "100"], "multiple of 32"),
         (["--tags", "nothing-has-this"], "nothing-has-this"),
-        (["--time", "5-6"], "no prompts on the selected frames"),
+        (["--time", "5-6"], "No prompt lies on the frames to track"),
     ],
 )
 def test_user_errors_exit_2_with_one_sentence_and_leave_out_untouched(data, capsys, extra, needle):
@@ -227,12 +227,12 @@ def test_out_is_a_file(data, capsys):
 
 
 def test_interrupt_mid_run_leaves_nothing(data, capsys, monkeypatch):
-    from sam2web.tracking import track
+    from sam2web.cli import runner
 
-    def boom(*args, **kwargs):
+    def ctrl_c(seconds):  # Ctrl-C while the bar follows the run
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(track, "track", boom)
+    monkeypatch.setattr(runner, "pause", ctrl_c)
     rc, err = run_cli([data / "stack.tif", "--prompts", data / "prompts.geojson", "--out", data / "out", *FAST], capsys)
     assert rc == 130
     assert_untouched(data)

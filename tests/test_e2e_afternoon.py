@@ -1,4 +1,4 @@
-"""Browser end-to-end on real data (issue 13): a biologist's afternoon on the bacteria time-lapse.
+"""Browser end-to-end on real data: a biologist's afternoon on the bacteria time-lapse.
 
 Zoom in on Annotate and box a small cell at 8x (the saved box within 1 image pixel of the intended
 one), Enter in a Track field starts nothing, settings survive a reload, a one-time-point Z-stack

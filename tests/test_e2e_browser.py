@@ -128,7 +128,7 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         ui.run_title(page, run_id, "(queued|running|done)").first.wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         ui.snap(page, "4_track_started")
         ui.wait_run_done(page, run_id)
-        page.get_by_text(re.compile(r"4 of 4 frames done")).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+        page.get_by_text(re.compile(r"Tracked all 4 frames")).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         ui.no_traceback(page)
         ui.snap(page, "5_track_done")
 
@@ -330,7 +330,7 @@ def test_server_crash_mid_run_keeps_frames_and_offers_resume(browser, tmp_path):
                 ui.run_title(page, run_id, "interrupted").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 page.get_by_text("The server stopped during this run").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 # The finished frames are still there and drawn.
-                page.get_by_text(f"{kept[1]} object-frame masks saved").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+                page.get_by_text(re.compile(rf"\b{kept[1]} object masks? saved")).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 ui.settle(page)
                 assert "1 object(s)" in page.locator("[data-testid=stImage]").filter(has_text="Time 1 ·").inner_text()
                 ui.no_traceback(page)

@@ -209,9 +209,15 @@ def test_oracle_detection_finds_the_division_at_its_frame(tmp_path, touching):
     blank = lambda loc: np.zeros((40, 80, 3), np.uint8)  # noqa: E731
     off = track_lineage(_Stack(8, 40, 80), [seq], [prompt], oracle, blank, detect=False)
     assert len(off.objects) == 1 and len([k for k in off.masks if k[0] == 0]) == 8
-    res = track_lineage(_Stack(8, 40, 80), [seq], [prompt], OracleTracker(tmp_path / "TRA"), blank, on_frame=on_frame)
+    phases: list[str] = []
+    res = track_lineage(
+        _Stack(8, 40, 80), [seq], [prompt], OracleTracker(tmp_path / "TRA"), blank, on_frame=on_frame,
+        on_phase=phases.append,
+    )  # fmt: skip
+    assert phases[:2] == ["divisions", "daughters"]  # the progress bar says "Tracking daughters…" meanwhile
     daughters = sorted(o for o, info in res.objects.items() if info.parent == 0)
     assert len(daughters) == 2
+    assert [res.objects[d].name for d in daughters] == ["Object 1.1", "Object 1.2"]  # an unnamed mother, from 1
     assert max(loc.time for o, loc in res.masks if o == 0) == 2  # the mother ends at split_at - 1
     for d in daughters:
         assert min(loc.time for o, loc in res.masks if o == d) == 3

@@ -61,7 +61,11 @@ def test_manual_division_tracked_shown_and_kept(data):
     at.switch_page("pages/results.py").run()
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "parent" in d.value.columns)
-    assert table.set_index("object")["parent"].fillna(-1).astype(int).to_dict() == {0: -1, 1: 0, 2: 0}
+    assert table.set_index("object")["parent"].to_dict() == {  # numbered from 1, like every list on screen
+        "#1 Object 1": "",
+        "#2 Object 1.1": "#1",
+        "#3 Object 1.2": "#1",
+    }
     at.button(key=f"lin_go_{run.id}").click().run()
     assert_clean(at)
     assert at.slider(key=f"res_frame_{run.id}").value == 3

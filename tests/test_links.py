@@ -1,4 +1,4 @@
-"""SPEC.md's link rule: per object, sorted by (Time, Z), earlier -> later, gaps bridged, checkbox honoured."""
+"""The link rule: per object, sorted by (Time, Z), earlier -> later, gaps bridged, checkbox honoured."""
 
 from __future__ import annotations
 

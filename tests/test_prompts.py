@@ -171,7 +171,7 @@ def test_our_own_export_reads_back_as_prompts():
         (1, 0, (5.0, 50.0, 15.0, 60.0)),
     ]
     nimbus = export_bytes(anns, [])["nimbus.json"]
-    assert len(from_platform_json(nimbus, W, H)) == 6  # each record is its own object (SPEC.md)
+    assert len(from_platform_json(nimbus, W, H)) == 6  # each record is its own object
 
 
 # ------------------------------------------------------------------------------ platform JSON

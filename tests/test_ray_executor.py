@@ -195,13 +195,14 @@ def test_cancel_stops_every_sequence_within_a_frame(env, monkeypatch):
     assert store.count_masks(run_id) < XY * T
 
 
-def test_killed_worker_is_restarted_and_its_sequence_rerun_without_lost_or_doubled_frames(env, monkeypatch):
+def test_killed_worker_is_restarted_and_its_unit_tracks_only_the_missing_frames(env, monkeypatch):
     store, ws = env
     monkeypatch.setenv("SAM2WEB_STANDIN", "slow:0.1")
     ex = executor_mod.get_executor()
     run_id = _submit(store, ws)
     deadline = time.monotonic() + 60
-    while store.count_masks(run_id) < 4:
+    # both busy units (positions 1 and 2) have saved frames, whichever worker is killed
+    while min(sum(1 for _, loc in store.load_masks(run_id) if loc.xy == xy) for xy in (0, 1)) < 2:
         assert time.monotonic() < deadline, "no frames were saved"
         time.sleep(0.02)
     pids = ex.worker_pids()
@@ -216,6 +217,9 @@ def test_killed_worker_is_restarted_and_its_sequence_rerun_without_lost_or_doubl
     ran_in = {u["pid"] for u in run.info["executed_on"]}
     assert ran_in - {pid for pid, _ in pids}  # a sequence was re-run by the restarted actor
     assert run.info["done_sequences"] == [0, 1, 2]
+    retried = [u for u in run.info["executed_on"] if u["attempt"] > 0]
+    assert len(retried) == 1, run.info["executed_on"]  # the killed unit was resubmitted once...
+    assert 0 < retried[0]["frames_tracked"] <= T - 2  # ...and tracked only the frames still missing
     monkeypatch.setenv("SAM2WEB_STANDIN", "1")  # the same drift, no delay
     assert _same(masks, _local_masks(store, ws, monkeypatch))
 
@@ -232,7 +236,8 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     at.run()
     at.switch_page("pages/track.py").run()
     assert_clean(at)
-    captions = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    # Where runs execute is the Track caption's tooltip (the caption itself stays one line).
+    captions = " ".join(c.value + " " + c.proto.help for c in at.caption) + " ".join(m.value for m in at.markdown)
     assert "Ray cluster at" in captions, captions
     submit_track(at, time="1-6")
     assert_clean(at)
@@ -243,7 +248,7 @@ def test_app_tracks_on_ray_and_says_where(env, tmp_path):
     assert run.done_frames == 6 and store.count_masks(run.id) == 6 and run.info["executed_on"]
     at.run()
     assert_clean(at)
-    text = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    text = " ".join(c.value + " " + c.proto.help for c in at.caption) + " ".join(m.value for m in at.markdown)
     assert "2 workers" in text and "done" in text, text
 
 
@@ -430,3 +435,27 @@ time.sleep(120)
     assert store.count_masks(new_id) == XY * T
     # Only the missing frames were tracked, plus the last saved frame of each sequence it continues (<= 2 workers).
     assert resumed.info["frames_tracked"] <= XY * T - kept + 2
+
+
+def test_two_positions_each_dividing_give_the_local_executors_lineage_on_ray(env, monkeypatch, tmp_path):
+    """The oracle on both nodes: daughters keep their parents (the actors' objects reach the store),
+    their ids are distinct across positions, and connections.csv equals the local executor's."""
+    try:
+        from tests import lineage_runs
+    except ImportError:  # pragma: no cover
+        import lineage_runs
+
+    store, _ = env
+    tra, stack = lineage_runs.write_inputs(tmp_path / "lineage")
+    monkeypatch.setenv("SAM2WEB_STANDIN", f"oracle:{tra}")
+    ws = lineage_runs.add_workspace(store, stack)
+    run_id = lineage_runs.submit(store, ws)
+    run = _finish(store, run_id, timeout=120)
+    on_ray = lineage_runs.check_lineage(store, run_id)
+    assert len({u["node"] for u in run.info["executed_on"]}) == 2  # one position per node
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "local")
+    local_id = lineage_runs.submit(store, ws)
+    assert executor_mod.get_executor().wait(local_id, 120)
+    assert lineage_runs.check_lineage(store, local_id) == on_ray
+    executor_mod.get_executor().shutdown()
+    monkeypatch.setenv("SAM2WEB_EXECUTOR", "ray")

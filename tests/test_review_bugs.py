@@ -1,4 +1,4 @@
-"""Bugs the architecture review found (issue 9), each pinned by a test that failed before the fix."""
+"""Bugs the architecture review found, each pinned by a test that failed before the fix."""
 
 from __future__ import annotations
 

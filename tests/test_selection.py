@@ -1,4 +1,4 @@
-"""Batch ranges and sequences (SPEC.md "Sequences"; issue 6's bad ranges)."""
+"""Batch ranges and sequences (and the bad ranges users type)."""
 
 from __future__ import annotations
 

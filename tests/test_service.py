@@ -300,7 +300,7 @@ def test_killed_worker_leaves_run_interrupted_and_resume_tracks_only_the_missing
 
 
 def test_the_web_server_side_never_imports_torch(tmp_path):
-    """Submitting through the service with the process executor loads torch only in the worker."""
+    """Submitting a run, and downloading a checkpoint as the Track page does, load torch only in workers."""
     import subprocess
     import sys
 
@@ -320,10 +320,26 @@ import sam2web.ui.track_ui  # the Track page's module graph
 run_id, _ = t._submit(store, ws)
 run = t._wait_status(store, run_id, ("done", "failed"))
 assert run.status == "done", run.error
+# the Track page's Download button: the real download path, the file checked in a worker process
+import io
+from sam2web.errors import UserError
+from sam2web.service import checkpoints
+from sam2web.tracking import model
+class _Response(io.BytesIO):
+    headers = {{"Content-Length": "32"}}
+model._open_url = lambda url, timeout=30.0: _Response(b"not a checkpoint, 32 bytes long.")
+os.environ["XDG_CACHE_HOME"] = {str(tmp_path / "cache")!r}
+os.environ.pop("SAM2WEB_CHECKPOINTS", None)
+try:
+    checkpoints.download("tiny")
+except UserError as err:
+    print("REFUSED", str(err))
+print("LEFT", sorted(p.name for p in model.download_dir().iterdir()))
 print("TORCH", "torch" in sys.modules)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert "TORCH False" in out.stdout, out.stdout + out.stderr
+    assert "REFUSED" in out.stdout and "LEFT []" in out.stdout, out.stdout + out.stderr  # checked, not kept
 
 
 # -- one rule for the app and the CLI ---------------------------------------------------------------

@@ -296,10 +296,9 @@ def test_jpeg_and_rgba_png_frames(tmp_path):
 def test_source_reopens_the_same_stack(tmp_path):
     data = ramp((3, 20, 30))
     tifffile.imwrite(tmp_path / "s.tif", data, photometric="minisblack", metadata=None)
-    s = open_stack(tmp_path / "s.tif", pages_as="z")
-    again = reopen(json.loads(json.dumps(s.source)))
-    assert again.sizes == s.sizes
-    np.testing.assert_array_equal(again.frame(L(0, 0, 2)), data[2])
+    with open_stack(tmp_path / "s.tif", pages_as="z") as s, reopen(json.loads(json.dumps(s.source))) as again:
+        assert again.sizes == s.sizes
+        np.testing.assert_array_equal(again.frame(L(0, 0, 2)), data[2])
     with pytest.raises(UserError):
         reopen(Stack.from_array(data).source)
 

@@ -147,7 +147,7 @@ def test_folder_without_images(tmp_path):
     (tmp_path / "readme.txt").write_text("nothing here")
     with pytest.raises(UserError) as err:
         open_stack(tmp_path)
-    assert "no TIFF, PNG or JPEG" in _sentence(err)
+    assert "has no images (.jpeg, .jpg, .png, .tif, .tiff)" in _sentence(err)
 
 
 def test_bad_file_inside_a_folder_is_named(tmp_path):

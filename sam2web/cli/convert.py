@@ -8,12 +8,15 @@ tracked objects are. A man_track.txt beside the labels (CTC lineage) keeps its d
 mother's last polygon is linked to each daughter's first (tag DIVISION) and every daughter's
 GeoJSON feature carries parent_object_id. The output is the same as `track` writes:
 annotations.geojson, annotations.csv, connections.csv and nimbus.json in DIR, written completely
-or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column).
+or not at all; --ctc also writes DIR/ctc/ (mask000.tif... + res_track.txt with the parent column),
+--geff DIR/tracks.geff/ (the tracking graph for napari-geff, traccuracy, motile-tracker), --trackmate
+DIR/trackmate.xml (Fiji's TrackMate) and --labels DIR/labels_xy1.ome.tif.
 
 examples:
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --out gt_export/
   python -m sam2web convert nuclei_label.tif --across z --keep all --out nuclei_export/
   python -m sam2web convert ../shared/data/bacteria_ctc/TRA --ctc --out gt_export/   (gt_export/ctc/)
+  python -m sam2web convert ../shared/data/bacteria_ctc/TRA --geff --trackmate --out gt_export/
 
 exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 """
@@ -21,9 +24,11 @@ exit status: 0 done, 2 a problem with the input (one sentence on stderr).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
+from sam2web import exporters
 from sam2web.errors import UserError
 
 
@@ -63,24 +68,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="largest",
         help="largest: each label's largest connected part; all: every part (MultiPolygon)",
     )
-    parser.add_argument(
-        "--ctc",
-        action="store_true",
-        help="also write the Cell Tracking Challenge result format (mask000.tif... + res_track.txt "
-        "with parents) into DIR/ctc/, as track --ctc does",
-    )
+    exporters.add_cli_flags(parser)
 
 
 def check_settings(padding: float, smoothing: float) -> None:
-    """The worker's ranges (SPEC.md): padding -20..20, smoothing 0..3."""
-    if not -20 <= padding <= 20:
-        raise UserError(f"--padding {padding:g} is outside -20..20; choose a padding in that range.")
-    if not 0 <= smoothing <= 3:
-        raise UserError(f"--smoothing {smoothing:g} is outside 0..3; choose a smoothing in that range.")
+    """Padding and smoothing within TrackParams' ranges (the one place they are written)."""
+    from sam2web.params import TrackParams
+
+    TrackParams(padding=padding, smoothing=smoothing).validate(flags=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sam2web import ctc, export, geometry, links
+    from sam2web import ctc, export, exporters, geometry, links
 
     check_settings(args.padding, args.smoothing)
     export.check_dataset_id(args.dataset_id)  # a typo is reported before any work
@@ -93,14 +92,14 @@ def run(args: argparse.Namespace) -> int:
         result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
     )
     connections = links.connect_by_label(annotations, enabled=not args.no_connect)
-    # all in memory: an error writes nothing
-    files = export.export_bytes(
-        annotations, connections, names=export.object_names(result.objects), dataset_id=args.dataset_id
-    )
+    ctx = exporters.context_of(annotations, connections, objects=result.objects, dataset_id=args.dataset_id)
+    if result.masks:  # the label exports need the frame size and count, from the labels themselves
+        shape = tuple(next(iter(result.masks.values())).shape)
+        n_frames = max(loc.time if args.across == "time" else loc.z for _, loc in result.masks) + 1
+        ctx = dataclasses.replace(ctx, across=args.across, frame_shape=shape, n_frames=n_frames, source=paths[0].name)
+    files = exporters.export_files(ctx, exporters.chosen_on_cli(args))  # all in memory: an error writes nothing
     try:
-        export.write_files(out, files)
-        if getattr(args, "ctc", False):
-            _write_ctc(out / "ctc", result, annotations, args.across)
+        exporters.write_all(out, files)
     except OSError as err:
         raise UserError(f"Cannot write into {out} ({err.strerror}); choose a folder you can write to.") from None
     print(
@@ -108,12 +107,3 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _write_ctc(folder: Path, result, annotations, across: str) -> None:
-    """The converted polygons as CTC results (the same writer as `track --ctc`), position 1 only."""
-    from sam2web import ctc
-
-    key = next(iter(result.masks))
-    frames = [loc.time if across == "time" else loc.z for _, loc in result.masks]
-    ctc.write_ctc_annotations(folder, annotations, tuple(result.masks[key].shape), across, key[1].xy, max(frames) + 1)

@@ -22,10 +22,12 @@ import sys
 from pathlib import Path
 
 from sam2web import params as params_mod
-from sam2web.cli import remote
+from sam2web.cli import runner
 from sam2web.cli import track as cli_track
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
+from sam2web.service import runs
+from sam2web.types import Location
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,67 +68,52 @@ def _choices(text: str | None, default, kind, allowed=None, flag: str = "") -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    models = _choices(args.models, args.model, str, list(params_mod.MODELS), "--models")
+    models = _choices(args.models, args.model, str, list(params_mod.all_models()), "--models")
     directions = _choices(args.directions, args.direction, str, list(params_mod.DIRECTIONS), "--directions")
     paddings = _choices(args.paddings, args.padding, float, None, "--paddings")
     smoothings = _choices(args.smoothings, args.smoothing, float, None, "--smoothings")
+    base = TrackParams.from_args(args)
     for padding in paddings:
         for smoothing in smoothings:
-            TrackParams.from_args(args).with_(padding=padding, smoothing=smoothing).validate(flags=True)
-    inputs = {d: cli_track.load_inputs(args, d) for d in directions}  # all input errors first
+            base.with_(padding=padding, smoothing=smoothing).validate(flags=True)
+    grid = {(m, d): base.with_(model=m, direction=d) for m in models for d in directions}
+    stack, display, prompts = cli_track.load_inputs(args, base)
     try:
-        return _sweep(args, models, directions, paddings, smoothings, inputs)
+        for params in grid.values():
+            runs.resolve(stack, params, prompts, Location(0, 0, 0))  # every input error before any run
+        return _sweep(args, stack, display, prompts, grid, paddings, smoothings)
     finally:
-        for stack, *_ in inputs.values():
-            stack.close()  # a file left open is a bug (ResourceWarning)
+        stack.close()  # a file left open is a bug (ResourceWarning)
 
 
-def _sweep(args, models, directions, paddings, smoothings, inputs) -> int:
+def _sweep(args, stack, display, prompts, grid, paddings, smoothings) -> int:
+    """Each model x direction is one run of the service (all submitted at once); padding and smoothing redraw."""
     from sam2web import evaluate, export, geometry, links
 
     gt = [Path(p) for p in args.gt]
-    xy = inputs[directions[0]][1][0].frames[0].xy
+    first = next(iter(grid.values()))
+    xy = runs.resolve(stack, first, prompts, Location(0, 0, 0)).sequences[0].frames[0].xy
     truth, lineage = evaluate.read_truth(gt if len(gt) > 1 else gt[0], args.across, xy)
     out = Path(args.out)
     rows: list[tuple[dict, dict]] = []
-    on_ray = None
-    if remote.wanted(args):  # the whole grid (models x directions x sequences) fans out to Ray workers
-        base = TrackParams.from_args(args)
-        grid = {}
-        for s in models:
-            for d in directions:
-                stack, sequences, display, prompts = inputs[d]
-                grid[(s, d)] = (base.with_(model=s, direction=d), stack, sequences, prompts, display)
-        on_ray = remote.track_on_ray(args, grid)
-    for size in models:
-        if on_ray is None:
-            predictor, info = cli_track.load_model(args, size)
-        for direction in directions:
-            stack, sequences, display, prompts = inputs[direction]
-            axis = "time" if args.across == "time" else "z"
-            prompt_frames = {}
-            for p in prompts:
-                frame = getattr(p.loc, axis)
-                prompt_frames[p.obj_id] = min(frame, prompt_frames.get(p.obj_id, frame))
-            if on_ray is not None:
-                result = on_ray[(size, direction)][0]
-            else:
-                result = cli_track.track_with_bar(args, stack, sequences, prompts, predictor, display, direction)
-            for padding in paddings:
-                for smoothing in smoothings:
-                    settings = {"model": size, "direction": direction, "padding": padding, "smoothing": smoothing}
-                    anns = geometry.annotations_from_result(
-                        result, padding=padding, smoothing=smoothing, keep=args.keep
-                    )
-                    conns = links.connect(anns, enabled=args.connect)
-                    name = f"{size}-{direction}-pad{padding:g}-smooth{smoothing:g}"
-                    export.write_exports(out / name, anns, conns, random_weights=result.random_weights)
-                    preds = evaluate.predictions_from_annotations(anns, args.across, xy)
-                    scores = evaluate.evaluate(truth, preds, prompt_frames, lineage, links.parents_of(anns))
-                    rows.append((settings, scores.overall))
-                    print(
-                        f"scored {name}: mean IoU {scores.overall.get('mean_iou', float('nan')):.3f}", file=sys.stderr
-                    )
+    axis = "time" if args.across == "time" else "z"
+    prompt_frames: dict[int, int] = {}
+    for p in prompts:
+        frame = getattr(p.loc, axis)
+        prompt_frames[p.obj_id] = min(frame, prompt_frames.get(p.obj_id, frame))
+    done = runner.track_runs(args, stack, grid, prompts, display)
+    for (size, direction), (result, _info, _run_id) in done.items():
+        for padding in paddings:
+            for smoothing in smoothings:
+                settings = {"model": size, "direction": direction, "padding": padding, "smoothing": smoothing}
+                anns = geometry.annotations_from_result(result, padding=padding, smoothing=smoothing, keep=args.keep)
+                conns = links.connect(anns, enabled=args.connect)
+                name = f"{size}-{direction}-pad{padding:g}-smooth{smoothing:g}"
+                export.write_exports(out / name, anns, conns, random_weights=result.random_weights)
+                preds = evaluate.predictions_from_annotations(anns, args.across, xy)
+                scores = evaluate.evaluate(truth, preds, prompt_frames, lineage, links.parents_of(anns))
+                rows.append((settings, scores.overall))
+                print(f"scored {name}: mean IoU {scores.overall.get('mean_iou', float('nan')):.3f}", file=sys.stderr)
     print(evaluate.sweep_table(rows))
     export.atomic_write(
         out / "sweep.json", json.dumps([{"settings": s, "scores": sc} for s, sc in rows], indent=1).encode()

@@ -31,9 +31,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sam2web.cli import remote
+from sam2web import exporters
+from sam2web.cli import runner
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
+from sam2web.service import runs
 from sam2web.types import Location
 
 
@@ -76,15 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     look.add_argument("--low", type=float, default=None, help="low contrast limit (default 1.0 percentile)")
     look.add_argument("--high", type=float, default=None, help="high contrast limit (default 99.8 percentile)")
     TrackParams.add_arguments(parser.add_argument_group("tracking (the same parameters as the app's Track page)"))
-    out = parser.add_argument_group("outputs")
-    out.add_argument(
-        "--ctc",
-        action="store_true",
-        help="also write the Cell Tracking Challenge result format (mask000.tif... + "
-        "res_track.txt) into DIR/ctc/ (DIR/ctc_xy<N>/ per position when several)",
-    )
+    exporters.add_cli_flags(parser.add_argument_group("outputs (the four tables are always written)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    remote.add_arguments(parser)
+    runner.add_arguments(parser)
 
 
 def parse_location(text: str, stack) -> Location:
@@ -101,10 +97,6 @@ def parse_location(text: str, stack) -> Location:
                 f"--prompt-loc {label} {value} is outside the stack: choose {label} from 1 to {stack.sizes[key]}."
             )
     return loc
-
-
-def _check_numbers(args) -> None:
-    TrackParams.from_args(args)  # every range and choice, with one sentence each
 
 
 def _display(stack, args):
@@ -180,65 +172,27 @@ def _move_into(tmp: Path, out: Path) -> list[Path]:
     return moved
 
 
-class _Bar:
-    """One tqdm bar with ETA over all sequences.
+def load_inputs(args: argparse.Namespace, params: TrackParams):
+    """Stack, display settings and prompts of a `track`-style command line.
 
-    The exact frame count of a sequence is known only when it starts (a forward run begins at
-    its first prompt), so the total is re-estimated at each step: frames of finished sequences,
-    the current one's exact count, and the full length of those still to come.
-    """
-
-    def __init__(self, lengths: list[int], quiet: bool):
-        from tqdm import tqdm
-
-        self.lengths = lengths
-        self.bar = tqdm(
-            total=sum(lengths), unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True, desc="tracking"
-        )
-        self.finished = 0  # frames of sequences already done
-        self.seq = 0
-        self.count = 0  # exact frame count of the current sequence
-
-    def __call__(self, seq_i: int, n_seq: int, frame_j: int, n_frames: int) -> None:
-        if seq_i != self.seq:
-            self.finished += self.count
-            self.seq = seq_i
-        self.count = n_frames
-        total = self.finished + n_frames + sum(self.lengths[seq_i + 1 :])
-        if total != self.bar.total:
-            self.bar.total = total
-        self.bar.set_description(f"sequence {seq_i + 1}/{n_seq}", refresh=False)
-        self.bar.update(self.finished + frame_j - self.bar.n)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def load_inputs(args: argparse.Namespace, direction: str):
-    """Stack, sequences, display settings and prompts of a `track`-style command line.
-
-    Everything a user can get wrong is checked here, before any model is loaded.
+    Everything a user can get wrong is checked here (by the run service's own resolver), before
+    any checkpoint is downloaded or model loaded.
     """
     from sam2web.stack import open_stack
 
-    _check_numbers(args)
     stack = open_stack(args.stack if len(args.stack) > 1 else args.stack[0], pages_as=args.pages_as)
     try:
-        return (stack, *_checked_inputs(args, stack, direction))
+        display, prompts = _checked_inputs(args, stack)
+        runs.resolve(stack, params, prompts, Location(0, 0, 0))
+        return stack, display, prompts
     except BaseException:
         stack.close()  # a refused input must not leave the file open
         raise
 
 
-def _checked_inputs(args: argparse.Namespace, stack, direction: str):
+def _checked_inputs(args: argparse.Namespace, stack):
     from sam2web import prompts as prompts_mod
-    from sam2web import selection
-    from sam2web.tracking import track
 
-    xys = selection.parse_ranges(args.xy, stack.sizes["XY"], 0, "XY")
-    times = selection.parse_ranges(args.time, stack.sizes["T"], 0, "Time")
-    zs = selection.parse_ranges(args.z, stack.sizes["Z"], 0, "Z")
-    sequences = selection.build_sequences(xys, times, zs, args.across, direction)
     display = _display(stack, args)
     tags = [t.strip() for t in args.tags.split(",") if t.strip()] or None
     loc = parse_location(args.prompt_loc, stack) if args.prompt_loc else None
@@ -253,119 +207,57 @@ def _checked_inputs(args: argparse.Namespace, stack, direction: str):
             + (" with the tags " + ", ".join(tags) if tags else "")
             + "; check the file and --tags."
         )
-    track.check_prompts_placed(sequences, prompts)  # fail before loading the model
-    return sequences, display, prompts
+    return display, prompts
 
 
-def load_model(args: argparse.Namespace, size: str):
-    """The predictor (downloading its checkpoint with a progress bar when needed) and its info."""
-    from sam2web.tracking import factory, model
+def print_model(info: dict) -> None:
+    from sam2web.tracking import model
 
-    download_bar = None
-
-    def download_progress(done: int, total: int) -> None:
-        nonlocal download_bar
-        if download_bar is None:
-            from tqdm import tqdm
-
-            download_bar = tqdm(
-                total=total or None,
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                disable=args.quiet,
-                desc=f"downloading {model.MODELS[size][1]}",
-            )
-        download_bar.update(done - download_bar.n)
-
-    params = TrackParams.from_args(args).with_(model=size)
-    try:
-        predictor = factory.get_predictor(params, download=True, progress=download_progress)
-    finally:
-        if download_bar is not None:
-            download_bar.close()
-    info = model.describe(predictor)
     if info["random_weights"]:
         print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
-    else:
-        print(
-            f"Model: {info['model']} on {info['device']}, {info['precision']}"
-            + (f" ({info['precision_reason']})" if info.get("precision_reason") else ""),
-            file=sys.stderr,
-        )
-    return predictor, info
-
-
-def track_with_bar(args, stack, sequences, prompts, predictor, display, direction: str):
-    """`track.track` with a progress bar (with ETA) on stderr."""
-    from sam2web.lineage import lineage_kwargs, track_lineage
-
-    with_prompts = [s for s in sequences if any(s.index_of(p.loc) is not None for p in prompts)]
-    bar = _Bar([len(s.frames) for s in with_prompts], args.quiet)
-    extra = lineage_kwargs(TrackParams.from_args(args))  # lineage hook: divisions (manual and detected)
-    try:
-        return track_lineage(stack, sequences, prompts, predictor, display, direction=direction, progress=bar, **extra)
-    finally:
-        bar.close()
-
-
-def _write_ctc(folder: Path, stack, sequences, annotations, across: str) -> None:
-    """The exported polygons (after padding/smoothing) as CTC results, one folder per position."""
-    from sam2web import ctc
-
-    xys = sorted({s.frames[0].xy for s in sequences})
-    n_frames = stack.sizes["T" if across == "time" else "Z"]
-    for xy in xys:
-        name = "ctc" if len(xys) == 1 else f"ctc_xy{xy + 1}"
-        ctc.write_ctc_annotations(
-            folder / name, annotations, (stack.sizes["Y"], stack.sizes["X"]), across, xy, n_frames
-        )
 
 
 def run(args: argparse.Namespace) -> int:
     from sam2web import export, geometry, links
-    from sam2web.tracking import model
 
     out = Path(args.out)
-    stack, sequences, display, prompts = load_inputs(args, args.direction)
+    params = TrackParams.from_args(args)  # every range and choice, with one sentence each
+    stack, display, prompts = load_inputs(args, params)
     try:
         tmp = _prepare_out(out)
     except BaseException:
         stack.close()
         raise
     try:
-        if remote.wanted(args):  # sequences fan out to Ray workers (docs/scale-out.md)
-            job = (TrackParams.from_args(args), stack, sequences, prompts, display)
-            ((result, info),) = remote.track_on_ray(args, {0: job}).values()
-        else:
-            predictor, info = load_model(args, args.model)
-            result = track_with_bar(args, stack, sequences, prompts, predictor, display, args.direction)
+        ((result, info, run_id),) = runner.track_runs(args, stack, {0: params}, prompts, display).values()
         annotations = geometry.annotations_from_result(
             result, padding=args.padding, smoothing=args.smoothing, keep=args.keep
         )
         connections = links.connect(annotations, enabled=args.connect)
-        export.write_exports(
-            tmp,
+        sequences = runs.resolve(stack, params, prompts, Location(0, 0, 0)).sequences
+        ctx = exporters.context_of(
             annotations,
             connections,
+            objects=result.objects,
             random_weights=result.random_weights,
-            names=export.object_names(result.objects),
+            stack=stack,
+            across=args.across,
+            dataset_id=params.dataset_id or None,
+            positions=tuple(sorted({s.frames[0].xy for s in sequences})),
             intensities=export.mean_intensities(annotations, stack.frame),
-            dataset_id=TrackParams.from_args(args).dataset_id or None,
         )
-        if args.ctc:
-            _write_ctc(tmp, stack, sequences, annotations, args.across)
+        exporters.write_all(tmp, exporters.export_files(ctx, exporters.chosen_on_cli(args)))
         _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         stack.close()  # a file left open is a bug (ResourceWarning)
     n_obj = len({a.obj_id for a in annotations})
+    kept = f", run {run_id} kept in {args.data}" if args.data else ""
     print(
         f"Tracked {n_obj} object(s): {len(annotations)} polygons, {len(connections)} links "
         f"({info['model']}, {info['device']}, {info['precision']}, image size "
-        f"{info['image_size']}) -> {out}",
+        f"{info['image_size']}) -> {out}{kept}",
         file=sys.stderr,
     )
-    if info["random_weights"]:
-        print(model.RANDOM_WEIGHTS_WARNING, file=sys.stderr)
+    print_model(info)
     return 0

@@ -36,7 +36,7 @@ from typing import Protocol
 
 from sam2web.config import settings
 from sam2web.errors import UserError
-from sam2web.service.spec import Progress, RunSpec
+from sam2web.service.spec import Progress, RunSpec, worst_outcome
 from sam2web.service.worker import INTERRUPTED, execute, execute_part, finish, run_error
 from sam2web.store import Store, get_store
 
@@ -113,6 +113,10 @@ class _Live:
 WORKER_GONE = "The worker process stopped while answering; draw the prompt again."
 
 
+class NoAnswer(UserError):
+    """A session request got no reply in time (the worker is busy or still starting)."""
+
+
 class _SessionClient:
     """The server's end of a worker's session requests: ids, waiting futures, replies matched to them."""
 
@@ -151,7 +155,7 @@ class _SessionClient:
             self._deliver((req_id, kind, *args))
             ok, payload = fut.result(timeout=timeout)
         except FutureTimeout:
-            raise UserError(
+            raise NoAnswer(
                 f"No answer from the model within {timeout:g} s (it may still be loading); try again in a moment."
             ) from None
         finally:
@@ -343,7 +347,7 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
             except OSError:  # nobody reads the events any more: the server died
                 server_gone()
 
-        part = spec.extra.get("only") is not None
+        part = spec.only is not None
         store = get_store(spec.data_dir)
         status, error = (execute_part if part else execute)(spec, store, emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
@@ -358,7 +362,23 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
 
 
 def _serve_sessions(sess_r, sess_w) -> None:
+    """The session host of this worker, working on one torch thread.
+
+    Why one thread: the sessions work beside the runs of this worker, and on a shared or busy CPU
+    torch's threads mostly wait for each other. Measured through this worker, tiny at 512 under a
+    load average of 18 on 2 cores: a warm prompt 5.2 s / 0.69 CPU-s with torch's 2 threads, 0.3 s /
+    0.075 CPU-s with one; a cold one 15.8 s / 3.3 CPU-s, then 6.6 s / 1.8 CPU-s. Torch's thread
+    count is per thread once a thread has used it, but a thread's first use copies the count of
+    the moment, so the main thread (which runs the runs) fixes its own first.
+    """
     from sam2web.service.session_host import SessionHost
+
+    threads = None
+    if not settings().standin:
+        from sam2web.tracking import factory
+
+        factory.init_threads()
+        threads = 1
 
     reply_lock = threading.Lock()
 
@@ -369,7 +389,7 @@ def _serve_sessions(sess_r, sess_w) -> None:
             except (OSError, ValueError):  # the server is gone: nobody to answer
                 pass
 
-    host = SessionHost(reply)
+    host = SessionHost(reply, threads=threads)
 
     def listen() -> None:
         while True:
@@ -400,12 +420,7 @@ def split(spec: RunSpec, n: int) -> list[RunSpec]:
     if n <= 1 or spec.correct_from is not None:
         return [spec]
     threads = max(1, (os.cpu_count() or 1) // n)
-    return [
-        dataclasses.replace(
-            spec, extra={**spec.extra, "only": list(range(i, len(spec.sequences), n)), "threads": threads}
-        )
-        for i in range(n)
-    ]
+    return [dataclasses.replace(spec, only=list(range(i, len(spec.sequences), n)), threads=threads) for i in range(n)]
 
 
 # -- the local executor -----------------------------------------------------------------------
@@ -453,6 +468,10 @@ class LocalExecutor:
             if not start and device not in self._lanes:
                 return []
             return list(self._lane(device).workers)
+
+    def devices(self) -> list[str]:
+        with self._lock:
+            return list(self._lanes)
 
     def submit(self, spec: RunSpec) -> int:
         with self._lock:
@@ -538,7 +557,7 @@ class LocalExecutor:
                 self._unsaved.pop(run_id, None)
             run = dataclasses.replace(run, status=unsaved[0], error=unsaved[1])
         done, total, eta, phase = run.done_frames, run.total_frames, None, ""
-        if live is not None and run.status in ("queued", "running"):
+        if live is not None and not run.finished:
             phase = live.phase
             if live.first_t is not None:
                 done, total = live.done, live.total or total
@@ -631,11 +650,7 @@ class LocalExecutor:
             t.start()
         for t in threads:
             t.join()
-        for status in ("failed", "interrupted", "cancelled"):  # the worst outcome names the run's
-            for got, error in results:
-                if got == status:
-                    return got, error
-        return "done", ""
+        return worst_outcome(results)
 
     @staticmethod
     def _on_event(live: _Live, msg: tuple) -> None:

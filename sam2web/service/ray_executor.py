@@ -32,7 +32,7 @@ from typing import Any
 from sam2web.config import Settings, settings
 from sam2web.errors import UserError
 from sam2web.service.executor import _Live, wait_inactive
-from sam2web.service.spec import Progress, RunSpec
+from sam2web.service.spec import Progress, RunSpec, worst_outcome
 from sam2web.service.worker import error_sentence, execute
 from sam2web.store import Store, get_store
 
@@ -91,10 +91,10 @@ class _PartStore:
         return info
 
     def load_masks(self, run_id: int) -> dict:
-        return dict(self.spec.extra.get("saved") or {})
+        return dict(self.spec.saved or {})
 
     def load_result(self, run_id: int):
-        return self.spec.extra["previous"]
+        return self.spec.previous
 
     def add_masks(self, run_id: int, items, done_frames: int | None = None) -> None:
         with self.lock:
@@ -103,6 +103,11 @@ class _PartStore:
     def replace_masks(self, run_id: int, locs, items) -> None:
         with self.lock:
             self.ops.append(("replace", list(locs), list(items)))
+
+    def merge_objects(self, run_id: int, objects: dict) -> dict:
+        with self.lock:
+            self.ops.append(("objects", dict(objects)))
+        return objects
 
 
 class SequenceWorker:
@@ -124,7 +129,7 @@ class SequenceWorker:
         import ray
 
         start = time.time()
-        token = spec.extra["ray_token"]
+        token = spec.ray_token
         key = (token, index)
         with self._lock:
             cancel = self._cancels[token]
@@ -193,6 +198,7 @@ class _Unit:
     run_id: int
     index: int
     spec: RunSpec  # the unit's spec: one sequence, run-wide paths and parameters
+    retries: int = 0  # times it was resubmitted after its actor died
 
 
 @dataclass
@@ -306,7 +312,7 @@ class RayExecutor:
         require_ray()
         _ensure_token_auth(self.cfg)
         store = self._store if self._store is not None else get_store(spec.data_dir)
-        spec = dataclasses.replace(spec, extra={**spec.extra, "ray_token": uuid.uuid4().hex})
+        spec = dataclasses.replace(spec, ray_token=uuid.uuid4().hex)
         run = store.get_run(spec.run_id)
         already = set((run.info if run else {}).get("done_sequences", []))
         prompted = {
@@ -318,10 +324,11 @@ class RayExecutor:
         previous = store.load_result(spec.correct_from) if spec.correct_from is not None else None
         units = {i: _Unit(spec.run_id, i, self._unit_spec(spec, i, saved, previous)) for i in sorted(prompted)}
         todo = [i for i in range(len(spec.sequences)) if i not in already]
-        rec = _RayRun(spec, store, units, {i: len(spec.sequences[i].frames) for i in todo})
+        # A sequence without a prompt is not tracked and not counted (review.own_frames): 0 of 0 frames.
+        rec = _RayRun(spec, store, units, {i: len(spec.sequences[i].frames) if i in units else 0 for i in todo})
         for i in todo:
-            if i not in units:  # no prompt on it: nothing to track, counted done (as worker.execute does)
-                rec.done[i] = rec.frames[i]
+            if i not in units:
+                rec.done[i] = 0
         with self._lock:
             position = self._position_locked(None)
             self._runs[spec.run_id] = rec
@@ -342,7 +349,7 @@ class RayExecutor:
             self._pending = collections.deque(u for u in self._pending if u.run_id != run_id)
             busy = [s.actor for s in self._slots if s.unit is not None and s.unit.run_id == run_id]
         for actor in busy:
-            actor.cancel.options(concurrency_group=CONTROL).remote(rec.spec.extra["ray_token"])
+            actor.cancel.options(concurrency_group=CONTROL).remote(rec.spec.ray_token)
         return True
 
     def is_active(self, run_id: int) -> bool:
@@ -365,7 +372,7 @@ class RayExecutor:
         with self._lock:
             rec = self._runs.get(run_id)
             done, total, eta, phase = run.done_frames, run.total_frames, None, ""
-            if rec is not None and run.status in ("queued", "running"):
+            if rec is not None and not run.finished:
                 phase = rec.phase
                 done, total = sum(rec.done.values()), sum(rec.frames.values())
                 eta = rec.live.eta()
@@ -435,12 +442,17 @@ class RayExecutor:
         frames (Resume continues from them), or a correction's previous result on its frames."""
         seq = spec.sequences[index]
         frames = set(seq.frames)
-        extra = {**spec.extra, "saved": {k: m for k, m in saved.items() if k[1] in frames}}
+        mine = {k: m for k, m in saved.items() if k[1] in frames}
         if previous is not None:
-            extra["previous"] = dataclasses.replace(
-                previous, masks={k: m for k, m in previous.masks.items() if k[1] in frames}
-            )
-        one = dataclasses.replace(spec, sequences=[seq], extra=extra)
+            previous = dataclasses.replace(previous, masks={k: m for k, m in previous.masks.items() if k[1] in frames})
+        one = dataclasses.replace(
+            spec,
+            sequences=[seq],
+            saved=mine,
+            previous=previous,
+            seq_indices=[index],
+            n_sequences=len(spec.sequences),
+        )
         remote = self.cfg.ray_data_dir
         if remote is None:
             return one
@@ -489,8 +501,8 @@ class RayExecutor:
         options = _worker_options(cfg)
         n = cfg.ray_workers or self._fitting_workers(ray, options)
         actor_cls = ray.remote(
-            max_restarts=cfg.ray_retries,
-            max_task_retries=cfg.ray_retries,
+            max_restarts=cfg.ray_retries,  # Ray restarts a dead actor; the driver resubmits its unit
+            max_task_retries=0,  # never Ray's retry: it would re-track the unit from its first frame
             concurrency_groups={CONTROL: 2},
             **options,
         )(SequenceWorker)
@@ -540,7 +552,7 @@ class RayExecutor:
             self._thread = None
         for actor, unit in busy:
             try:
-                actor.cancel.options(concurrency_group=CONTROL).remote(unit.spec.extra["ray_token"])
+                actor.cancel.options(concurrency_group=CONTROL).remote(unit.spec.ray_token)
             except Exception:  # noqa: BLE001 - the actor may be gone too
                 pass
         for rec in recs:
@@ -592,9 +604,11 @@ class RayExecutor:
             self._take_poll(ray, slot, timeout=10)
         try:
             out = ray.get(ref, timeout=30)
-            self._apply(unit.run_id, {(unit.spec.extra["ray_token"], unit.index): out.pop("ops", [])})
-        except ray.exceptions.RayActorError:  # restarts and retries used up: a fresh actor for what follows
-            out = {"status": "interrupted", "error": DIED}
+            self._apply(unit.run_id, {(unit.spec.ray_token, unit.index): out.pop("ops", [])})
+        except ray.exceptions.RayActorError:
+            if unit.retries < self.cfg.ray_retries and self._resubmit(unit, slot):
+                return
+            out = {"status": "interrupted", "error": DIED}  # retries used up: a fresh actor for what follows
             slot.actor = self._fresh_actor(ray)
         except ray.exceptions.TaskCancelledError:
             out = {"status": "cancelled", "error": ""}
@@ -606,17 +620,36 @@ class RayExecutor:
             if rec is None:
                 return
             rec.finished.add(unit.index)
-            rec.results.append({"index": unit.index, **out})
+            rec.results.append({"index": unit.index, "attempt": unit.retries, **out})
             if out["status"] == "done":
                 rec.done[unit.index] = rec.frames[unit.index]
         if out["status"] in ("failed", "interrupted"):
             self.cancel(unit.run_id)  # one sequence failed: stop the rest (as the local executor stops a run)
 
+    def _resubmit(self, unit: _Unit, slot: _Slot) -> bool:
+        """Queue a unit whose actor died again, first, with the masks saved since: it tracks only the rest.
+
+        Ray restarts the actor (``max_restarts``); the unit goes to whichever actor is free first.
+        """
+        with self._lock:
+            rec = self._runs.get(unit.run_id)
+            slot.unit = slot.ref = slot.poll_ref = None
+            if rec is None or rec.cancelled:
+                return False
+        saved = rec.store.load_masks(unit.run_id) if unit.spec.correct_from is None else {}
+        frames = set(unit.spec.sequences[0].frames)
+        mine = {k: m for k, m in saved.items() if k[1] in frames}
+        retry = _Unit(unit.run_id, unit.index, dataclasses.replace(unit.spec, saved=mine), unit.retries + 1)
+        with self._lock:
+            self._pending.appendleft(retry)
+        log.warning("run %s: sequence %s resubmitted after its worker died", unit.run_id, unit.index + 1)
+        return True
+
     def _fresh_actor(self, ray):
         cfg = self.cfg
         actor_cls = ray.remote(
-            max_restarts=cfg.ray_retries,
-            max_task_retries=cfg.ray_retries,
+            max_restarts=cfg.ray_retries,  # Ray restarts a dead actor; the driver resubmits its unit
+            max_task_retries=0,  # never Ray's retry: it would re-track the unit from its first frame
             concurrency_groups={CONTROL: 2},
             **_worker_options(cfg),
         )(SequenceWorker)
@@ -647,7 +680,7 @@ class RayExecutor:
         with self._lock:
             rec = self._runs.get(unit.run_id)
             for (token, index), (phase, done, total) in got["live"].items():
-                if rec is None or token != unit.spec.extra["ray_token"] or index in rec.finished:
+                if rec is None or token != unit.spec.ray_token or index in rec.finished:
                     continue
                 rec.frames[index], rec.done[index] = max(total, done), done
                 if phase == "tracking" and done:
@@ -666,6 +699,8 @@ class RayExecutor:
                     rec.store.add_masks(run_id, op[1])
                 elif op[0] == "replace":
                     rec.store.replace_masks(run_id, op[1], op[2])
+                elif op[0] == "objects":  # daughters and their parents: the run's lineage
+                    rec.store.merge_objects(run_id, op[1])
 
     def _write_progress(self) -> None:
         with self._lock:
@@ -687,18 +722,10 @@ class RayExecutor:
         )
 
     def _finalize(self, rec: _RayRun) -> None:
-        statuses = [r["status"] for r in rec.results]
-        errors = {r["status"]: r["error"] for r in reversed(rec.results) if r.get("error")}
-        if "failed" in statuses:
-            status, error = "failed", errors["failed"]
-        elif "interrupted" in statuses:
-            status, error = "interrupted", errors["interrupted"]
-        elif rec.cancelled:
-            ran = bool(rec.results)
+        status, error = worst_outcome([(r["status"], r.get("error", "")) for r in rec.results])
+        if status not in ("failed", "interrupted") and rec.cancelled:  # units dropped from the queue report nothing
             status = "cancelled"
-            error = "Cancelled; the finished frames are kept." if ran else "Cancelled before it started."
-        else:
-            status, error = "done", ""
+            error = "Cancelled; the finished frames are kept." if rec.results else "Cancelled before it started."
         run = rec.store.get_run(rec.spec.run_id)
         info = dict(run.info if run else {})
         done_seqs = set(info.get("done_sequences", []))
@@ -709,7 +736,12 @@ class RayExecutor:
             done_sequences=sorted(done_seqs),
             frames_tracked=sum(int(r.get("frames_tracked", 0)) for r in rec.results),
             executed_on=[
-                {k: r[k] for k in ("index", "node", "host", "pid", "start", "end") if k in r} for r in rec.results
+                {
+                    k: r[k]
+                    for k in ("index", "attempt", "frames_tracked", "node", "host", "pid", "start", "end")
+                    if k in r
+                }
+                for r in rec.results
             ],
         )
         if model_info:

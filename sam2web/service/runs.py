@@ -16,7 +16,8 @@ from sam2web import selection
 from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
-from sam2web.service.executor import get_executor, guess_device
+from sam2web.service import review
+from sam2web.service.executor import Executor, get_executor, guess_device
 from sam2web.service.spec import RunSpec
 from sam2web.store import ACTIVE_STATUSES, Run, Store, Workspace
 from sam2web.types import Location, Prompt, Sequence
@@ -36,8 +37,9 @@ def dataset_source(store: Store, ws: Workspace) -> tuple[list[Path], str] | None
     ds = ws.dataset or {}
     if ds.get("kind") == "sample":
         paths = sample_paths(store)
-    elif ds.get("kind") in ("files", "server"):  # "server": opened in place from SAM2WEB_SERVER_FOLDERS
-        paths = store.dataset_paths(ws)
+    elif ds.get("kind") in ("files", "server", "paths"):
+        # "server": opened in place from SAM2WEB_SERVER_FOLDERS; "paths": the command line's own files
+        paths = [Path(p) for p in ds.get("paths", [])] if ds.get("kind") == "paths" else store.dataset_paths(ws)
         missing = [p.name for p in paths if not p.exists()]
         if missing:
             raise UserError(f"The file {missing[0]} of this workspace is gone from the data folder; upload it again.")
@@ -98,8 +100,10 @@ def uses_real_model() -> bool:
 
 def check_checkpoint(params: TrackParams) -> None:
     """Refuse to queue a run that cannot load its model; say exactly what to do."""
-    if not uses_real_model():
-        return
+    from sam2web.trackers import family_of
+
+    if not uses_real_model() or params.model not in family_of(params.model).checkpoints:
+        return  # the stand-ins, and families that need no checkpoint file
     from sam2web.tracking import model
 
     if model.find_checkpoint(params.model, params.checkpoint or None) is None:
@@ -147,6 +151,8 @@ def run_settings(params: TrackParams, resolved: Resolved, display: Any, **extra:
         **params.to_dict(),
         "channel": display.export_channel() if hasattr(display, "export_channel") else 0,
         "n_sequences": len(sequences),
+        # Sequences with no prompt are not tracked; the run card names them (first frame, [xy, t, z]).
+        "unprompted": [list(loc) for loc in review.unprompted(sequences, resolved.prompts)],
         "resolved": frames,
         "display": display.to_dict() if hasattr(display, "to_dict") else dict(display),
         "prompts": [prompts_mod.prompt_to_dict(p) for p in resolved.prompts],
@@ -164,8 +170,12 @@ def submit(
     current: Location,
     resume_from: Run | None = None,
     rerun_of: Run | None = None,
+    executor: Executor | None = None,
 ) -> tuple[int, int]:
-    """Queue a run; returns (run id, queue position). Resume keeps the finished frames of ``resume_from``."""
+    """Queue a run; returns (run id, queue position). Resume keeps the finished frames of ``resume_from``.
+
+    ``executor``: the process's own (``SAM2WEB_EXECUTOR``) unless a command line brings its own.
+    """
     check_checkpoint(params)
     store.check_room(ws.id)
     resolved = resolve(stack, params, prompts, current)
@@ -178,13 +188,13 @@ def submit(
         ws.id,
         run_settings(params, resolved, display),
         objects=resolved.objects,
-        total_frames=sum(len(q.frames) for q in resolved.sequences),
+        total_frames=review.own_frames(resolved.sequences, resolved.prompts),
         random_weights=random_weights_run(),
         info=info,
     )
     if resume_from is not None:
         store.copy_masks(resume_from.id, run_id)
-    position = get_executor().submit(_spec(store, ws, run_id, params, resolved, display))
+    position = (executor or get_executor()).submit(_spec(store, ws, run_id, params, resolved, display))
     return run_id, position
 
 
@@ -294,7 +304,7 @@ def correct(
         settings_,
         objects=run.objects,
         random_weights=run.random_weights,
-        total_frames=sum(len(q.frames) for q in resolved.sequences),
+        total_frames=review.own_frames(resolved.sequences, resolved.prompts),
         info={"corrected_from": run.id},
     )
     store.copy_masks(run.id, new_id)
@@ -322,5 +332,8 @@ def stop_runs(store: Store, ws_id: str, wait_s: float) -> None:
 
 
 def delete_workspace(store: Store, ws_id: str, wait_s: float) -> None:
+    from sam2web.service import sessions
+
     stop_runs(store, ws_id, wait_s)
+    sessions.close(ws_id)  # its interactive sessions (and their embeddings) in the workers
     store.delete_workspace(ws_id)

@@ -6,6 +6,9 @@ a long run occupies the lane. Both threads call the same predictor (it keeps no 
 everything per session lives in its inference state); on a CPU they share the cores, so a
 running job slows by about one frame per prompt, which is the price of an answer at once.
 
+In a worker process the host works on one torch thread (``executor._serve_sessions`` says why:
+on a busy CPU, or beside a run, torch's threads mostly wait for each other).
+
 Requests come from the server as ``(req_id, kind, *args)`` and are served in order on one thread
 (SAM2's state is not thread-safe); ``status`` is answered at once from the listener, and a
 ``view`` is skipped when a newer view of the same sequence is already waiting (the user moved on).
@@ -74,8 +77,9 @@ def _frozen(value: Any) -> Any:
 class SessionHost:
     """Serves warm / status / view / prompt / close requests for one worker (see the module doc)."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, threads: int | None = None) -> None:
         self.reply = reply
+        self.threads = threads  # torch threads of this host's work (None: torch's own)
         self.jobs: queue.Queue = queue.Queue()
         self.sessions: collections.OrderedDict[tuple, _Entry] = collections.OrderedDict()
         self.loading: dict[tuple, str] = {}  # predictor key -> "loading" | "failed: ..." while not ready
@@ -91,8 +95,8 @@ class SessionHost:
             self.reply(req_id, True, self.model_status(args[0]))
             return
         if kind == "warm" and not self._loaded(args[0]):
-            with self._lock:
-                self.loading[self._model_key(args[0])] = "loading"
+            with self._lock:  # a failure stays shown while it is retried (a checkpoint may have arrived)
+                self.loading.setdefault(self._model_key(args[0]), "loading")
         if kind == "view":
             self.latest_view[args[0].key] = args[0].frame
         self.jobs.put((req_id, kind, args))
@@ -121,10 +125,13 @@ class SessionHost:
 
     # -- the session thread ----------------------------------------------------------------
     def _serve(self) -> None:
+        from sam2web.tracking import factory
+
         while (job := self.jobs.get()) is not None:
             req_id, kind, args = job
             try:
-                result = getattr(self, "_" + kind)(*args)
+                with factory.threads(self.threads):
+                    result = getattr(self, "_" + kind)(*args)
             except Exception as err:  # noqa: BLE001 - one request fails, the sessions go on
                 if not isinstance(err, UserError):
                     log.exception("interactive %s failed", kind)
@@ -143,7 +150,7 @@ class SessionHost:
         key = self._model_key(params)
         if not self._loaded(params):
             with self._lock:
-                self.loading[key] = "loading"
+                self.loading.setdefault(key, "loading")
         try:
             predictor = factory.get_predictor(params)
         except Exception as err:
@@ -162,7 +169,7 @@ class SessionHost:
         """The session of ``req``'s (workspace, sequence), built when missing or built from other inputs."""
         from sam2web.stack import open_stack
         from sam2web.stack.display import DisplaySettings, render
-        from sam2web.tracking.interactive import InteractiveSession
+        from sam2web.tracking.interactive import InteractiveSession, source_identity
 
         predictor = self._predictor(req.params)
         model_key = self._model_key(req.params)
@@ -186,6 +193,7 @@ class SessionHost:
                 int(stack.sizes["Y"]),
                 int(stack.sizes["X"]),
                 self.features,
+                identity=source_identity(stack, display, predictor),
             )
         except BaseException:
             stack.close()
@@ -203,7 +211,7 @@ class SessionHost:
         return True
 
     def _prompt(self, req: FrameRequest, obj_id: int, box, points) -> dict:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         entry = self._entry(req)
         warm = entry.session.embedded(req.frame)
         mask = entry.session.set_prompt(int(obj_id), req.frame, box, points)
@@ -211,6 +219,7 @@ class SessionHost:
             "mask": CompactMask.from_mask(mask),
             "warm": warm,
             "ms": (time.perf_counter() - t0) * 1000.0,
+            "cpu_ms": (time.process_time() - c0) * 1000.0,  # the whole process: a run going on counts too
             "sessions": len(self.sessions),
         }
 

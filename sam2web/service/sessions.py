@@ -26,6 +26,7 @@ when the ranges change.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.params import TrackParams
-from sam2web.service.executor import LocalExecutor, get_executor, guess_device
+from sam2web.service.executor import LocalExecutor, NoAnswer, get_executor, guess_device
 from sam2web.service.spec import FrameRequest
 from sam2web.store import Store, Workspace
 from sam2web.types import CompactMask, Location, Sequence
@@ -41,6 +42,7 @@ from sam2web.types import CompactMask, Location, Sequence
 Box = tuple[float, float, float, float]
 Point = tuple[float, float, int]  # x, y, label (1 positive, 0 negative), full-resolution pixels
 
+STATUS_WAIT_S = 0.5
 MODEL_LABELS = {"tiny": "tiny", "small": "small", "base_plus": "base plus", "large": "large"}
 
 
@@ -60,6 +62,7 @@ class PromptResult:
     polygons: list[list[list[float]]] = field(default_factory=list)
     area: int = 0  # mask pixels
     worker_ms: float = 0.0  # time in the worker, embedding included when it was cold
+    worker_cpu_ms: float = 0.0  # CPU time of the worker process meanwhile (the bench's steadier clock)
     warm: bool = False  # the frame's embedding was ready before the prompt
     mask: CompactMask | None = None
 
@@ -94,6 +97,12 @@ def _executor() -> LocalExecutor:
         return _PRIVATE
 
 
+@atexit.register
+def _shutdown_private() -> None:
+    if _PRIVATE is not None:
+        _PRIVATE.shutdown()
+
+
 def _workers(params: TrackParams, start: bool = True) -> list:
     return _executor().session_workers(guess_device(params.device), start=start)
 
@@ -104,9 +113,12 @@ def _host(params: TrackParams):
 
 # -- the model ----------------------------------------------------------------------------------
 def warm(params: TrackParams) -> None:
-    """Load ``params``' model in every worker of its device (returns at once; a no-op once loaded)."""
-    for worker in _workers(params):
-        worker.post("warm", params)
+    """Load ``params``' model in the device's session worker (returns at once; a no-op once loaded).
+
+    That worker also runs a run of one sequence, so Start finds the model loaded. The other workers
+    of a CPU pool are left alone: each would hold another copy, for runs of several sequences only.
+    """
+    _host(params).post("warm", params)
 
 
 def model_status(params: TrackParams) -> str:
@@ -114,8 +126,10 @@ def model_status(params: TrackParams) -> str:
     workers = _workers(params, start=False)
     if not workers or not workers[0].started:
         return "cold"
-    try:
-        return str(workers[0].request("status", params, timeout=5.0))
+    try:  # the worker's listener answers at once; a page must not wait for a busy or starting worker
+        return str(workers[0].request("status", params, timeout=STATUS_WAIT_S))
+    except NoAnswer:  # a worker still starting (importing torch) answers nothing yet
+        return "loading"
     except UserError as err:
         return f"failed: {err}"
 
@@ -193,6 +207,7 @@ def prompt(
         polygons=rings,
         area=area,
         worker_ms=float(got["ms"]),
+        worker_cpu_ms=float(got.get("cpu_ms", 0.0)),
         warm=bool(got["warm"]),
         mask=mask,
         **base,
@@ -213,7 +228,7 @@ def _rings(geom) -> list[list[list[float]]]:
 def close(workspace_id: str) -> None:
     """Drop every session of a workspace in the workers (its embeddings are freed)."""
     ex = _executor()
-    for device in list(ex._lanes):
+    for device in ex.devices():
         workers = ex.session_workers(device, start=False)
         if workers and workers[0].started:
             workers[0].post("close", workspace_id)

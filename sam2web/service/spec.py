@@ -7,10 +7,11 @@ it can read, and writes each finished frame to the store at ``data_dir``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sam2web.params import TrackParams
+from sam2web.service.review import own_frames
 from sam2web.types import Location, Prompt, Sequence
 
 
@@ -27,11 +28,36 @@ class RunSpec:
     device: str  # the lane: "cpu", "cuda", "cuda:1", "mps"
     # A correction: re-track only ``prompts`` and keep the rest of this earlier run's masks.
     correct_from: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # One part of a run that several workers share (the CPU pool): the indices of the sequences it
+    # tracks (None: all) and the torch threads it may use (0: torch's default).
+    only: list[int] | None = None
+    threads: int = 0
+    # One unit of a run on Ray: the run-wide index of each of ``sequences`` and the run's sequence
+    # count (daughters' ids are numbered by them; None: this spec is the whole run), what the worker
+    # reads instead of the store (the masks saved on its frames, a correction's earlier result), and
+    # the token its cancel and progress are keyed by (run ids restart in every data folder).
+    seq_indices: list[int] | None = None
+    n_sequences: int | None = None
+    saved: dict | None = None
+    previous: Any = None
+    ray_token: str = ""
 
     @property
     def total_frames(self) -> int:
-        return sum(len(s.frames) for s in self.sequences)
+        """The run's own frames: those of its sequences that hold a prompt (``review.own_frames``)."""
+        return own_frames(self.sequences, self.prompts)
+
+
+WORST_FIRST = ("failed", "interrupted", "cancelled")  # a run of several parts ends as its worst part
+
+
+def worst_outcome(results: list[tuple[str, str]]) -> tuple[str, str]:
+    """(status, error) of a run whose parts ended with ``results``: the worst status names the run's."""
+    for status in WORST_FIRST:
+        for got, error in results:
+            if got == status:
+                return got, error
+    return "done", ""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ last saved frame instead of tracking it again (``plan_resume``).
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sam2web.errors import UserError
+from sam2web.service import review
 from sam2web.service.spec import RunSpec
 from sam2web.store import Store
 from sam2web.types import CompactMask, Location, Prompt, Sequence, TrackResult
@@ -191,23 +193,23 @@ def finish(store: Store, run_id: int, status: str, error: str, tries: int = 3) -
 
 
 def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
-    """Track the spec's sequences still to do; ``spec.extra["only"]`` limits it to some (one part of a
+    """Track the spec's sequences still to do; ``spec.only`` limits it to some (one part of a
     run that several workers share: then the run's totals and status are the executor's)."""
     from sam2web.stack import open_stack
     from sam2web.stack.display import DisplaySettings
     from sam2web.tracking import factory
     from sam2web.tracking.model import describe
 
-    only = spec.extra.get("only")
+    only = spec.only
     run = store.get_run(spec.run_id)
     finished = set((run.info if run else {}).get("done_sequences", []))
     todo = [(i, s) for i, s in enumerate(spec.sequences) if i not in finished and (only is None or i in only)]
-    counter = _Counter(sum(len(s.frames) for _, s in todo), emit)
+    counter = _Counter(review.own_frames([s for _, s in todo], spec.prompts), emit)
     if only is None:
         store.update_run(spec.run_id, total_frames=counter.total)
     emit("phase", "loading")
-    if spec.extra.get("threads"):
-        factory.set_threads(int(spec.extra["threads"]))
+    if spec.threads:
+        factory.set_threads(spec.threads)
     predictor = factory.get_predictor(spec.params)
     model_info = {k: v for k, v in describe(predictor).items() if isinstance(v, (str, int, float, bool))}
     store.update_run_info(spec.run_id, lambda info: {**info, "model_info": model_info})
@@ -240,9 +242,23 @@ def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bo
             if cancelled():
                 raise Cancelled()
             seq_prompts = [p for p in spec.prompts if seq.index_of(p.loc) is not None]
-            if seq_prompts:
-                _sequence(spec, store, stack, predictor, display, seq, seq_prompts, saved, previous, counter, cancelled)
-            counter.add(seq.frames)
+            if seq_prompts:  # a sequence without a prompt is not the run's: not tracked, not counted
+                global_i = spec.seq_indices[seq_i] if spec.seq_indices else seq_i
+                _sequence(
+                    spec,
+                    store,
+                    stack,
+                    predictor,
+                    display,
+                    global_i,
+                    seq,
+                    seq_prompts,
+                    saved,
+                    previous,
+                    counter,
+                    cancelled,
+                )
+                counter.add(seq.frames)
             record(seq_i)
             if only is None:
                 store.update_run(spec.run_id, done_frames=len(counter.done))
@@ -264,7 +280,21 @@ def execute_part(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[]
     return ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
 
 
-def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previous, counter, cancelled) -> None:
+def daughter_ids(spec: RunSpec, seq_i: int, previous_objects=()) -> Iterator[int]:
+    """The ids daughters found in sequence ``seq_i`` (its index in the whole run) take, in birth order.
+
+    Why interleaved: sequences are tracked by different workers at once (a CPU pool, Ray units)
+    that cannot ask each other for ids; sequence i of n takes base + i, base + i + n, ... so no
+    two sequences ever give one id, and a run gives the same ids on every executor. ``base`` lies
+    above every object id the run starts with (prompts, parents, a corrected run's objects).
+    """
+    known = [p.obj_id for p in spec.prompts] + [p.parent for p in spec.prompts if p.parent is not None]
+    base = 1 + max([*known, *(int(o) for o in previous_objects), -1])
+    n = max(1, spec.n_sequences or len(spec.sequences))
+    return itertools.count(base + seq_i, n)
+
+
+def _sequence(spec, store, stack, predictor, display, seq_i, seq, prompts, saved, previous, counter, cancelled) -> None:
     from sam2web.lineage import lineage_kwargs, track_lineage
     from sam2web.store import objects_to_dict
 
@@ -288,6 +318,7 @@ def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previ
             raise Cancelled()
         if not leg.prompts:
             continue
+        counter.emit("phase", "tracking")
         out = track_lineage(  # lineage hook: track + manual and detected divisions (sam2web/lineage.py)
             stack,
             [leg.sequence],
@@ -298,11 +329,12 @@ def _sequence(spec, store, stack, predictor, display, seq, prompts, saved, previ
             cancel=cancelled,
             on_frame=on_frame,
             result=previous,
+            new_ids=daughter_ids(spec, seq_i, previous.objects if previous is not None else ()),
             **lineage_kwargs(spec.params),
+            on_phase=lambda name: counter.emit("phase", name),  # "divisions", "daughters": the bar says so
         )
         if isinstance(out, TrackResult):  # the objects, with parents, are stored with the run
-            run = store.get_run(spec.run_id)
-            store.update_run(spec.run_id, objects={**(run.objects if run else {}), **objects_to_dict(out.objects)})
+            store.merge_objects(spec.run_id, objects_to_dict(out.objects))
         if isinstance(out, TrackResult) and previous is not None:
             # A correction's result is the truth for this sequence (it may drop frames of the object).
             frames = set(seq.frames)

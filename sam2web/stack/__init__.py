@@ -1,6 +1,6 @@
 """Open microscopy files as a lazy Stack (axes XY, Time, Z, C, Y, X) and read single frames.
 
-OWNER: stack helper. Contract used by other modules:
+The surface other modules use:
 
     open_stack(paths: str | Path | list, pages_as: str = "time", axes: str | None = None,
                cache_bytes: int | None = None) -> Stack
@@ -13,9 +13,10 @@ OWNER: stack helper. Contract used by other modules:
     Stack.height / .width / .shape / .locations() / .describe() / .check_location(loc, c) / .close()
     Stack.source -> dict (JSON-safe) that ``reopen(source)`` turns back into the same Stack
 
-Formats: ImageJ hyperstacks (any of TZCYX), OME-TIFF (series/positions -> XY, channel names,
-physical pixel size), plain multi-page TIFF (pages are Time or Z as ``pages_as`` says), a folder
-or list of per-frame 2D TIFF/PNG/JPEG files (natural sort: t2 before t10), a single 2D image.
+Formats come from the reader registry (``sam2web.stack.registry.READERS``): ImageJ hyperstacks
+(any of TZCYX), OME-TIFF (series/positions -> XY, channel names, physical pixel size), plain
+multi-page TIFF (pages are Time or Z as ``pages_as`` says), CZI, OME-Zarr, videos, a folder or
+list of per-frame 2D TIFF/PNG/JPEG files (natural sort: t2 before t10), a single 2D image.
 RGB(A) becomes three channels (alpha dropped). Anything wrong raises UserError with one sentence.
 
 Why lazy: microscopy stacks are often larger than memory, and the app shows one frame at a time. A
@@ -24,7 +25,7 @@ folder) and kept in a process-wide LRU cache (``SHARED_CACHE``, SAM2WEB_FRAME_CA
 512) so that browsing back and forth feels instant. Reads are thread-safe.
 
 Frames are always (height, width) = (rows, columns) exactly as stored: the original worker swapped
-width and height, which distorted every non-square image.
+width and height, which would distort every non-square image.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ from sam2web.stack.common import (
     _map_axes,
     _natural_key,
     _norm_pages_as,
-    _sniff,
     _to_canonical,
 )
+from sam2web.stack.registry import open_path
 from sam2web.types import Location
 
 __all__ = ["AXES", "DEFAULT_CACHE_BYTES", "MIN_SIDE", "SHARED_CACHE", "FrameCache", "Stack", "open_stack", "reopen"]
@@ -78,6 +79,8 @@ class Stack:
     channel_names: list[str] = field(default_factory=list)
     pixel_size: tuple[float, float, str] | None = None
     source: dict = field(default_factory=dict)
+    z_step: float | None = None  # Z spacing in the pixel size's unit, where the file says it
+    time_interval: float | None = None  # seconds between time points, where the file says it
     cache: FrameCache | None = None
     _closers: list = field(default_factory=list, repr=False)
     _uid: int = field(default=0, repr=False)
@@ -210,6 +213,8 @@ class Stack:
         if self.pixel_size:
             px, py, unit = self.pixel_size
             parts.append(f"pixel {px:g} x {py:g} {unit}")
+        if self.time_interval:
+            parts.append(f"{self.time_interval:g} s per time point")
         return ", ".join(parts)
 
     def close(self) -> None:
@@ -240,30 +245,14 @@ def _build(opened: Opened, name: str, source: dict, cache_bytes: int | None) -> 
         reader=opened.reader,
         channel_names=opened.channel_names,
         pixel_size=opened.pixel_size,
+        z_step=opened.z_step,
+        time_interval=opened.time_interval,
         source=source,
         cache=_private_cache(cache_bytes),
     )
     if opened.close is not None:
         stack._closers.append(opened.close)
     return stack
-
-
-def _open_tiff(path: Path, pages_as: str, axes: str | None, cache_bytes: int | None) -> Stack:
-    from sam2web.stack.tiff import TiffReader
-
-    source = {"kind": "file", "paths": [str(path)], "pages_as": pages_as, "axes": axes}
-    return _build(TiffReader(path, pages_as, axes).opened(), path.name, source, cache_bytes)
-
-
-def _open_more(path: Path, pages_as: str, cache_bytes: int | None) -> Stack | None:
-    """CZI, OME-Zarr and videos through their own readers (sam2web.stack.more); None for the rest."""
-    from sam2web.stack.more import open_more, sniff_more
-
-    kind = sniff_more(path)
-    if kind is None:
-        return None
-    source = {"kind": "file", "paths": [str(path)], "pages_as": pages_as, "axes": None, "format": kind}
-    return _build(open_more(kind, path), path.name, source, cache_bytes)
 
 
 def _open_files(files: list[Path], pages_as: str, name: str, cache_bytes: int | None, source: dict) -> Stack:
@@ -282,7 +271,7 @@ def open_stack(
     axes: str | None = None,
     cache_bytes: int | None = None,
 ) -> Stack:
-    """Open a TIFF / OME-TIFF / ImageJ hyperstack, a single 2D image, or a folder/list of frames.
+    """Open one file or folder with the reader that claims it (``sam2web.stack.registry``), or a list of frames.
 
     ``pages_as`` says whether the pages of a plain multi-page TIFF (or the files of a folder or
     list) are time points ("time") or Z slices ("z"); named axes in the file always win.
@@ -302,26 +291,15 @@ def open_stack(
         path = items[0]
         if not path.exists():
             raise UserError(f"{path} does not exist: check the path.")
-        more = _open_more(path, pages_as, cache_bytes)  # CZI, OME-Zarr, video (formats helper)
-        if more is not None:
-            return more
-        if path.is_dir():
-            from sam2web.stack.files import list_images
-
-            files = list_images(path)
-            if not files:
-                raise UserError(
-                    f"The folder {path} has no TIFF, PNG or JPEG images: choose a folder that contains the frames."
-                )
-            source = {"kind": "folder", "paths": [str(path)], "pages_as": pages_as}
-            if len(files) == 1:
-                return open_stack(files[0], pages_as=pages_as, axes=axes, cache_bytes=cache_bytes)
-            return _open_files(files, pages_as, path.name, cache_bytes, source)
-        kind = _sniff(path)
-        if kind == "tiff":
-            return _open_tiff(path, pages_as, axes, cache_bytes)
-        source = {"kind": "files", "paths": [str(path)], "pages_as": pages_as}
-        return _open_files([path], pages_as, path.name, cache_bytes, source)
+        reader, opened = open_path(path, pages_as, axes)
+        source = {
+            "kind": "folder" if path.is_dir() else "file",
+            "paths": [str(path)],
+            "pages_as": pages_as,
+            "axes": axes,
+            "format": reader.name,
+        }
+        return _build(opened, path.name, source, cache_bytes)
     for p in items:
         if p.is_dir():
             raise UserError(f"{p} is a folder: give either one folder or a list of image files.")

@@ -1,6 +1,6 @@
 """Pieces every stack reader shares: limits, the frame cache, axis letters, sniffing, sentences.
 
-OWNER: stack helper. Private to sam2web.stack and its readers (stack_tiff, stack_files); other
+Private to sam2web.stack and its readers (stack_tiff, stack_files); other
 modules use sam2web.stack's public surface.
 """
 
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from cachetools import LRUCache
 
 from sam2web.config import settings
 from sam2web.errors import UserError
@@ -23,7 +23,6 @@ AXES = ("XY", "T", "Z", "C", "Y", "X")
 MIN_SIDE = 8  # smaller frames cannot be tracked meaningfully
 MAX_FRAME_PIXELS = 2**31 - 1  # per frame; refused from the header, before allocating
 MAX_FRAME_BYTES = 1 << 30  # one decoded page (all its samples) may not exceed 1 GiB
-IMAGE_EXTENSIONS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 # One frame cache for the whole process, so memory stays bounded however many stacks are open
 # (the app caches several). SAM2WEB_FRAME_CACHE_MB sets its size.
 DEFAULT_CACHE_BYTES = settings().frame_cache_bytes
@@ -55,38 +54,26 @@ _AXIS_NAMES = {
 # Frame cache
 # --------------------------------------------------------------------------------------------
 class FrameCache:
-    """A byte-bounded LRU of decoded frames, safe to share between the UI and a worker thread."""
+    """A byte-bounded LRU of decoded frames (cachetools' LRUCache sized by ``nbytes``), thread-safe."""
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._bytes = 0
+        self._items: LRUCache = LRUCache(maxsize=max(int(max_bytes), 1), getsizeof=lambda a: max(int(a.nbytes), 1))
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> np.ndarray | None:
         with self._lock:
-            arr = self._items.get(key)
-            if arr is not None:
-                self._items.move_to_end(key)
-            return arr
+            return self._items.get(key)
 
     def put(self, key: tuple, arr: np.ndarray) -> None:
         if arr.nbytes > self.max_bytes:
             return
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
             self._items[key] = arr
-            self._bytes += arr.nbytes
-            while self._bytes > self.max_bytes and self._items:
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -110,6 +97,8 @@ class Opened:
     channel_names: list[str]
     pixel_size: tuple[float, float, str] | None = None
     close: Callable[[], None] | None = None
+    z_step: float | None = None  # Z spacing, in the pixel size's unit
+    time_interval: float | None = None  # seconds between time points
     extra: dict = field(default_factory=dict)
 
 
@@ -238,13 +227,50 @@ def _fit_names(names: list[str], n: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Sniffing and natural sort
 # --------------------------------------------------------------------------------------------
+TIME_UNITS_S = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "ms": 1e-3,
+    "millisecond": 1e-3,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+    "µs": 1e-6,
+    "us": 1e-6,
+    "microsecond": 1e-6,
+}
+
+
+def seconds(value, unit: str | None = "s") -> float | None:
+    """A time step in seconds, or None for a missing, unknown-unit or non-positive value."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    factor = TIME_UNITS_S.get(str(unit or "s").strip().lower())
+    return v * factor if factor is not None and v > 0 else None
+
+
+def positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 else None
+
+
 def _natural_key(path: Path) -> list:
     """t2.tif before t10.tif: digits compare as numbers."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", path.name)]
 
 
-def _sniff(path: Path) -> str:
-    """The file's real format from its first bytes: "tiff", "png", "jpeg"; UserError otherwise."""
+def read_head(path: Path, n: int = 16) -> bytes:
+    """The first bytes of a file, or a UserError sentence for a missing, empty or unreadable one."""
     if not path.exists():
         raise UserError(f"{path} does not exist: check the path.")
     if path.is_dir():
@@ -254,19 +280,40 @@ def _sniff(path: Path) -> str:
         raise UserError(f"{path.name} is empty (0 bytes): upload the file again.")
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            return fh.read(n)
     except OSError as err:
         raise UserError(f"{path.name} cannot be read ({err.strerror}): check its permissions.") from None
+
+
+def peek(path: Path, n: int = 16) -> bytes:
+    """The first bytes of a regular file, b"" when there are none to read (sniffers never raise)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def image_kind(head: bytes) -> str | None:
+    """ "tiff", "png" or "jpeg" from a file's first bytes, else None."""
     if head[:4] in _TIFF_MAGIC:
-        kind = "tiff"
-    elif head.startswith(_PNG_MAGIC):
-        kind = "png"
-    elif head.startswith(_JPEG_MAGIC):
-        kind = "jpeg"
-    else:
-        textlike = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-        what = "a text file" if textlike else "not an image sam2web can read"
-        raise UserError(f"{path.name} is {what}: open a TIFF, OME-TIFF, CZI, PNG or JPEG image or an MP4/AVI video.")
+        return "tiff"
+    if head.startswith(_PNG_MAGIC):
+        return "png"
+    if head.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    return None
+
+
+def _sniff(path: Path) -> str:
+    """The file's real format from its first bytes: "tiff", "png", "jpeg"; UserError otherwise."""
+    head = read_head(path)
+    kind = image_kind(head)
+    if kind is None:
+        from sam2web.stack.registry import reader_for
+
+        reader_for(path)  # another format, or the sentence that names every format
+        raise UserError(f"{path.name} is not a TIFF, PNG or JPEG image: open it on its own.")
     suffix = path.suffix.lower()
     expected = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
     if suffix in expected and expected[suffix] != kind:

@@ -1,6 +1,6 @@
 """Zeiss CZI through ZEISS's own library, pylibCZIrw: one plane read per frame, never the whole file.
 
-OWNER: formats helper. ``open_czi(path) -> Opened``. Scenes become XY positions, T/Z/C the
+``open_czi(path) -> Opened``. Scenes become XY positions, T/Z/C the
 stack's axes; channel names and the pixel size come from the file's metadata (CZI stores the
 pixel size in metres; we report µm). A plane is read with ``read(plane=..., scene=...)``, which
 decodes only the subblocks of that plane. pylibCZIrw's reader is not documented as thread-safe,
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack.common import Opened, _brief, _check_frame_size, _default_channel_names, _fit_names
+from sam2web.stack.common import Opened, _brief, _check_frame_size, _default_channel_names, _fit_names, peek
 
 CZI_MAGIC = b"ZISRAWFILE"
 _GRAY = {"Gray8": np.uint8, "Gray16": np.uint16, "Gray32Float": np.float32, "Gray32": np.float32}
@@ -36,11 +36,12 @@ def _channel_names(metadata: dict, n: int) -> list[str]:
     return [str(ch.get("@Name") or ch.get("Name") or f"Channel {i + 1}") for i, ch in enumerate(channels)][:n]
 
 
-def _pixel_size(metadata: dict) -> tuple[float, float, str] | None:
+def _distances(metadata: dict) -> dict[str, float]:
+    """{axis: metres per step} from the CZI's Scaling/Items/Distance entries."""
     try:
         items = metadata["ImageDocument"]["Metadata"]["Scaling"]["Items"]["Distance"]
     except (KeyError, TypeError):
-        return None
+        return {}
     if isinstance(items, dict):
         items = [items]
     values = {}
@@ -49,6 +50,11 @@ def _pixel_size(metadata: dict) -> tuple[float, float, str] | None:
             values[item.get("@Id")] = float(item.get("Value"))
         except (TypeError, ValueError):
             continue
+    return values
+
+
+def _pixel_size(metadata: dict) -> tuple[float, float, str] | None:
+    values = _distances(metadata)
     px, py = values.get("X", 0.0), values.get("Y", 0.0)
     if px > 0 and py > 0:
         return (px * 1e6, py * 1e6, "µm")  # metres in the file
@@ -112,6 +118,16 @@ def open_czi(path: Path) -> Opened:
         reader=read,
         channel_names=_fit_names(names or _default_channel_names(channels, rgb=rgb), channels),
         pixel_size=_pixel_size(metadata),
+        z_step=(_distances(metadata).get("Z") or 0) * 1e6 or None,  # µm, like the pixel size
         close=doc.close,
         extra={"format": "CZI"},
     )
+
+
+def sniff(path: Path) -> bool:
+    return is_czi(peek(path))
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point (scenes, T, Z and C are named by the file itself)."""
+    return open_czi(path)

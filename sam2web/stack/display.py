@@ -1,6 +1,6 @@
 """Turn raw frames into uint8 RGB for the model and the screen (channels, contrast, colours).
 
-OWNER: stack helper. Contract:
+The surface other modules use:
 
     @dataclass ChannelDisplay(index: int, color: str = "#ffffff", visible: bool = True,
                               mode: str = "percentile", low: float = 1.0, high: float = 99.8)

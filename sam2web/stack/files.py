@@ -1,6 +1,6 @@
 """Folders and lists of per-frame 2D images (TIFF, PNG, JPEG) for sam2web.stack.
 
-OWNER: stack helper. Every file's header is read up front (sizes, channels and bit depth must
+Every file's header is read up front (sizes, channels and bit depth must
 agree, or the odd file is named in a sentence); pixels are decoded only when a frame is asked for.
 """
 
@@ -17,7 +17,6 @@ from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.stack.common import (
     _TIME,
     _Z,
-    IMAGE_EXTENSIONS,
     SHARED_CACHE,
     FrameCache,
     Opened,
@@ -27,6 +26,8 @@ from sam2web.stack.common import (
     _natural_key,
     _norm_pages_as,
     _sniff,
+    image_kind,
+    peek,
 )
 from sam2web.stack.tiff import TiffReader, pixel_size_of
 
@@ -214,9 +215,31 @@ def open_files(files: list[Path], pages_as: str, decoded_cache_bytes: int | None
 
 
 def list_images(folder: Path) -> list[Path]:
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    ]
+    """The frame files of a folder (the reader registry's ``frames`` readers' extensions)."""
+    from sam2web.stack.registry import frame_extensions
+
+    kinds = frame_extensions()
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in kinds]
     return sorted(files, key=_natural_key)
+
+
+def sniff_image(path: Path) -> bool:
+    return image_kind(peek(path)) in ("png", "jpeg")
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """One PNG or JPEG image (the reader registry's entry point)."""
+    return open_files([path], pages_as)
+
+
+def open_folder(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """A folder of per-frame images in natural order; a folder of one file opens that file."""
+    from sam2web.stack.registry import no_frames
+    from sam2web.stack.registry import open_path as open_any
+
+    files = list_images(path)
+    if not files:
+        raise no_frames(path)
+    if len(files) == 1:
+        return open_any(files[0], pages_as, axes)[1]
+    return open_files(files, pages_as)

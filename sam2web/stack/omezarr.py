@@ -1,6 +1,6 @@
 """OME-Zarr (NGFF 0.4 and 0.5, local folders) through zarr: chunks are read only for the frame asked.
 
-OWNER: formats helper. ``is_ome_zarr(folder)`` and ``open_ome_zarr(folder) -> Opened``. The full
+``is_ome_zarr(folder)`` and ``open_ome_zarr(folder) -> Opened``. The full
 resolution level (``multiscales[0].datasets[0]``) is the stack; the NGFF axes (t, c, z, y, x,
 in any order the file declares) map to ours; channel names come from ``omero.channels[].label``
 and the pixel size from the level's ``scale`` transformation with the axes' units. A plate or a
@@ -50,6 +50,22 @@ def _pixel_size(axes: list[dict], transforms: list[dict]) -> tuple[float, float,
                 unit = axes[names.index("x")].get("unit") or "pixel"
                 return (float(sx), float(sy), _UNITS.get(unit, unit))
     return None
+
+
+def _steps(axes: list[dict], transforms: list[dict]) -> tuple[float | None, float | None]:
+    """(Z step, seconds per time point) from the level's scale and the axes' units."""
+    from sam2web.stack.common import positive, seconds
+
+    names = [a.get("name") for a in axes]
+    for tr in transforms or []:
+        if tr.get("type") == "scale" and len(tr.get("scale", [])) == len(axes):
+            scale = tr["scale"]
+            z = positive(scale[names.index("z")]) if "z" in names else None
+            t = None
+            if "t" in names:
+                t = seconds(scale[names.index("t")], axes[names.index("t")].get("unit") or "s")
+            return z, t
+    return None, None
 
 
 def open_ome_zarr(folder: Path) -> Opened:
@@ -105,5 +121,12 @@ def open_ome_zarr(folder: Path) -> Opened:
         reader=read,
         channel_names=_fit_names(names or _default_channel_names(sizes["C"], rgb=False), sizes["C"]),
         pixel_size=_pixel_size(axes, level.get("coordinateTransformations", [])),
+        z_step=_steps(axes, level.get("coordinateTransformations", []))[0],
+        time_interval=_steps(axes, level.get("coordinateTransformations", []))[1],
         extra={"format": "OME-Zarr"},
     )
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point (the NGFF axes name every dimension)."""
+    return open_ome_zarr(path)

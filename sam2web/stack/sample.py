@@ -1,6 +1,6 @@
 """The built-in sample: a small synthetic time-lapse of moving, dividing cells, with true labels.
 
-OWNER: stack helper. Contract:
+The surface other modules use:
 
     sample_array(n_frames=24, height=240, width=320, seed=0) -> np.ndarray (T, C=2, Y, X) uint16
     sample_labels(n_frames=24, height=240, width=320, seed=0) -> np.ndarray (T, Y, X) uint16

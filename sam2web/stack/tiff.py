@@ -1,6 +1,6 @@
 """TIFF reading for sam2web.stack: ImageJ hyperstacks, OME-TIFF, plain multi-page and 2D TIFFs.
 
-OWNER: stack helper. ``TiffReader(path, pages_as, axes)`` works out, from the header only, how
+``TiffReader(path, pages_as, axes)`` works out, from the header only, how
 pages and samples map to (XY, T, Z, C), refuses broken or absurd files with a sentence, and then
 reads single frames: by memory map when the file is uncompressed and contiguous, else one page
 at a time (never the whole series).
@@ -25,7 +25,10 @@ from sam2web.stack.common import (
     _check_frame_size,
     _default_channel_names,
     _map_axes,
+    _sniff,
     check_pixel_budget,
+    image_kind,
+    peek,
 )
 
 
@@ -207,6 +210,26 @@ def _pixel_size_tiff(tif, series) -> tuple[float, float, str] | None:
         return None
     except Exception:  # metadata is a nicety; a frame must still open without it
         return None
+
+
+def _steps_tiff(tif) -> tuple[float | None, float | None]:
+    """(Z step, seconds per time point) from OME (PhysicalSizeZ, TimeIncrement) or ImageJ
+    (spacing, finterval) metadata; None where the file does not say."""
+    from sam2web.stack.common import positive, seconds
+
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            for el in ET.fromstring(tif.ome_metadata).iter():
+                if el.tag.endswith("Pixels"):
+                    return positive(el.get("PhysicalSizeZ")), seconds(
+                        el.get("TimeIncrement"), el.get("TimeIncrementUnit") or "s"
+                    )
+        if tif.is_imagej:
+            meta = tif.imagej_metadata or {}
+            return positive(meta.get("spacing")), seconds(meta.get("finterval"), meta.get("tunit") or "s")
+    except Exception:  # metadata is a nicety; a frame must still open without it
+        pass
+    return None, None
 
 
 def _round(value: float) -> float:
@@ -506,6 +529,8 @@ class TiffReader:
             channel_names=self.channel_names(),
             pixel_size=_pixel_size_tiff(self.tif, self.series[0]),
             close=self.close,
+            z_step=_steps_tiff(self.tif)[0],
+            time_interval=_steps_tiff(self.tif)[1],
             extra={"rgb": self.rgb},
         )
 
@@ -523,3 +548,13 @@ def pixel_size_of(path: Path) -> tuple[float, float, str] | None:
                 _close_tif(tif)
     except Exception:  # metadata is a nicety (a refused file is refused where it is opened)
         return None
+
+
+def sniff(path: Path) -> bool:
+    return image_kind(peek(path)) == "tiff"
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point; a TIFF named .png is refused with a sentence first."""
+    _sniff(path)
+    return TiffReader(path, pages_as, axes).opened()

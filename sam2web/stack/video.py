@@ -1,6 +1,6 @@
 """MP4/AVI/MOV/MKV videos through PyAV (FFmpeg): frames become Time, colour becomes 3 channels.
 
-OWNER: formats helper. ``is_video(path, head)`` and ``open_video(path) -> Opened``. Opening reads
+``is_video(path, head)`` and ``open_video(path) -> Opened``. Opening reads
 only packet headers (no decoding) to learn each frame's timestamp, so the frame count is exact
 even where the container's count is missing or wrong. Reading frame t seeks to the key frame
 before it and decodes forward to t; a request for the frame right after the last one decoded
@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2web.errors import UserError
-from sam2web.stack.common import Opened, _brief, _check_frame_size
-
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"}
+from sam2web.stack.common import Opened, _brief, _check_frame_size, peek
 
 
 def is_video(path: Path, head: bytes) -> bool:
@@ -98,3 +96,12 @@ def open_video(path: Path) -> Opened:
         close=video.close,
         extra={"format": "video", "fps": float(video.stream.average_rate or 0)},
     )
+
+
+def sniff(path: Path) -> bool:
+    return is_video(path, peek(path))
+
+
+def open_path(path: Path, pages_as: str, axes: str | None) -> Opened:
+    """The reader registry's entry point (a video's frames are always Time)."""
+    return open_video(path)

@@ -4,12 +4,13 @@ A predictor is built once per (model, checkpoint, device, image size, precision,
 weights) and kept for later runs of the same process, in a small LRU (``Settings.model_cache_count``
 models: a tiny SAM2 is ~150 MB, a large one ~900 MB), so a worker process that switches models does
 not keep every one it ever loaded. ``SAM2WEB_STANDIN`` selects a stand-in tracker for tests, for the
-CLI and the app alike.
+CLI and the app alike; otherwise the model's family in ``sam2web.trackers.TRACKERS`` builds it.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 from typing import Any
 
@@ -66,9 +67,10 @@ def _build(params: TrackParams, download: bool, progress) -> Any:
 
             return standin_mod.OracleTracker(standin.split(":", 1)[1])
         return track.StandInTracker()
-    from sam2web.tracking import model
+    from sam2web.registry import lazy
+    from sam2web.trackers import family_of
 
-    return model.load_predictor(
+    return lazy(family_of(params.model).build)(
         params.model,
         params.checkpoint or None,
         params.device,
@@ -79,21 +81,35 @@ def _build(params: TrackParams, download: bool, progress) -> Any:
     )
 
 
-def resolve_device(params: TrackParams) -> str:
-    """The device a run with these parameters uses (the stand-in runs on the CPU)."""
-    if settings().standin:
-        return "cpu"
-    from sam2web.tracking import model
-
-    return model.pick_device(params.device)
-
-
 def set_threads(n: int) -> None:
     """Torch's intra-op threads in this worker (a CPU pool gives each worker a share of the cores)."""
     import torch
 
     if n > 0 and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def init_threads() -> None:
+    """Fix this thread's torch thread count now (see ``service.executor._serve_sessions``)."""
+    import torch
+
+    torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` in this thread for a block (None: unchanged)."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def clear() -> None:

@@ -22,7 +22,11 @@ costs only the mask decoder: the embeddings stay in the LRU.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +36,78 @@ from sam2web.types import Location
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float, int]
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # the sessions of this process, for runs to borrow embeddings
+_LIVE_LOCK = threading.Lock()
+_TOKENS = itertools.count(1)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def source_identity(stack, display, predictor) -> tuple | None:
+    """What makes two frame sources give the same embeddings: the files (with their size and
+    modification time, so a file replaced under the same name is not mistaken for the old one),
+    how they are read, the display composite, the model object and its input side. None when
+    unknown (an in-memory stack, a render callable): then nothing is shared."""
+    source = getattr(stack, "source", None) or {}
+    if not source.get("paths") or callable(display) or display is None:
+        return None
+    try:
+        files = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in source["paths"])
+    except OSError:
+        return None
+    token = getattr(predictor, "_sam2web_feature_token", None)
+    if token is None:
+        token = next(_TOKENS)
+        try:
+            predictor._sam2web_feature_token = token
+        except AttributeError:
+            return None
+    shown = display.to_dict() if hasattr(display, "to_dict") else display
+    return (
+        files,
+        source.get("pages_as"),
+        source.get("axes"),
+        _frozen(shown),
+        token,
+        getattr(predictor, "image_size", 0),
+    )
+
+
+def cached_features(identity: tuple, loc: Location) -> dict | None:
+    """The embedding of ``loc`` computed by a live session of the same source, or None."""
+    with _LIVE_LOCK:
+        live = [s for s in _LIVE if s.identity == identity]
+    for session in live:
+        slim = session.features_at(loc)
+        if slim is not None:
+            return slim
+    return None
+
+
+def seed_features(predictor, state: dict, stack, display, locs: Sequence[Location], indices: Iterable[int]) -> int:
+    """Give a run's inference state the embeddings that sessions already computed for the frames
+    ``indices`` (its prompt frames): the first tracked frame then skips the image encoder, which
+    is nearly all of its time. Returns how many were found."""
+    lru = state.get("sam2web_features")
+    identity = source_identity(stack, display, predictor) if lru is not None else None
+    if identity is None:
+        return 0
+    sid, found = state["sam2web_state_id"], 0
+    for i in sorted(set(indices)):
+        if (sid, i) in lru.entries:
+            continue
+        slim = cached_features(identity, locs[i])
+        if slim is not None:
+            lru.put((sid, i), slim)
+            found += 1
+    return found
 
 
 class InteractiveSession:
@@ -45,8 +121,10 @@ class InteractiveSession:
         height: int,
         width: int,
         features=None,
+        identity: tuple | None = None,
     ) -> None:
         self.predictor = predictor
+        self.identity = identity  # ``source_identity``: runs of the same source may borrow embeddings
         image_size = int(getattr(predictor, "image_size", 1024) or 1024)
         device = str(getattr(predictor, "device", "cpu"))
         self.frames = LazyFrames(render, locs, image_size, height, width, device)
@@ -58,6 +136,10 @@ class InteractiveSession:
                 self.state = predictor.init_state(self.frames, feature_cache=features)
             else:  # a stand-in: no embeddings
                 self.state = predictor.init_state(self.frames)
+        self._index = {loc: i for i, loc in enumerate(self.frames.locs)}
+        if identity is not None and self._uses_lru:
+            with _LIVE_LOCK:
+                _LIVE.add(self)
 
     # -- embeddings ------------------------------------------------------------------------
     def _key(self, index: int) -> tuple:
@@ -67,6 +149,13 @@ class InteractiveSession:
         if not self._uses_lru:
             return True
         return self._key(index) in self.state["sam2web_features"].entries
+
+    def features_at(self, loc: Location) -> dict | None:
+        index = self._index.get(loc)
+        if index is None or not self._uses_lru or not self.state:
+            return None
+        entry = self.state["sam2web_features"].entries.get(self._key(index))
+        return entry[0] if entry is not None else None
 
     def embed(self, index: int) -> None:
         """Compute frame ``index``'s backbone features now (nothing to do for a stand-in)."""
@@ -132,7 +221,9 @@ class InteractiveSession:
 
     def close(self) -> None:
         """Drop the state and this session's embeddings from the shared LRU."""
-        if self._uses_lru:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if self._uses_lru and self.state:
             lru = self.state["sam2web_features"]
             sid = self.state["sam2web_state_id"]
             for key in [k for k in lru.entries if k[0] == sid]:

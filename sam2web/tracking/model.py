@@ -1,6 +1,6 @@
 """SAM2 model registry, checkpoint lookup/download/verification, device and precision, CPU fixes.
 
-OWNER: engine helper. Contract:
+The surface other modules use:
     MODELS: dict size -> (config name, checkpoint file name); DEFAULT_MODEL = "small"
     find_checkpoint(size, explicit=None) -> Path | None
     download_checkpoint(size, progress=None, dest_dir=None) -> Path
@@ -36,17 +36,15 @@ from pathlib import Path
 from sam2web import params
 from sam2web.config import settings
 from sam2web.errors import UserError
+from sam2web.trackers import TRACKERS
 
-# Config and checkpoint file of each model size named in TrackParams (sam2web.params.MODELS).
-MODELS: dict[str, tuple[str, str]] = {
-    size: (f"configs/sam2.1/sam2.1_hiera_{short}.yaml", f"sam2.1_hiera_{size}.pt")
-    for size, short in zip(params.MODELS, ("t", "s", "b+", "l"), strict=True)
-}
+# Config and checkpoint file of each SAM2.1 size: the "sam2.1" entry of the tracker registry.
+# Official SHA-256 digests are not published next to the files; verification is by loading the
+# file as the model's state dict with strict keys (see verify_checkpoint).
+_FAMILY = TRACKERS.get("sam2.1")
+MODELS: dict[str, tuple[str, str]] = {m: (_FAMILY.configs[m], _FAMILY.checkpoints[m]) for m in _FAMILY.models}
 DEFAULT_MODEL = params.default("model")
-DOWNLOAD_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
-# Official SHA-256 digests are not published next to the files; verification is by loading
-# the file as the model's state dict with strict keys (see verify_checkpoint).
-SHA256: dict[str, str] = {}
+DOWNLOAD_BASE = _FAMILY.download_base
 DEVICES = params.DEVICES
 PRECISIONS = params.PRECISIONS
 ENV_CHECKPOINTS = "SAM2WEB_CHECKPOINTS"
@@ -133,13 +131,20 @@ def _open_url(url: str, timeout: float = 30.0):
     return urllib.request.urlopen(url, timeout=timeout)
 
 
-def download_checkpoint(size: str, progress: ProgressFn | None = None, dest_dir: str | Path | None = None) -> Path:
+def download_checkpoint(
+    size: str,
+    progress: ProgressFn | None = None,
+    dest_dir: str | Path | None = None,
+    verify: Callable[[Path, str], object] | None = None,
+) -> Path:
     """Download the official checkpoint, verify it, and only then give it its final name.
 
     The bytes go to a hidden temporary file in the target folder (same file system, so the
     final ``os.replace`` is atomic); any failure, including Ctrl-C, removes it, so no partial
     ``.pt`` file can ever be picked up by ``find_checkpoint``. ``progress(done, total)`` is
-    called per chunk (total is 0 when the server does not say).
+    called per chunk (total is 0 when the server does not say). ``verify(path, size)`` checks
+    the file before it is renamed (default ``verify_checkpoint``, which imports torch: the web
+    server passes one that verifies in a worker process).
     """
     _, file_name = MODELS[check_size(size)]
     folder = Path(dest_dir) if dest_dir is not None else download_dir()
@@ -176,9 +181,7 @@ def download_checkpoint(size: str, progress: ProgressFn | None = None, dest_dir:
                     progress(done, total)
         if total and done != total:
             raise UserError(missing_checkpoint_message(size, f"the download stopped after {done} of {total} bytes"))
-        verify_checkpoint(tmp, size)
-        if size in SHA256:
-            _check_sha256(tmp, SHA256[size], size)
+        (verify or verify_checkpoint)(tmp, size)
         os.replace(tmp, final)
         return final
     finally:
@@ -191,19 +194,6 @@ def download_checkpoint(size: str, progress: ProgressFn | None = None, dest_dir:
 def _reason(err: BaseException) -> str:
     inner = getattr(err, "reason", None)
     return str(inner if inner is not None else err) or type(err).__name__
-
-
-def _check_sha256(path: Path, expected: str, size: str) -> None:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
-        raise UserError(
-            f"The downloaded SAM2.1 {size} checkpoint has the wrong SHA-256 digest; try the download again."
-        )
 
 
 def _load_state_dict(path: Path) -> dict:

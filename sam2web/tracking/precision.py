@@ -1,6 +1,6 @@
 """Which precision a run uses, and why: ``--precision auto`` chosen per machine and model.
 
-OWNER: engine helper. Contract:
+The surface other modules use:
     read_cpu(text=None) -> CpuInfo(name, flags)          (/proc/cpuinfo; ``text`` injects one)
     native_bf16(flags) -> list[str]                       the flags that mean native bf16 matmuls
     choose(device, requested, model_key, measure=None, cpu=None) -> Choice(precision, reason, figures)
@@ -11,7 +11,7 @@ OWNER: engine helper. Contract:
     check_agreement(name, figures, bound=None) -> figures, or VariantRefused when outside bound
     cache_file() -> Path of the per-user JSON of measured choices
 
-Rules (issue 14): CUDA runs bf16 autocast (what SAM2's own GPU worker does); MPS runs fp32; a CPU
+Rules: CUDA runs bf16 autocast (what SAM2's own GPU worker does); MPS runs fp32; a CPU
 runs bf16 autocast only when its flags say it multiplies bf16 natively (AVX512_BF16 or AMX) AND a
 one-off micro-benchmark on this machine and model (image encoder + memory attention, the two parts
 that take the time) finds bf16 at least ``MIN_SPEEDUP`` times faster AND agreeing with fp32 within

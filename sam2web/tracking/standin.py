@@ -1,6 +1,6 @@
 """StandInTracker: a deterministic tracker with the SAM2VideoPredictor surface, for tests.
 
-OWNER: engine helper. Re-exported as ``sam2web.tracking.track.StandInTracker`` (same class).
+Re-exported as ``sam2web.tracking.track.StandInTracker`` (same class).
 ``SAM2WEB_STANDIN=1`` makes the app and the CLI use it instead of SAM2. No torch needed.
 
 OracleTracker: A ground-truth oracle with the SAM2 video predictor's surface: a QA tool for lineage and scoring.

@@ -1,6 +1,6 @@
 """One or more sequences through the SAM2 video predictor (or any stand-in with the same surface).
 
-OWNER: engine helper. Contract:
+The surface other modules use:
     track(stack, sequences, prompts, predictor, display, direction="forward", progress=None,
           cancel=None, result=None, on_frame=None) -> TrackResult
         progress(seq_i, n_seq, frame_j, n_frames); cancel() -> bool; stops within one frame.
@@ -199,6 +199,7 @@ class TrackSession:
         self.stack = stack
         self.predictor = predictor
         self.direction = direction
+        self.display = display
         self.render = _render_fn(stack, display)
         self.height, self.width = _frame_size(stack, self.render, sequences[0].frames[0])
         info = describe(predictor)
@@ -299,7 +300,12 @@ class TrackSession:
     def _ensure_state(self, run: _SeqRun) -> dict:
         if run.state is None:
             if self.features is not None:
+                from sam2web.tracking.interactive import seed_features
+
                 run.state = self.predictor.init_state(run.frames, feature_cache=self.features)
+                # prompt frames a user just drew on (an interactive session) are already embedded
+                prompt_frames = [run.sequence.index_of(p.loc) for p in run.pending]
+                seed_features(self.predictor, run.state, self.stack, self.display, run.frames.locs, prompt_frames)
             else:  # a stand-in, or SAM2's stock predictor (sam2_patches lets it take frames)
                 run.state = self.predictor.init_state(run.frames)
         return run.state

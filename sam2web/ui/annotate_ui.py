@@ -15,7 +15,7 @@ from sam2web.errors import UserError
 from sam2web.overlay import color_for
 from sam2web.store import Workspace
 from sam2web.types import Location, Prompt
-from sam2web.ui import canvas, lineage_ui, state
+from sam2web.ui import canvas, labels, lineage_ui, state
 
 MODES = {
     "box_new": "Box: new object",
@@ -140,7 +140,7 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         options,
         index=index,
         key=f"ann_sel_{st.session_state.get('ann_version', 0)}",
-        format_func=lambda i: "— none —" if i is None else f"#{i + 1} {objects[i]['name']}",
+        format_func=lambda i: "— none —" if i is None else labels.object_label(i, objects[i]["name"]),
     )
     st.session_state["ann_selected"] = selected
     if view.get("selected_obj") != selected:

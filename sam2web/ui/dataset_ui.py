@@ -10,15 +10,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from sam2web.errors import UserError
+from sam2web.stack.registry import upload_types
 from sam2web.store import Workspace
 from sam2web.types import Location
 from sam2web.ui import state
 from sam2web.ui.text import plain
 
-UPLOAD_TYPES = ["tif", "tiff", "png", "jpg", "jpeg", "czi", "mp4", "m4v", "mov", "avi", "mkv"]
+UPLOAD_TYPES = upload_types()  # from the reader registry
 
 
 def upload_limit_mb() -> int:
@@ -219,9 +221,16 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
         new_channels = []
         for ch in settings.channels:
             name = names[ch.index] if ch.index < len(names) else f"Channel {ch.index + 1}"
-            c1, c2, c3, c4, c5 = st.columns([2, 1, 2, 2, 2])
-            visible = c1.checkbox(plain(name), value=ch.visible, key=f"loc_ch_vis_{ch.index}")
-            color = c2.color_picker("Colour", value=ch.color, key=f"loc_ch_col_{ch.index}")
+            # Two rows per channel: the name gets the column's width (long names wrap, never "Cyt…"),
+            # then contrast, low and high wide enough for their values at 1280 px.
+            c1, c2 = st.columns([5, 1], vertical_alignment="center")
+            visible = c1.checkbox(
+                plain(name), value=ch.visible, key=f"loc_ch_vis_{ch.index}", help=f"Show {plain(name)}"
+            )
+            color = c2.color_picker(
+                f"Colour of {plain(name)}", value=ch.color, key=f"loc_ch_col_{ch.index}", label_visibility="collapsed"
+            )
+            c3, c4, c5 = st.columns([1.4, 1, 1])
             mode = c3.selectbox(
                 "Contrast",
                 ["percentile", "absolute"],
@@ -255,8 +264,6 @@ def frame_range(ws: Workspace, stack: Any, channel: int) -> tuple[float, float]:
     Why not the dtype's range: a 12-bit camera image in a uint16 file spans 0-4095 at most, so
     0-65535 would show it black.
     """
-    import numpy as np
-
     loc = state.current_location(ws, stack)
     plane = np.asarray(stack.frame(loc, channel))
     if plane.size == 0:
@@ -274,11 +281,77 @@ def preview_width(rgb: Any) -> int:
     return int(max(240, min(state.image_width(rgb), 900, PREVIEW_MAX_H * w / h)))
 
 
+def screen_sized(rgb: Any, width: int) -> Any:
+    """The frame resampled to ``width`` screen pixels (nearest when enlarging: pixels stay pixels).
+
+    Why not ``st.image(width=…)``: a fixed width wider than its column runs out of the column (at
+    1280 px the frame's right part is cut off); an image of its own size shown "as content" never
+    grows past its column.
+    """
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if w == width:
+        return rgb
+    height = max(1, round(h * width / w))
+    how = Image.Resampling.NEAREST if width > w else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), how))
+
+
 def show_frame(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
     rgb = state.render(ws, stack, loc, settings)
     sizes = stack.sizes
     st.image(
-        rgb,
+        screen_sized(rgb, preview_width(rgb)),
         caption=f"XY {loc.xy + 1}/{sizes['XY']} · Time {loc.time + 1}/{sizes['T']} · Z {loc.z + 1}/{sizes['Z']}",
-        width=preview_width(rgb),
+        width="content",
     )
+
+
+def calibration_controls(ws: Workspace, stack: Any) -> None:
+    """Pixel size, Z step and time interval: the file's values, or the user's where the file has none.
+
+    Why here: exports carry µm² areas and calibrated axes only when the size is known, and many
+    files (PNG frames, plain TIFFs, videos) do not say it. Stored in the workspace's dataset
+    record (``calibration``), so every export of every run of the workspace uses it; 0 clears a
+    value the user set (the file's own value, if any, comes back).
+    """
+    from sam2web.exporters import Units
+
+    units = Units.of(stack, (ws.dataset or {}).get("calibration"))
+    missing = units.pixel_size is None or (stack.sizes["T"] > 1 and units.time_interval is None)
+    with st.expander("Physical size" + (" (not in the file: set it here)" if missing else ""), expanded=False):
+        with st.form("ds_calibration", border=False):
+            size = st.number_input(
+                "Pixel size (µm per pixel)",
+                min_value=0.0,
+                value=float(units.pixel_size[0]) if units.pixel_size else 0.0,
+                format="%.6g",
+                key="ds_cal_pixel",
+                help="0 = unknown; exports then give areas in px² only",
+            )
+            z_step = st.number_input(
+                "Z step (µm)", min_value=0.0, value=float(units.z_step or 0.0), format="%.6g", key="ds_cal_z"
+            )
+            interval = st.number_input(
+                "Time interval (seconds)",
+                min_value=0.0,
+                value=float(units.time_interval or 0.0),
+                format="%.6g",
+                key="ds_cal_t",
+            )
+            if st.form_submit_button("Save physical size"):
+                # keep only what differs from the file: the file's own (possibly anisotropic) values stay
+                file_units = Units.of(stack)
+                file_size = file_units.pixel_size[0] if file_units.pixel_size else None
+                new = {
+                    "pixel_size": size if size and size != file_size else None,
+                    "z_step": z_step if z_step and z_step != file_units.z_step else None,
+                    "time_interval": interval if interval and interval != file_units.time_interval else None,
+                }
+                new = {k: v for k, v in new.items() if v is not None}
+                if "pixel_size" in new:
+                    new["unit"] = "µm"
+                state.store().update_workspace(ws.id, dataset={**(ws.dataset or {}), "calibration": new})
+                st.toast("Physical size saved: the exports of this workspace now use it.")
+                st.rerun()

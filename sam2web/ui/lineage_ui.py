@@ -21,15 +21,16 @@ from sam2web.errors import UserError
 from sam2web.overlay import color_for
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, Prompt
-from sam2web.ui import state
+from sam2web.ui import labels, state
 
 
 # ------------------------------------------------------------------------------------ Track form
-def division_fields(saved: dict) -> dict:
-    """The Track form's division settings (inside its st.form; one line in track_ui.form)."""
+def division_fields(saved: dict, columns: tuple | None = None) -> dict:
+    """The Track form's division settings (inside its st.form; one line in track_ui.form), in the
+    three ``columns`` given (the form's row) or a row of their own."""
     from sam2web import params as params_mod
 
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = columns or st.columns(3)
     share, frames = params_mod.meta("division_share"), params_mod.meta("division_frames")
     return {
         "divisions": bool(
@@ -96,11 +97,11 @@ def add_division(
     """Two daughters of ``mother`` starting at ``loc`` (new object ids, the mother's tags and name + .1/.2)."""
     mine = [p for p in prompts if p.obj_id == mother]
     if not mine:
-        raise UserError(f"Object #{mother} has no prompt; choose an object that exists.")
+        raise UserError(f"Object {labels.object_ref(mother)} has no prompt; choose an object that exists.")
     first = min(p.loc.time for p in mine if p.loc.xy == loc.xy) if any(p.loc.xy == loc.xy for p in mine) else None
     if first is None or first >= loc.time:
         raise UserError(
-            f"Object #{mother} must be prompted before Time {loc.time + 1} at this XY to divide here; "
+            f"Object {labels.object_ref(mother)} must be prompted before Time {loc.time + 1} at this XY to divide here; "
             "go to a later frame, or prompt the mother earlier."
         )
     name = next((p.name for p in mine if p.name), "") or f"Object {mother + 1}"
@@ -132,7 +133,7 @@ def division_form(ws: Workspace, stack: Any, loc: Location) -> None:
             ids,
             index=ids.index(selected) if selected in ids else 0,
             key="lin_mother",
-            format_func=lambda i: f"#{i} {names.get(i, '')}",
+            format_func=lambda i: labels.object_label(i, names.get(i, "")),
         )
         nearest = [p for p in prompts if p.obj_id == mother and p.box is not None and p.loc.time <= loc.time]
         guess = _halves(max(nearest, key=lambda p: p.loc.time).box) if nearest else ("", "")
@@ -146,13 +147,18 @@ def division_form(ws: Workspace, stack: Any, loc: Location) -> None:
                     _parse_box(box2, width, height, "Daughter 2's box"),
                 ]
                 state.save_prompts(ws, add_division(prompts, int(mother), loc, boxes))
-                st.toast(f"Object #{mother} divides at Time {loc.time + 1}; its daughters are new objects.")
+                st.toast(
+                    f"Object {labels.object_ref(mother)} divides at Time {loc.time + 1}; its daughters are new objects."
+                )
                 st.rerun()
         daughters = [p for p in prompts if p.parent is not None]
         if daughters:
             st.caption(
                 "Divisions marked: "
-                + "; ".join(f"#{p.parent} → #{p.obj_id} at Time {p.loc.time + 1}" for p in daughters)
+                + "; ".join(
+                    f"{labels.object_ref(p.parent)} → {labels.object_ref(p.obj_id)} at Time {p.loc.time + 1}"
+                    for p in daughters
+                )
             )
 
 
@@ -191,7 +197,7 @@ def colors_of(anns: list) -> dict[int, str]:
 
 
 def track_table(run: Run, anns: list) -> pd.DataFrame:
-    """One row per object: name, parent, first and last frame, daughters."""
+    """One row per object, numbered from 1 like every list on screen: object, parent, first and last frame, daughters."""
     from sam2web.links import parents_of
 
     parents = parents_of(anns)
@@ -203,12 +209,11 @@ def track_table(run: Run, anns: list) -> pd.DataFrame:
         kids = sorted(o for o, m in parents.items() if m == obj)
         rows.append(
             {
-                "object": obj,
-                "name": run.objects.get(str(obj), {}).get("name", ""),
-                "parent": parents.get(obj),
+                "object": labels.object_label(obj, run.objects.get(str(obj), {}).get("name", "")),
+                "parent": labels.object_ref(parents[obj]) if obj in parents else "",
                 "first Time": min(spans[obj]) + 1,
                 "last Time": max(spans[obj]) + 1,
-                "daughters": ", ".join(f"#{k}" for k in kids),
+                "daughters": ", ".join(labels.object_ref(k) for k in kids),
             }
         )
     return pd.DataFrame(rows)
@@ -240,7 +245,8 @@ def lineage_section(run: Run, anns: list, frames: list[Location], frame_key: str
             "Division",
             range(len(events)),
             format_func=lambda i: (
-                f"#{events[i][1]} → {', '.join(f'#{c}' for c in events[i][2])} at Time {events[i][0] + 1}"
+                f"{labels.object_ref(events[i][1])} → {', '.join(labels.object_ref(c) for c in events[i][2])} "
+                f"at Time {events[i][0] + 1}"
             ),
             key=f"lin_event_{run.id}",
         )

@@ -39,13 +39,25 @@ def fmt_eta(seconds: float | None) -> str:
     return f" · about {seconds // 60} min {seconds % 60:02d} s left" if seconds >= 60 else f" · about {seconds} s left"
 
 
-def progress_text(status: Any, now: float | None = None, seen: dict | None = None) -> str:
-    """ "Loading the model…" in the loading phase (when the service reports one), else frames and ETA."""
+PHASES = {
+    "divisions": "Checking for cell divisions…",
+    "daughters": "Tracking daughters…",
+}
+
+
+def progress_text(status: Any, now: float | None = None, seen: dict | None = None, span: str = "") -> str:
+    """The words under the bar: the phase, the run's own frames (``3 of 15, from Time 16``), an ETA.
+
+    ``span`` (``labels.run_span``) says where the run's frames lie, so "3 of 15" is not read as Time 3.
+    """
     phase = getattr(status, "phase", None)
+    where = f", {span}" if span else ""
     if phase == "loading":
         return "Loading the model…"
     if status.status == "queued":
-        return f"Waiting to start · 0 of {status.total} frames"
+        return f"Waiting to start · 0 of {status.total} frames{where}"
+    if phase in PHASES:  # lineage work after the frames were tracked once: no frame count moves
+        return f"{PHASES[phase]} · {status.done} of {status.total} frames tracked{where}"
     if status.done == 0 and not phase:
-        return f"Starting · frame 0 of {status.total}"
-    return f"Frame {status.done} of {status.total}" + fmt_eta(countdown(status.run_id, status.eta_s, now, seen))
+        return f"Starting · frame 0 of {status.total}{where}"
+    return f"Frame {status.done} of {status.total}{where}" + fmt_eta(countdown(status.run_id, status.eta_s, now, seen))

@@ -15,10 +15,12 @@ import streamlit as st
 
 from sam2web.errors import UserError
 from sam2web.overlay import color_for, draw_geometries
-from sam2web.service import runs
+from sam2web.params import LABELS
+from sam2web.service import review, runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
-from sam2web.ui import canvas, lineage_ui, state
+from sam2web.ui import canvas, labels, lineage_ui, state
+from sam2web.ui.downloads_ui import download_builders, downloads, label_downloads  # noqa: F401  (the page calls them here)
 from sam2web.ui.text import plain
 
 
@@ -41,10 +43,10 @@ def pick_run(ws: Workspace) -> Run | None:
 def run_label(run: Run) -> str:
     """The Run selector's words for a run, from its current state (re-read on every rerun)."""
     status = run.status
-    if status in ("queued", "running"):
-        status += f" {run.done_frames}/{run.total_frames}"
-    across = "Time" if run.settings.get("across", "time") == "time" else "Z"
-    return f"Run {run.id} · {status} · {run.settings.get('model', '')} · across {across}, {run.settings.get('direction', '')}"
+    if not run.finished:
+        status += f" {run.done_frames} of {run.total_frames}"
+    model = LABELS.get(run.settings.get("model", ""), run.settings.get("model", ""))
+    return f"Run {run.id} · {status} · {model}, across {labels.axis_name(run.settings)}, {run.settings.get('direction', '')}"
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -119,7 +121,7 @@ def geometry_controls(run: Run, ws: Workspace | None = None) -> dict:
     keep_all = c3.checkbox(
         "Keep fragments",
         key=f"res_keep_{run.id}",
-        help="Off: the largest piece of each mask (SPEC). On: every piece (MultiPolygon).",
+        help="Off: the largest piece of each mask (the default). On: every piece (MultiPolygon).",
     )
     connect = c4.checkbox("Connect sequentially", key=f"res_connect_{run.id}")
     save_settings(
@@ -144,7 +146,7 @@ def visible_objects(ws: Workspace | None, run: Run, objects: list[int]) -> set[i
         "Show objects",
         objects,
         key=key,
-        format_func=lambda i: f"#{i + 1} {run.objects.get(str(i), {}).get('name', '')}",
+        format_func=lambda i: labels.object_label(i, run.objects.get(str(i), {}).get("name", "")),
     )
     save_settings(ws, run, hidden=[o for o in objects if o not in chosen])
     return set(chosen)
@@ -292,9 +294,15 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
     key = f"res_frame_{run.id}"
     lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
     playing = st.session_state.get("res_playing", False)
-    current = st.session_state.get(key, 1)
-    if not isinstance(current, int) or not 1 <= current <= len(frames):
-        current = 1
+    current, seeded = st.session_state.get(key), f"{key}_seeded"
+    if (
+        not isinstance(current, int)
+        or not 1 <= current <= len(frames)
+        or (st.session_state.get(seeded) is False and anns)
+    ):
+        # first visit (or no mask yet when it was made): open at the first frame with masks
+        current = review.first_masked_frame(frames, {a.loc for a in anns}) + 1
+        st.session_state[seeded] = bool(anns)
     if playing:
         current = (current % len(frames)) + 1
     st.session_state[key] = current  # the slider reads its value from here (no value= argument)
@@ -334,7 +342,7 @@ def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
             "Object to correct",
             objs,
             key="res_corr_obj",
-            format_func=lambda i: f"#{i + 1} {run.objects[str(i)].get('name', '')}",
+            format_func=lambda i: labels.object_label(i, run.objects[str(i)].get("name", "")),
         )
         width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
         fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
@@ -408,117 +416,6 @@ def submit_correction(ws: Workspace, stack: Any, run: Run, obj_id: int, loc: Loc
     new_id = runs.correct(state.store(), ws, stack, run, obj_id, loc, box, state.display_settings(ws, stack))
     st.session_state["res_run_next"] = new_id  # selected on the next rerun (the widget exists already)
     return new_id
-
-
-def nimbus_dataset_id(run: Run) -> str | None:
-    """The optional NimbusImage dataset id that fills nimbus.json's datasetId (formats helper's hook)."""
-    from sam2web import export
-
-    text = st.text_input(
-        "NimbusImage dataset id (optional)",
-        value=str(run.settings.get("dataset_id") or ""),
-        key=f"res_dataset_id_{run.id}",
-        placeholder="24 hexadecimal characters from the dataset's address",
-        help="Fills datasetId in nimbus.json, needed to create the records through the platform's API. "
-        "The Import from JSON dialog does not need it.",
-    )
-    try:
-        return export.check_dataset_id(text)
-    except UserError as err:
-        st.error(plain(str(err)))
-        return None
-
-
-MIMES = {".geojson": "application/geo+json", ".csv": "text/csv", ".json": "application/json"}
-EXPORT_NAMES = ("annotations.geojson", "annotations.csv", "connections.csv", "nimbus.json")
-
-
-def download_builders(run: Run, anns: list, links_: list, dataset_id: str | None = None) -> dict[str, Any]:
-    """File name -> a function that builds its bytes when the user clicks its button.
-
-    Why callables: building every export (and a zip of them) on each rerun cost about a second at
-    2,000 polygons, and the page reruns every 0.7 s while it plays or a run is live. Further
-    formats add an entry here.
-    """
-    from sam2web import export
-
-    made: dict[str, bytes] = {}
-
-    def one(name: str) -> Any:
-        def build() -> bytes:
-            if not made:  # the four share their geometry work: one click builds them together
-                made.update(
-                    export.export_bytes(
-                        anns,
-                        links_,
-                        random_weights=run.random_weights,
-                        names=export.object_names(run.objects),
-                        dataset_id=dataset_id,
-                    )
-                )
-            return made[name]
-
-        return build
-
-    return {name: one(name) for name in EXPORT_NAMES}
-
-
-def downloads(run: Run, anns: list, links_: list) -> None:
-    """One button per export plus a zip; each file is made only when its button is clicked."""
-    from sam2web import export
-
-    st.markdown("**Downloads**")
-    dataset_id = nimbus_dataset_id(run)
-    builders = download_builders(run, anns, links_, dataset_id)
-    st.caption("Exports number objects, XY, Time and Z from 0 (the page shows them from 1).")
-    cols = st.columns(len(builders) + 1)
-    for col, (name, build) in zip(cols, builders.items()):
-        mime = next((m for ext, m in MIMES.items() if name.endswith(ext)), "application/octet-stream")
-        col.download_button(
-            name, build, file_name=name, mime=mime, key=f"res_dl_{name}", icon=":material/download:", on_click="ignore"
-        )
-    cols[-1].download_button(
-        "All (zip)",
-        lambda: export.zip_bytes({name: build() for name, build in builders.items()}),
-        file_name=f"sam2web_run{run.id}.zip",
-        mime="application/zip",
-        key="res_dl_zip",
-        icon=":material/folder_zip:",
-        on_click="ignore",
-    )
-
-
-def label_downloads(run: Run, stack: Any, anns: list, links_: list, xy: int) -> None:
-    """CTC folder (zip) and OME-TIFF label stack of one position (formats helper's hook).
-
-    Built only when asked: they rasterise every frame, too slow for each rerun of a live page.
-    """
-    from sam2web import export, label_export
-
-    key = f"res_labels_{run.id}_{xy}"
-    stamp = (id(anns), len(anns), len(links_))
-    ready = st.session_state.get(key)
-    if ready is not None and ready[0] != stamp:
-        ready = None  # padding, smoothing or the run changed: build again
-    if ready is None:
-        if st.button("Prepare label images (napari, Fiji, CTC)", key=f"{key}_build"):
-            with st.spinner("Rasterising the polygons…"):
-                files = label_export.label_files(
-                    anns,
-                    links_,
-                    (stack.height, stack.width),
-                    run.settings.get("across", "time"),
-                    stack.sizes["T" if run.settings.get("across", "time") == "time" else "Z"],
-                    xy,
-                    export.object_names(run.objects),
-                    stack.pixel_size,
-                )
-            st.session_state[key] = ready = (stamp, files)
-    if ready is not None:
-        cols = st.columns(len(ready[1]))
-        for col, (name, data) in zip(cols, ready[1].items()):
-            mime = "application/zip" if name.endswith(".zip") else "image/tiff"
-            col.download_button(name, data, file_name=name, mime=mime, key=f"{key}_{name}", icon=":material/download:")
 
 
 def qa_section(ws: Workspace, stack: Any, run: Run, anns: list, xy: int) -> None:
@@ -618,10 +515,22 @@ METRIC_NAMES = {
     "lost_frames": ("Frames lost", "Frames where the true cell exists but the object has no mask."),
     "id_switches": ("Identity switches", "Times an object jumped to another true cell."),
     "wrong_id_frames": ("Frames on the wrong cell", "Frames where the object overlapped another cell most."),
+    "TRA": ("Tracking (TRA)", "Cell Tracking Challenge tracking accuracy, 0–1: how little editing the tracks need."),
+    "DET": ("Detection (DET)", "Cell Tracking Challenge detection accuracy, 0–1: cells found, none invented."),
+    "LNK": ("Linking (LNK)", "Cell Tracking Challenge linking accuracy, 0–1: frame-to-frame links right."),
+    "CHOTA": ("CHOTA", "Detection, association and lineage in one score, 0–1."),
+    "division_recall": ("Divisions found", "Share of the true divisions found at their frame."),
+    "division_precision": ("Divisions right", "Share of the divisions found that are true ones."),
+    "division_f1": ("Division F1", "Divisions found and right, combined (0–1)."),
+    "divisions_true": ("True divisions", "Divisions in the ground truth."),
+    "divisions_found": ("Divisions detected", "Divisions in this run."),
     "obj_id": ("Object", ""),
     "true_label": ("True label", ""),
     "prompt_frame": ("Prompt frame", ""),
 }
+
+
+PERCENT_KEYS = {"tracked_fraction", "division_recall", "division_precision"}  # shares, shown as percentages
 
 
 def metric_name(key: str) -> str:
@@ -632,14 +541,14 @@ def show_scores(scores: dict) -> None:
     overall = {
         k: v for k, v in scores.get("overall", {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+    summary = labels.qa_summary(scores.get("overall") or {})
+    if summary:
+        st.markdown(summary)
     if overall:
         cols = st.columns(min(len(overall), 5))
         for i, (k, v) in enumerate(overall.items()):
-            cols[i % len(cols)].metric(
-                metric_name(k),
-                f"{v:.3f}" if isinstance(v, float) else v,
-                help=METRIC_NAMES.get(k, ("", None))[1] or None,
-            )
+            shown = f"{100 * v:.0f} %" if k in PERCENT_KEYS else f"{v:.3f}" if isinstance(v, float) else v
+            cols[i % len(cols)].metric(metric_name(k), shown, help=METRIC_NAMES.get(k, ("", None))[1] or None)
     per = scores.get("objects") or []
     if per:
         rows = [{metric_name(k): v for k, v in o.items() if k != "ious"} for o in per]

@@ -138,7 +138,13 @@ def _leave_pages_directory_mode() -> None:
 
 
 # Streamlit leaves 6rem above the title; on a 1280 x 800 screen that pushed frames below the fold.
-_COMPACT_TOP = "<style>[data-testid=stMainBlockContainer]{padding-top:2.5rem}</style>"
+# Long names without spaces (files, channels, workspaces) wrap instead of running out of their
+# column.
+_COMPACT_TOP = (
+    "<style>[data-testid=stMainBlockContainer]{padding-top:2.5rem}"
+    "[data-testid=stMarkdownContainer],[data-testid=stWidgetLabel],[data-testid=stCaptionContainer]"
+    "{overflow-wrap:anywhere}</style>"
+)
 
 
 def _cannot_start(err: UserError) -> None:

@@ -89,12 +89,6 @@ def open_elsewhere(ws_id: str) -> bool:
     return False
 
 
-def forget_session() -> None:
-    """This session no longer holds a workspace (tests; a session that ends)."""
-    with _OPEN_LOCK:
-        _OPEN.pop(st.session_state.get(TOKEN_KEY, ""), None)
-
-
 def landing_note(ws: Workspace) -> str | None:
     """The sentence explaining how this session landed in ``ws`` (shown until dismissed or left)."""
     note = st.session_state.get(NOTE_KEY)
@@ -223,10 +217,6 @@ def guard() -> Iterator[None]:
 
 
 # -- the dataset -------------------------------------------------------------------------------
-def sample_folder() -> Path:
-    return store().root / "sample"
-
-
 def dataset_key(ws: Workspace) -> str:
     """A short fingerprint of the dataset reference (cache key; changes when files change)."""
     s = store()
@@ -359,6 +349,30 @@ def location_sliders(ws: Workspace, stack: Any, prefix: str) -> Location:
     new = Location(values["xy"], values["time"], values["z"])
     save_location(ws, new)
     return new
+
+
+# -- the person's own choices ------------------------------------------------------------------
+def user_key() -> str:
+    """Whose preferences these are: the signed-in user's e-mail when sign-in is on, else this server's user.
+
+    Why not per workspace: the model and image size suit the person and the machine, not the
+    dataset, so every new workspace starts with the ones chosen last.
+    """
+    try:
+        if st.user.get("is_logged_in"):
+            return str(st.user.get("email") or st.user.get("sub") or "local")
+    except Exception:  # noqa: BLE001 - no auth configured (or no runtime): one local user
+        pass
+    return "local"
+
+
+def preferences() -> dict:
+    return store().preferences(user_key())
+
+
+def save_preferences(**values: Any) -> None:
+    if any(preferences().get(k) != v for k, v in values.items()):
+        store().set_preferences(user_key(), **values)
 
 
 # -- prompts -----------------------------------------------------------------------------------

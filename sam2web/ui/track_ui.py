@@ -18,9 +18,9 @@ from sam2web.errors import UserError
 from sam2web.params import LABELS, TrackParams
 from sam2web.service import runs
 from sam2web.service.executor import get_executor, guess_device
-from sam2web.store import Run, Workspace
+from sam2web.store import ACTIVE_STATUSES, Run, Workspace
 from sam2web.types import Prompt
-from sam2web.ui import lineage_ui, progress_ui, state
+from sam2web.ui import labels, lineage_ui, progress_ui, state
 from sam2web.ui.text import plain
 
 STATUS_ICONS = {
@@ -32,8 +32,6 @@ STATUS_ICONS = {
     "failed": ":material/error:",
 }
 IMAGE_SIZES = [0, 1024, 768, 512, 256]
-ACROSS = {k: LABELS[k] for k in params_mod.ACROSS}
-DIRECTIONS = {k: LABELS[k] for k in params_mod.DIRECTIONS}
 FORM_DEFAULTS: dict[str, Any] = {**TrackParams().to_dict(), "xy": "", "z": ""}
 
 
@@ -48,8 +46,13 @@ def all_tags(prompts: list[Prompt]) -> list[str]:
     return sorted({t for p in prompts for t in p.tags})
 
 
+USER_CHOICES = ("model", "image_size")  # remembered for the user across workspaces (state.preferences)
+
+
 def saved_form(ws: Workspace) -> dict:
-    return {**FORM_DEFAULTS, **(ws.view or {}).get("track", {})}
+    """The form's values: defaults, then what this workspace last ran, then the user's own choices."""
+    mine = {k: v for k, v in state.preferences().items() if k in USER_CHOICES}
+    return {**FORM_DEFAULTS, **(ws.view or {}).get("track", {}), **mine}
 
 
 def _choice(label: str, name: str, saved: dict, widget, **kw: Any) -> Any:
@@ -74,7 +77,7 @@ def _number(col: Any, label: str, name: str, saved: dict) -> float:
 
 
 def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
-    """The parameter form: every TrackParams field (SPEC.md's worker parameters plus device, precision,
+    """The parameter form: every TrackParams field (the NimbusImage worker's parameters plus device, precision,
     image size); returns the values on submit, saved with the workspace."""
     saved = saved_form(ws)
     if "track" not in (ws.view or {}):  # nothing typed yet: start from what suits this stack
@@ -102,8 +105,11 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
         )
         padding = _number(c2, "Padding (px)", "padding", saved)
         smoothing = _number(c3, "Smoothing (px)", "smoothing", saved)
-        connect = st.checkbox("Connect sequentially", value=bool(saved["connect"]), key="trk_connect")
-        divisions = lineage_ui.division_fields(saved)  # lineage hook: detect divisions, thresholds
+        # One row for the two switches and the division thresholds: "Start tracking" stays above the
+        # fold of a 1280 x 800 window.
+        c1, c2, c3 = st.columns(3)
+        connect = c1.checkbox("Connect sequentially", value=bool(saved["connect"]), key="trk_connect")
+        divisions = lineage_ui.division_fields(saved, (c1, c2, c3))  # lineage hook: detect divisions, thresholds
         with st.expander("Device, precision, image size, checkpoint"):
             c1, c2, c3 = st.columns(3)
             with c1:
@@ -149,6 +155,7 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
     view["track"] = values
     state.store().update_workspace(ws.id, view=view)
     ws.view = view
+    state.save_preferences(**{k: values[k] for k in USER_CHOICES})
     return values
 
 
@@ -182,12 +189,18 @@ def hardware_caption(values: dict | None = None) -> str:
     values = values or FORM_DEFAULTS
     device = guess_device(values.get("device", "auto"))
     precision = values.get("precision", "auto")
-    if precision == "auto":
-        precision = "auto (bfloat16 on CUDA and on CPUs with native bf16, else fp32; the run card says which)"
     standin = " · stand-in tracker (tests)" if settings().standin else ""
     return (
         f"Device: **{device}** · precision: **{precision}** · model image size: "
-        f"**{effective_image_size(values)} px** · runs execute {get_executor().describe()}{standin}"
+        f"**{effective_image_size(values)} px**{standin}"
+    )
+
+
+def hardware_help() -> str:
+    """The caption's tooltip: what "auto" precision means and where runs execute."""
+    return (
+        "Precision auto: bfloat16 on CUDA and on CPUs with native bf16, else fp32; the run card says which. "
+        f"Runs execute {get_executor().describe()}."
     )
 
 
@@ -209,6 +222,7 @@ def submit(ws: Workspace, stack: Any, values: dict, prompts: list[Prompt]) -> in
             st.session_state["trk_missing_ckpt"] = params.model
         raise
     st.session_state["trk_last_run"] = run_id
+    st.session_state["res_run_next"] = run_id  # the Results page opens on the run just started
     if position > 0:
         st.toast(f"Run {run_id} queued: position {position} on its device.")
     return run_id
@@ -234,38 +248,40 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
     if status is None:
         return
     icon = STATUS_ICONS.get(status.status, "")
-    title = (
-        f"{icon} Run {run.id} · {status.status} · {run.settings.get('model', '')} · "
-        f"{ACROSS.get(run.settings.get('across', 'time'), '')} {DIRECTIONS.get(run.settings.get('direction', ''), '')}"
-        f" · {time.strftime('%H:%M:%S', time.localtime(run.created))}"
-    )
+    started = time.strftime("%H:%M", time.localtime(run.created))
+    title = f"{icon} " + labels.run_title(run.id, status.status, run.settings, started)
+    span = labels.run_span(run.settings)
     with st.container(border=True):
         st.markdown(title)
         if status.status == "queued" and status.queue_position:
             st.info(
                 f"Queued: position {status.queue_position} in the queue for this device (one run at a time per device)."
             )
-        if status.status in ("running", "queued"):
+        if status.status in ACTIVE_STATUSES:
             loading = status.phase == "loading"
-            st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status))
+            st.progress(0.0 if loading else status.fraction, text=progress_ui.progress_text(status, span=span))
             if status.where:
                 st.caption(f"Executing in {status.where}.")
             if st.button("Cancel", key=f"{key_prefix}_cancel_{run.id}", icon=":material/stop:"):
                 runs.cancel(run.id)
                 st.rerun()
         else:
+            # What it did and what it ran on, side by side: the card stays short above the frame.
             frames = state.store().count_masks(run.id)
-            st.caption(f"{status.done} of {status.total} frames done · {frames} object-frame masks saved.")
+            left, right = st.columns(2, vertical_alignment="center")
+            left.caption(labels.frames_sentence(status.status, status.done, status.total, frames, run.settings))
+            model_info = (run.info or {}).get("model_info")
+            if model_info and model_info.get("precision_reason"):  # the self-check's numbers, one click away
+                with right.expander(labels.model_sentence(model_info)):
+                    st.caption(f"How the precision was chosen: {model_info['precision_reason']}.")
+            elif model_info:
+                right.caption(labels.model_sentence(model_info))
             if status.error:
                 (st.error if status.status == "failed" else st.warning)(plain(status.error))
-            model_info = (run.info or {}).get("model_info")
-            if model_info:
-                st.caption(
-                    f"Ran {model_info.get('model', '')} on {model_info.get('device', '')} in "
-                    f"{model_info.get('precision', '')} at image size {model_info.get('image_size', '')}"
-                    + (f" ({model_info['precision_reason']})" if model_info.get("precision_reason") else "")
-                    + "."
-                )
+        skipped = labels.unprompted_note(run.settings)
+        if skipped:
+            st.caption(skipped)
+        if status.status not in ACTIVE_STATUSES:
             later = resumed_by(run)
             if status.status in ("cancelled", "interrupted", "failed") and later is not None:
                 # Resume / Re-run once more would queue a duplicate of the run that carries it on.
@@ -280,7 +296,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                     "midway continues from its last saved frame.",
                 ):
                     with state.guard():
-                        rerun(ws, stack, run, resume=True)
+                        st.session_state["res_run_next"] = rerun(ws, stack, run, resume=True)  # Results follows it
                         st.rerun()
                 if c2.button(
                     "Re-run",
@@ -289,7 +305,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
                     help="Tracks every sequence of this run again, with the current prompts.",
                 ):
                     with state.guard():
-                        rerun(ws, stack, run, resume=False)
+                        st.session_state["res_run_next"] = rerun(ws, stack, run, resume=False)
                         st.rerun()
             if key_prefix != "res" and frames and status.status != "failed":
                 if st.button("Open in Results", key=f"{key_prefix}_open_{run.id}", icon=":material/insights:"):
@@ -303,7 +319,7 @@ def resumed_by(run: Run) -> int | None:
 
 
 def has_active_runs(ws: Workspace) -> bool:
-    return any(r.status in ("queued", "running") for r in state.store().list_runs(ws.id)[:20])
+    return any(not r.finished for r in state.store().list_runs(ws.id)[:20])
 
 
 def runs_panel(ws: Workspace, stack: Any | None, key_prefix: str = "trk", limit: int = 5) -> None:
@@ -332,6 +348,7 @@ def download_checkpoint_ui(size: str, ws: Workspace | None = None) -> None:
     It goes away as soon as a checkpoint is found (a path typed in the form, a file put in place),
     and a failed download leaves a sentence in the app's words, not a stuck "Downloading…".
     """
+    from sam2web.service import checkpoints
     from sam2web.tracking import model
 
     typed = str(st.session_state.get("trk_checkpoint") or (saved_form(ws)["checkpoint"] if ws else "") or "")
@@ -351,7 +368,7 @@ def download_checkpoint_ui(size: str, ws: Workspace | None = None) -> None:
             )
 
         try:
-            path = model.download_checkpoint(size, progress=progress)
+            path = checkpoints.download(size, progress=progress)  # verified in a worker process: no torch here
         except UserError as err:
             slot.empty()
             st.error(
