@@ -94,11 +94,9 @@ def results_rerun(n_frames: int = 100, n_objects: int = 20, side: int = 512, rep
                 raise RuntimeError(f"the Results page failed: {[e.value for e in at.exception]}")
             polygons = int(at.dataframe[0].value["frames tracked"].sum())
             steady = [_rerun_ms(at) for _ in range(repeats)]
-            slider = at.slider(key=f"res_frame_{run_id}")
-            playback = []
+            playback = []  # a frame reported by the viewer (a step or a pause): one rerun each
             for i in range(repeats):
-                playback.append(_rerun_ms(at, lambda i=i: at.slider(key=f"res_frame_{run_id}").set_value(2 + i)))
-            del slider
+                playback.append(_rerun_ms(at, lambda i=i: at.session_state.__setitem__(f"res_frame_{run_id}", 2 + i)))
             s = get_store(tmp)
             per_frame = len(held) // max(1, repeats)
             live = []

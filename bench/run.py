@@ -1,7 +1,7 @@
 """``python -m bench.run [--quick] [--json-only]``: every figure of issues 5, 3 and 14 in one run.
 
 Prints a table and, as its LAST line, one JSON object (keys: overhead_ratio, vs_plain_recipe,
-peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, results_rerun_ms, s_per_frame,
+peak_rss_mb, plain_peak_rss_mb, repolygonize_ms, frame_view_ms, results_rerun_ms, playback_fps, s_per_frame,
 auto_precision_speedup, batched_objects_speedup, agreement, cpu, and details).
 
 How it measures (why this way):
@@ -308,6 +308,11 @@ def measure(mode: str, quiet: bool = False, skip_model: bool = False, post_only_
             res["results_cold"] = results_page.cold_results(10, 2)
         log("interactive: box -> mask (tiny@512) and Start -> first frame (defaults)", quiet)
         res["interactive"] = interactive(mode)
+        if not post_only_small:
+            from bench import playback
+
+            log("playback in the browser (30 bacteria frames x 30 outlines, Chromium)", quiet)
+            res["playback"] = playback.measure()
     res["gpu"] = gpu_rows() if not skip_model else {"note": "skipped"}
     if mode == "quick" and cfg["mem_image_size"] != 512 and "memory" in res:
         notes.append(
@@ -367,6 +372,8 @@ def summary(res: dict) -> dict:
     out["repolygonize_ms"] = round(res["repolygonize"]["padding_change_ms"], 1)
     out["frame_view_ms"] = round(res["frame_view"]["uncached_ms"], 1)
     rr = res["results_rerun"]
+    pb = res.get("playback") or {}
+    out["playback_fps"] = pb.get("fps")
     out["results_rerun_ms"] = round(rr["rerun_ms"], 1)
     out["results_rerun_parts_ms"] = {k: round(rr[f"{k}_ms"], 1) for k in ("steady", "playback", "live", "cold")}
     cold = res.get("results_cold")
@@ -493,6 +500,13 @@ def table(res: dict, s: dict) -> str:
                 )
             row(f"  auto + batched vs fp32 per object, {k} obj", f"{r['auto_vs_fp32_per_object']:.3f}")
         lines.append(f"auto precision: {sp['by_objects'][1]['auto_reason']}")
+    pb = res.get("playback") or {}
+    if "fps" in pb:
+        row(
+            f"playback in Chromium, {pb['frames']} frames x {pb['outlines_per_frame']} outlines fps",
+            f"{pb['fps']:.1f}",
+            ">= 15",
+        )
     rp = res["repolygonize"]
     row(f"re-polygonize {rp['masks']} masks: smoothing ms", f"{rp['smoothing_change_ms']:.0f}", "<= 200")
     row("re-polygonize: padding+smoothing change ms", f"{rp['padding_change_ms']:.0f}", "<= 200")

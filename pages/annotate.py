@@ -12,6 +12,7 @@ with state.guard():
         st.info("Open a dataset on the Dataset page first.")
         st.stop()
     settings = state.display_settings(ws, stack)
+    annotate_ui.viewer_events(ws, stack)  # what was drawn since the last rerun, before any widget
     loc = state.location_sliders(ws, stack, prefix="loc_an")
     annotate_ui.canvas_area(ws, stack, loc, settings)
     annotate_ui.import_prompts(ws, stack, loc)

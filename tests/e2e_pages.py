@@ -1,7 +1,7 @@
 """What a user does on each page of the app, as Playwright steps (for the browser end-to-end tests).
 
 Why separate from the test: these steps know the app's widget labels and layout (the sidebar
-links, the form fields, the canvas inside the drawable-canvas component), so when the app's wording
+links, the form fields, the viewer component and its data-* hooks), so when the app's wording
 changes there is one place to update, and the test itself reads as the user's story.
 
 All waits are Playwright waits with explicit timeouts on visible UI state; nothing sleeps.
@@ -123,36 +123,120 @@ def new_workspace(page) -> None:
     settle(page)
 
 
-# -- Annotate ----------------------------------------------------------------------------------
-def drawing_canvas(page):
-    """fabric.js's upper canvas, the one that takes the mouse.
+# -- the viewer (Annotate, Results) ------------------------------------------------------------
+def viewer(page, n: int = 0):
+    """The viewer component's root element (``.sv-root``, in an open shadow root that Playwright's
+    CSS selectors pierce); it carries the test hooks data-frame, data-objects, data-prompts, data-zoom."""
+    root = page.locator(".sv-root").nth(n)
+    root.wait_for(timeout=PAGE_TIMEOUT_MS)
+    return root
 
-    streamlit-drawable-canvas 0.13 is a Streamlit v2 component: it renders in an open shadow root
-    of the page (older versions used an iframe, where ``page.frame_locator`` would be needed).
-    Playwright's CSS selectors pierce open shadow roots, so a plain locator finds it.
+
+def viewer_state(root) -> dict:
+    """The root's data-* attributes (the view transform, the frame, counts, the Python run counter)."""
+    return root.evaluate("e => ({...e.dataset})")
+
+
+def wait_viewer(root, predicate, timeout_s: float = 60.0, what: str = "the viewer's state") -> dict:
+    """Poll the hooks until ``predicate(state)`` holds (a deadline bounds the loop)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    state = viewer_state(root)
+    while not predicate(state):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never came: {state}")
+        root.page.wait_for_timeout(100)  # bounded poll (the deadline bounds the loop)
+        state = viewer_state(root)
+    return state
+
+
+def to_screen(root, x: float, y: float) -> tuple[float, float]:
+    """Page coordinates of the image pixel position (x, y) under the viewer's current view."""
+    st = viewer_state(root)
+    bb = root.locator(".sv-canvas").bounding_box()
+    assert bb and bb["width"] > 0, "the viewer's canvas has no size"
+    s = float(st["scale"])
+    return bb["x"] + float(st["tx"]) + x * s, bb["y"] + float(st["ty"]) + y * s
+
+
+def to_image(root, px: float, py: float) -> tuple[float, float]:
+    """The image pixel position under page coordinates (px, py) (the inverse of ``to_screen``)."""
+    st = viewer_state(root)
+    bb = root.locator(".sv-canvas").bounding_box()
+    s = float(st["scale"])
+    return (px - bb["x"] - float(st["tx"])) / s, (py - bb["y"] - float(st["ty"])) / s
+
+
+def zoom_at(page, root, x: float, y: float, zoom: float) -> dict:
+    """One wheel turn over image pixel (x, y) to ``zoom`` (the viewer zooms by exp(-deltaY / 500))."""
+    import math
+
+    root.locator(".sv-canvas").scroll_into_view_if_needed()
+    px, py = to_screen(root, x, y)
+    page.mouse.move(round(px), round(py))  # the browser reports whole CSS pixels
+    current = float(viewer_state(root)["zoom"])
+    page.mouse.wheel(0, -math.log(zoom / current) * 500)
+    return wait_viewer(root, lambda s: abs(float(s["zoom"]) - min(zoom, 32)) < 0.01, 10, "the zoom")
+
+
+def drag_box(page, root, box: tuple[float, float, float, float], steps: int = 6) -> None:
+    """Drag a rectangle over ``box`` (image pixels), mapped through the viewer's own transform."""
+    x0, y0 = to_screen(root, box[0], box[1])
+    x1, y1 = to_screen(root, box[2], box[3])
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=steps)
+    page.mouse.move(x1, y1, steps=steps)
+    page.mouse.up()
+
+
+_FAST_BOXES = """
+async (root, [boxes, every]) => {
+  const canvas = root.querySelector(".sv-canvas");
+  const d = root.dataset;
+  const at = (x, y) => {
+    const r = canvas.getBoundingClientRect();  // where the canvas is now, as a hand follows it
+    return [r.left + Number(d.tx) + x * Number(d.scale), r.top + Number(d.ty) + y * Number(d.scale)];
+  };
+  const fire = (type, [cx, cy], buttons) => canvas.dispatchEvent(new PointerEvent(type,
+    {bubbles: true, cancelable: true, clientX: cx, clientY: cy, button: 0, buttons, pointerId: 1, isPrimary: true}));
+  const t0 = performance.now();
+  for (let k = 0; k < boxes.length; k++) {
+    while (performance.now() - t0 < k * every) await new Promise((ok) => setTimeout(ok, 5));
+    const [x0, y0, x1, y1] = boxes[k];
+    fire("pointerdown", at(x0, y0), 1);
+    for (let i = 1; i <= 4; i++) {
+      fire("pointermove", at(x0 + (x1 - x0) * i / 4, y0 + (y1 - y0) * i / 4), 1);
+    }
+    fire("pointerup", at(x1, y1), 0);
+  }
+  return performance.now() - t0;
+}
+"""
+
+
+def fast_boxes(root, boxes: list, every_ms: int = 300) -> float:
+    """Draw boxes (image pixels) with pointer events dispatched in the page, one every ``every_ms``.
+
+    Why in the page: each Playwright mouse call is a round trip (about 0.1 s on a busy 2-core
+    machine), too slow for a fast hand; the events are the ones a mouse makes. Returns the ms taken.
     """
-    upper = page.locator("canvas.upper-canvas").first
-    upper.wait_for(timeout=PAGE_TIMEOUT_MS)
-    return upper
+    return float(root.evaluate(_FAST_BOXES, [[list(b) for b in boxes], every_ms]))
 
 
 def draw_box(page, box: tuple[float, float, float, float], image_w: int, image_h: int) -> None:
-    """Drag a rectangle over ``box`` (image pixels) with the mouse, in page coordinates.
+    """Drag a box (image pixels) on the Annotate viewer with the mouse (the default tool is Box)."""
+    del image_w, image_h  # the viewer says its own transform
+    root = viewer(page)
+    root.locator(".sv-canvas").scroll_into_view_if_needed()
+    drag_box(page, root, box)
 
-    The canvas shows the image scaled to its own size; we map image pixels onto the canvas's
-    on-screen box, so the test checks the app's canvas-to-image mapping end to end.
-    """
-    canvas = drawing_canvas(page)
-    canvas.scroll_into_view_if_needed()
-    bb = canvas.bounding_box()
-    assert bb and bb["width"] > 0 and bb["height"] > 0, "the drawing canvas has no size"
-    sx, sy = bb["width"] / image_w, bb["height"] / image_h
-    x0, y0, x1, y1 = box
-    page.mouse.move(bb["x"] + x0 * sx, bb["y"] + y0 * sy)
-    page.mouse.down()
-    page.mouse.move(bb["x"] + (x0 + x1) / 2 * sx, bb["y"] + (y0 + y1) / 2 * sy, steps=6)
-    page.mouse.move(bb["x"] + x1 * sx, bb["y"] + y1 * sy, steps=6)
-    page.mouse.up()
+
+def press(root, key: str) -> None:
+    """A key in the viewer (it takes keys while it has the focus, as after a click on it)."""
+    root.focus()
+    root.press(key)
 
 
 def wait_objects(page, n: int) -> None:
@@ -263,55 +347,11 @@ def colour_fraction(rgb: np.ndarray, hex_colour: str, tol: int = 40) -> float:
     return float(close.mean())
 
 
-# -- Annotate at zoom ----------------------------------------------------------------------------
-def canvases(page) -> tuple:
-    """(main drawing canvas, minimap canvas): the minimap is the smaller of the two upper canvases."""
-    uppers = page.locator("canvas.upper-canvas")
-    uppers.nth(1).wait_for(timeout=PAGE_TIMEOUT_MS)
-    a, b = uppers.nth(0), uppers.nth(1)
-    return (a, b) if a.bounding_box()["width"] >= b.bounding_box()["width"] else (b, a)
+def canvas_rgb(root) -> np.ndarray:
+    """The viewer's canvas as drawn now (RGB uint8), from a screenshot of the element."""
+    import cv2
 
-
-def set_zoom_max(page) -> None:
-    """Move the Zoom slider to its last step (8×) with the keyboard, as a user can."""
-    slider = page.locator("[data-testid=stSlider]").filter(has_text="Zoom").get_by_role("slider")
-    slider.focus()
-    slider.press("End")
-    page.get_by_text("Click the small frame where to look.").wait_for(timeout=PAGE_TIMEOUT_MS)
-    settle(page)
-
-
-def click_image_point(page, canvas, x: float, y: float, fit) -> None:
-    """Click the image pixel (x, y) on a canvas that shows ``fit`` (sam2web.ui.canvas.CanvasFit)."""
-    bb = canvas.bounding_box()
-    sx, sy = bb["width"] / fit.image_w, bb["height"] / fit.image_h
-    page.mouse.click(bb["x"] + (x - fit.x0) * sx, bb["y"] + (y - fit.y0) * sy)
-
-
-def drag_image_box(page, canvas, box: tuple[float, float, float, float], fit) -> None:
-    """Drag a rectangle over ``box`` (full-frame image pixels) on a canvas showing ``fit``."""
-    canvas.scroll_into_view_if_needed()
-    bb = canvas.bounding_box()
-    sx, sy = bb["width"] / fit.image_w, bb["height"] / fit.image_h
-    x0, y0, x1, y1 = box
-    page.mouse.move(bb["x"] + (x0 - fit.x0) * sx, bb["y"] + (y0 - fit.y0) * sy)
-    page.mouse.down()
-    page.mouse.move(bb["x"] + ((x0 + x1) / 2 - fit.x0) * sx, bb["y"] + ((y0 + y1) / 2 - fit.y0) * sy, steps=6)
-    page.mouse.move(bb["x"] + (x1 - fit.x0) * sx, bb["y"] + (y1 - fit.y0) * sy, steps=6)
-    page.mouse.up()
-
-
-def toolbar_hidden(page, timeout_s: float = 10.0) -> bool:
-    """The drawing component's undo/redo/reset toolbar is not shown (the page edits prompts instead).
-
-    Polled with a deadline: the page's script hides it once the component has drawn it.
-    """
-    import time
-
-    bars = page.locator(".dc-toolbar")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        hidden = bars.count() > 0 and all(not bars.nth(i).is_visible() for i in range(bars.count()))
-        if hidden or time.monotonic() > deadline:
-            return hidden
-        page.wait_for_timeout(200)  # bounded poll (the deadline bounds the loop)
+    png = root.locator(".sv-canvas").screenshot()
+    arr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert arr is not None, "the canvas screenshot could not be decoded"
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)

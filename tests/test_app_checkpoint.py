@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:
     from tests.app_helpers import assert_clean, data, errors, new_app, submit_track, wait_runs  # noqa: F401

@@ -11,7 +11,7 @@ import pytest
 from sam2web.service import executor as executor_mod
 from sam2web.tracking import factory
 from sam2web.ui import sidebar, state
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:  # tests/ may be a package; the fallback keeps a plain rootdir run working
     from tests.app_helpers import assert_clean, data, errors, hold_standin_runs, new_app, submit_track, wait_runs
@@ -200,7 +200,8 @@ def test_running_run_card_never_says_frame_0_of_0(data, monkeypatch):
 # -- corrections --------------------------------------------------------------------------------
 def _correct(at, store, ws, run, frame: int, box):
     at.switch_page("pages/results.py").run()
-    at.slider(key=f"res_frame_{run.id}").set_value(frame).run()
+    at.session_state[f"res_frame_{run.id}"] = frame  # the frame the viewer reports
+    at.run()
     at.session_state["res_corr_open"] = True  # the section builds its canvas only when open
     _draw(at, {"kind": "box", "box": list(box)})
     at.button(key="res_corr_go").click().run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:
     from tests.app_helpers import assert_clean, data, new_app, submit_track, wait_runs  # noqa: F401
@@ -19,7 +19,6 @@ def _two_object_run(data):
     at.switch_page("pages/annotate.py").run()
     at.session_state[INJECT_KEY] = [{"kind": "box", "box": [60, 40, 110, 90]}]
     at.run()
-    at.radio(key="ann_mode").set_value("box_new").run()
     at.session_state[INJECT_KEY] = [{"kind": "box", "box": [200, 120, 250, 170]}]
     at.run()
     at.switch_page("pages/track.py").run()
@@ -47,7 +46,7 @@ def test_results_settings_survive_a_reload(data):
     assert again.number_input(key=f"res_smoothing_{run.id}").value == 1.5
     assert again.checkbox(key=f"res_connect_{run.id}").value is False
     assert again.multiselect(key=f"res_visible_{run.id}").value == [1]
-    assert "1 object(s)" in again.image[0].captions[0]
+    assert "1 object(s)" in next(c.value for c in again.caption if "object(s)" in c.value)
 
 
 def test_area_plot_has_gaps_where_no_mask():

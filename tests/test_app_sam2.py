@@ -7,7 +7,7 @@ import pytest
 from sam2web import store as store_mod
 from sam2web.service import executor as executor_mod
 from sam2web.tracking import factory
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:
     from tests.app_helpers import assert_clean, errors, new_app, submit_track, wait_runs

@@ -6,9 +6,9 @@ import time
 
 from app_helpers import assert_clean, data, new_app  # noqa: F401  (data: the fixture)
 
+from sam2web.params import TrackParams
 from sam2web.service import executor as executor_mod
 from sam2web.service import sessions
-from sam2web.ui import model_warmup
 
 
 def _captions(at) -> list[str]:
@@ -27,7 +27,7 @@ def test_annotate_warms_the_model_and_a_failed_load_says_why(data, monkeypatch, 
         assert_clean(at)
         first = " ".join(_captions(at))
         assert "Loading SAM2 small…" in first or "checkpoint" in first
-        params = model_warmup.form_params(data.get_workspace(at.session_state["ws_id"]))
+        params = TrackParams()  # nothing chosen yet: the form's defaults (small)
         deadline = time.monotonic() + 120
         while not sessions.model_status(params).startswith("failed") and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -1,7 +1,7 @@
 """Browser end-to-end: the real app in a real headless Chromium, as a first-time user drives it.
 
 Why: AppTest runs the page scripts but not the browser; only a browser shows that the drawable
-canvas maps mouse drags to image pixels, that a background run's progress reaches the page, that
+viewer maps mouse drags to image pixels, that a background run's progress reaches the page, that
 downloads arrive, and that a refresh finds the workspace where the user left it.
 
 The app runs as ``streamlit run app.py`` on a free localhost port with its own data folder,
@@ -148,9 +148,10 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         assert {f["properties"]["object_id"] for f in geo["features"]} == {0}
         assert {f["properties"]["Time"] for f in geo["features"]} == TRACKED
         # The overlay at the first frame draws that polygon in the object's colour.
-        image = page.locator("[data-testid=stImage]").filter(has_text="Time 1 ·")
-        assert "1 object(s)" in image.inner_text()
-        overlay = ui.fetch_image(page, image.locator("img"))
+        shown = ui.viewer(page)
+        ui.wait_viewer(shown, lambda s: s["frame"] == "0" and s["objects"] == "1", what="frame 1's outline")
+        page.get_by_text(re.compile(r"Time 1 of 4 · .*1 object\(s\)")).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+        overlay = ui.canvas_rgb(shown)
         assert ui.colour_fraction(overlay, OBJECT_COLOUR) > 0.002
         assert ui.colour_fraction(plain, OBJECT_COLOUR) < 0.0005
 
@@ -160,7 +161,7 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
         ui.run_title(page, run_id, "done").wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         page.get_by_role("button", name="annotations.geojson", exact=True).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
         ui.settle(page)
-        assert "1 object(s)" in page.locator("[data-testid=stImage]").filter(has_text="Time 1 ·").inner_text()
+        ui.wait_viewer(ui.viewer(page), lambda s: s["frame"] == "0" and s["objects"] == "1", what="the outline")
         assert ui.workspace_id(page) == ws_id
         ui.snap(page, "7_results_after_refresh")
         ui.go(page, "Annotate")
@@ -332,7 +333,7 @@ def test_server_crash_mid_run_keeps_frames_and_offers_resume(browser, tmp_path):
                 # The finished frames are still there and drawn.
                 page.get_by_text(re.compile(rf"\b{kept[1]} object masks? saved")).wait_for(timeout=ui.PAGE_TIMEOUT_MS)
                 ui.settle(page)
-                assert "1 object(s)" in page.locator("[data-testid=stImage]").filter(has_text="Time 1 ·").inner_text()
+                ui.wait_viewer(ui.viewer(page), lambda s: s["frame"] == "0" and s["objects"] == "1", what="frame 1")
                 ui.no_traceback(page)
                 ui.snap(page, "11_results_after_crash")
                 # Resume starts a new run on the restarted server (its completion is the engine's

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sam2web.ui.canvas import INJECT_KEY
+from sam2web.ui.viewer import INJECT_KEY
 
 try:
     from tests.app_helpers import assert_clean, data, errors, new_app, submit_track, wait_runs  # noqa: F401
@@ -68,8 +68,8 @@ def test_manual_division_tracked_shown_and_kept(data):
     }
     at.button(key=f"lin_go_{run.id}").click().run()
     assert_clean(at)
-    assert at.slider(key=f"res_frame_{run.id}").value == 3
-    assert "Time 3" in at.image[0].captions[0]
+    assert at.session_state[f"res_frame_{run.id}"] == 3
+    assert "Time 3" in next(c.value for c in at.caption if "object(s)" in c.value)
 
     # A correction of a daughter keeps the lineage, and so does a fresh app (restart).
     at.session_state["res_corr_open"] = True  # the section builds its canvas only when open

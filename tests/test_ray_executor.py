@@ -225,7 +225,7 @@ def test_killed_worker_is_restarted_and_its_unit_tracks_only_the_missing_frames(
 
 
 def test_app_tracks_on_ray_and_says_where(env, tmp_path):
-    from sam2web.ui.canvas import INJECT_KEY
+    from sam2web.ui.viewer import INJECT_KEY
     from tests.app_helpers import assert_clean, new_app, submit_track, wait_runs
 
     store, _ = env

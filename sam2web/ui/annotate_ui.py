@@ -7,6 +7,7 @@ colour, id, name and tags that the user can rename, re-tag or delete.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -15,14 +16,7 @@ from sam2web.errors import UserError
 from sam2web.overlay import color_for
 from sam2web.store import Workspace
 from sam2web.types import Location, Prompt
-from sam2web.ui import canvas, labels, lineage_ui, state
-
-MODES = {
-    "box_new": "Box: new object",
-    "box_obj": "Box: selected object",
-    "pos": "Positive point",
-    "neg": "Negative point",
-}
+from sam2web.ui import labels, lineage_ui, state, viewer
 
 
 def parse_tags(text: str) -> list[str]:
@@ -117,25 +111,190 @@ def _bump() -> None:
     st.session_state["ann_version"] = st.session_state.get("ann_version", 0) + 1
 
 
+VIEWER_KEY = "ann_viewer"
+TOOLS = ["select", "box_new", "box_obj", "pos", "neg", "move", "delete", "divide"]
+DIVISION_KEY = "ann_division_boxes"  # daughters' boxes drawn so far: [{"loc", "box", "mother"}]
+VIEWER_MAX_H = 450  # screen pixels: a tall frame still fits a 1280 x 800 window
+
+
+def _axis(stack: Any) -> tuple[str, str, str]:
+    """(Location field, size key, label) of the axis the viewer's ←/→ steps along: Time, else Z."""
+    return ("time", "T", "Time") if int(stack.sizes["T"]) > 1 or int(stack.sizes["Z"]) <= 1 else ("z", "Z", "Z")
+
+
+def _step_location(ws: Workspace, stack: Any, step: int) -> None:
+    """←/→ in the viewer: move along Time (or Z), through the location slider's own state."""
+    field_, size_key, _ = _axis(stack)
+    loc = state.current_location(ws, stack)
+    n = int(stack.sizes[size_key])
+    value = min(max(getattr(loc, field_) + int(step), 0), n - 1)
+    state.save_location(ws, loc._replace(**{field_: value}))
+    st.session_state[f"loc_an_{field_}"] = value + 1
+
+
+def viewer_events(ws: Workspace, stack: Any) -> None:
+    """What was drawn or clicked in the viewer, applied before any widget of the page is built.
+
+    Why first: a ←/→ moves the location slider, which may only be set before it is drawn; and the
+    prompts saved here are drawn by the same rerun (no second rerun per box).
+    """
+    loc = state.current_location(ws, stack)
+    ev = viewer.events(VIEWER_KEY, pos=0, loc=list(loc))
+    if ev.step:
+        _step_location(ws, stack, ev.step)
+    if ev.select is not None:
+        st.session_state["ann_selected"] = int(ev.select)
+        _bump()
+    if ev.ops:
+        apply_viewer_ops(ws, stack, ev.ops, loc)
+
+
+def apply_viewer_ops(ws: Workspace, stack: Any, ops: list[dict], loc: Location) -> None:
+    """Save the drawn operations in order, then acknowledge them (no Streamlit call in between)."""
+    from sam2web import prompts as prompts_mod
+
+    width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
+    prompts = state.load_prompts(ws)
+    selected = st.session_state.get("ann_selected", (ws.view or {}).get("selected_obj"))
+    tags = parse_tags((ws.view or {}).get("new_tags", st.session_state.get("ann_tags", "cell")))
+    errors: list[str] = []
+    drafts = list(st.session_state.get(DIVISION_KEY, []))
+    for op in ops:
+        where = Location(*op["loc"]) if op.get("loc") else loc
+        obj = op.get("obj")
+        obj = int(obj) if obj is not None else selected
+        try:
+            if op.get("op") == "add" and op.get("kind") == "box" and op.get("tool") == "divide":
+                prompts, drafts = _division_box(prompts, drafts, where, op["box"], obj, width, height)
+            elif op.get("op") == "add":
+                if op.get("kind") == "box":
+                    mode = "box_obj" if op.get("tool") == "box_obj" else "box_new"
+                else:
+                    mode = "neg" if int(op.get("label", 1)) == 0 else "pos"
+                prompts, selected = apply_shapes(prompts, [op], where, mode, obj, width, height, tags)
+            elif op.get("op") == "move" and obj is not None:
+                existing = _prompt_at(prompts, obj, where)
+                if existing is not None:
+                    existing.box = prompts_mod.make_box(*op["box"], width, height)
+                    selected = obj
+            elif op.get("op") == "delete" and obj is not None:
+                prompts = delete_prompt(prompts, obj, where, op.get("what", "all"), op.get("n"))
+        except UserError as err:
+            errors.append(str(err))
+    state.save_prompts(ws, prompts)
+    viewer.ack(VIEWER_KEY, [op.get("cid") for op in ops])
+    st.session_state[DIVISION_KEY] = drafts
+    st.session_state["ann_selected"] = selected
+    _bump()
+    for msg in errors:
+        st.error(msg)
+
+
+def delete_prompt(prompts: list[Prompt], obj: int, loc: Location, what: str, n: int | None) -> list[Prompt]:
+    """Remove an object's box, one of its points, or all its prompts at ``loc``; an empty prompt goes."""
+    out = []
+    for p in prompts:
+        if p.obj_id == obj and tuple(p.loc) == tuple(loc):
+            if what == "box":
+                p.box = None
+            elif what == "point" and n is not None and 0 <= int(n) < len(p.points):
+                p.points = [pt for i, pt in enumerate(p.points) if i != int(n)]
+            else:
+                continue
+            if p.box is None and not p.points:
+                continue
+        out.append(p)
+    return out
+
+
+def _division_box(
+    prompts: list[Prompt], drafts: list[dict], loc: Location, box: list, mother: int | None, width: int, height: int
+) -> tuple[list[Prompt], list[dict]]:
+    """A daughter's box drawn in the viewer; the second one at the same frame makes the division."""
+    from sam2web import prompts as prompts_mod
+
+    if mother is None:
+        raise UserError("Select the dividing object first (click it), then draw its two daughters' boxes.")
+    bx = prompts_mod.make_box(*box, width, height, what="A daughter's box")
+    drafts = [d for d in drafts if tuple(d["loc"]) == tuple(loc) and d["mother"] == mother]
+    drafts.append({"loc": list(loc), "box": list(bx), "mother": int(mother)})
+    if len(drafts) < 2:
+        return prompts, drafts
+    boxes = [tuple(d["box"]) for d in drafts[:2]]
+    return lineage_ui.add_division(prompts, int(mother), loc, boxes), []
+
+
+MASKS_KEY = "ann_masks"  # (workspace, frame, object) -> (prompt signature, flat rings, status)
+MASK_CALLS_PER_RERUN = 8  # prompts asked for at most per rerun (a page opened on many prompts)
+
+
+def _signature(p: Prompt) -> tuple:
+    return (tuple(p.box) if p.box is not None else None, tuple(tuple(pt) for pt in p.points))
+
+
+def object_masks(ws: Workspace, stack: Any, loc: Location, here: list[Prompt], settings: Any) -> tuple[dict, str]:
+    """The mask outline of each object prompted on this frame ({obj: flat rings}) and a status line.
+
+    The one place the Annotate page asks for "a mask the moment a box is drawn": the device
+    worker's interactive session (``sam2web.service.sessions``) answers for the object's whole
+    prompt on this frame; an answer is kept until that prompt changes, and an object whose prompt
+    went away is removed from the session too.
+    """
+    from sam2web.service import sessions
+    from sam2web.ui import model_warmup
+
+    params = model_warmup.form_params(ws)  # the model the page warms (``model_warmup.show``)
+    try:
+        req = sessions.frame_request(state.store(), ws, stack, params, settings, loc)
+    except UserError as err:
+        return {}, str(err)
+    viewed = st.session_state.setdefault("ann_viewed", set())
+    if (ws.id, tuple(loc)) not in viewed:
+        viewed.add((ws.id, tuple(loc)))
+        sessions.view(req)  # the embedding of the frame looked at, in the background
+    masks: dict = st.session_state.setdefault(MASKS_KEY, {})
+    mine = {p.obj_id: p for p in here}
+    notes: list[str] = []
+    for key in [k for k in masks if k[0] == ws.id and k[1] == tuple(loc) and k[2] not in mine]:
+        sessions.prompt(req, key[2])  # neither box nor points: the object left this frame
+        del masks[key]
+    calls = 0
+    out: dict[int, list] = {}
+    for obj, p in mine.items():
+        key, sig = (ws.id, tuple(loc), obj), _signature(p)
+        held = masks.get(key)
+        if (held is None or held[0] != sig) and calls < MASK_CALLS_PER_RERUN:
+            calls += 1
+            res = sessions.prompt(req, obj, box=p.box, points=list(p.points))
+            rings = [[round(float(v), 1) for xy in ring for v in xy] for ring in res.polygons] if res.ok else []
+            held = masks[key] = (sig, rings, res.status)
+            notes.append(res.status)
+        if held is not None and held[0] == sig and held[1]:
+            out[obj] = held[1]
+    return out, " ".join(notes)
+
+
+def object_colors(prompts: list[Prompt]) -> dict[int, str]:
+    """Each object's colour; daughters in shades of their mother's (the Results page's rule)."""
+    parents = {p.obj_id: p.parent for p in prompts if p.parent is not None}
+    return lineage_ui.lineage_colors(parents, sorted({p.obj_id for p in prompts}))
+
+
 def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None:
     prompts = state.load_prompts(ws)
     objects = objects_of(prompts)
     width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
-    # The frame on the left, every control on the right: the canvas starts high enough that a tall
+    # The frame on the left, every control on the right: the viewer starts high enough that a tall
     # frame fits a 1280 x 800 window.
-    left, right = st.columns([4, 1.6])
-    c1 = c2 = c3 = right
+    left, right = st.columns([4.6, 1.4])
     rgb = state.render(ws, stack, loc, settings)
-    with right:  # zoom and minimap first: at 8x they are what the user reaches for
-        fit = zoom_controls(ws, rgb, width, height)
-    mode = c1.radio("Draw", list(MODES), format_func=MODES.get, key="ann_mode", horizontal=False)
     ids = list(objects)
     view = ws.view or {}
     # The selection is part of the saved view, so a refresh keeps it (the session's choice wins).
     sel_default = st.session_state["ann_selected"] if "ann_selected" in st.session_state else view.get("selected_obj")
     options = [None] + ids
     index = options.index(sel_default) if sel_default in options else 0
-    selected = c2.selectbox(
+    selected = right.selectbox(
         "Selected object",
         options,
         index=index,
@@ -147,104 +306,57 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
         view = {**view, "selected_obj": selected}
         state.store().update_workspace(ws.id, view=view)
         ws.view = view
-    tags_text = c3.text_input(
+    tags_text = right.text_input(
         "Tags for new objects (comma-separated)", value=view.get("new_tags", "cell"), key="ann_tags"
     )
     if view.get("new_tags", "cell") != tags_text:
         view = {**view, "new_tags": tags_text}
         state.store().update_workspace(ws.id, view=view)
         ws.view = view
+    right.caption(
+        "Draw with the tools above the frame: **B** box (new object), **P** / **N** positive / negative "
+        "point for the selected object, **S** select, **M** move, **D** delete. The wheel zooms at the "
+        "cursor; drag with the right button to pan; **?** lists every key."
+    )
     here = [p for p in prompts if tuple(p.loc) == tuple(loc)]
-    initial = canvas.initial_drawing(
-        [(p.box, color_for(p.obj_id)) for p in here if p.box is not None], [pt for p in here for pt in p.points], fit
-    )
-    stroke = (
-        canvas.NEGATIVE_COLOR
-        if mode == "neg"
-        else canvas.POSITIVE_COLOR
-        if mode == "pos"
-        else color_for(selected if (mode == "box_obj" and selected is not None) else next_obj_id(prompts))
-    )
-    key = (
-        f"ann_canvas_{ws.id}_{loc.xy}_{loc.time}_{loc.z}_{fit.x0}_{fit.y0}_{fit.image_w}_"
-        f"{st.session_state.get('ann_version', 0)}"
-    )
+    colors = object_colors(prompts)
+    masks, mask_note = object_masks(ws, stack, loc, here, settings)
+    overlays = [{"id": int(o), "rings": rings} for o, rings in masks.items()]
+    drafts = [d for d in st.session_state.get(DIVISION_KEY, []) if tuple(d["loc"]) == tuple(loc)]
+    shown = viewer.prompts_json(here) + [
+        {"id": int(d["mother"]), "kind": "box", "box": d["box"], "divide": True} for d in drafts
+    ]
+    field_, size_key, axis_label = _axis(stack)
+    cache_key = (state.dataset_key(ws), tuple(int(v) for v in loc), json.dumps(settings.to_dict(), sort_keys=True))
+    frame = viewer.frame_entry(rgb, cache_key, getattr(loc, field_), loc, VIEWER_KEY, 0, full=True)
+    vh = int(min(VIEWER_MAX_H, max(320, round(640 * height / width))))
     with left:
-        canvas.hide_toolbars()
-        shapes = canvas.draw_on_frame(
-            rgb, fit, "box" if mode.startswith("box") else "point", initial, key, stroke_color=stroke
+        viewer.show(
+            VIEWER_KEY,
+            image=(width, height),
+            frames=[frame],
+            axis=axis_label,
+            total=int(stack.sizes[size_key]),
+            objects=[
+                {"id": int(i), "name": f"#{i + 1} {info['name']}", "color": colors.get(i, color_for(i))}
+                for i, info in objects.items()
+            ],
+            overlays={0: overlays},
+            prompts={0: shown},
+            selected=selected,
+            tools=TOOLS,
+            tool=st.session_state.get("ann_tool", "box_new"),
+            tool_seek=st.session_state.get("ann_tool_seek", 0),
+            height=vh,
+            legend=bool(objects),
+            step_via_python=int(stack.sizes[size_key]) > 1,
+            status=mask_note[:160],
         )
-    if shapes:
-        with state.guard():
-            new_prompts, new_sel = apply_shapes(
-                prompts, shapes, loc, mode, selected, width, height, parse_tags(tags_text)
-            )
-            state.save_prompts(ws, new_prompts)
-            st.session_state["ann_selected"] = new_sel
-            _bump()
-            st.rerun()
-    shown = (
-        f"frame {width} × {height} px shown at {fit.canvas_w} × {fit.canvas_h}"
-        if fit.image_w == width and fit.image_h == height
-        else f"pixels {fit.x0 + 1}–{fit.x0 + fit.image_w} × {fit.y0 + 1}–{fit.y0 + fit.image_h} of "
-        f"{width} × {height} shown at {fit.canvas_w} × {fit.canvas_h}"
-    )
     left.caption(
-        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · {shown}; "
-        f"boxes and points are mapped back to image pixels."
+        f"{len(here)} prompt(s) on this frame · {len(objects)} object(s) in all · frame {width} × {height} px; "
+        "boxes and points are kept in full-resolution image pixels at every zoom."
     )
     lineage_ui.division_form(ws, stack, loc)  # lineage hook: "this object divides here" (ui/lineage_ui.py)
-
-
-ZOOM_KEY = "ann_zoom"
-CANVAS_MAX_W, CANVAS_MAX_H = 600, 540  # screen pixels of the drawing canvas
-MINIMAP_MAX = 200
-
-
-def zoom_controls(ws: Workspace, rgb: Any, width: int, height: int) -> canvas.CanvasFit:
-    """Zoom (1×–8×), a minimap to click where to look, and pan buttons; returns the canvas's view.
-
-    Why here and not in the canvas: the drawing component has no zoom, so the page shows a
-    whole-pixel crop of the frame enlarged (``canvas.viewport``); the view is saved with the
-    workspace, so a reload keeps it.
-    """
-    view = dict(ws.view or {})
-    zoom = float(view.get("zoom", 1.0))
-    cx = float(view.get("cx", width / 2))
-    cy = float(view.get("cy", height / 2))
-    if ZOOM_KEY not in st.session_state:
-        st.session_state[ZOOM_KEY] = zoom if zoom in canvas.ZOOMS else 1.0
-    zoom = float(st.select_slider("Zoom", options=list(canvas.ZOOMS), key=ZOOM_KEY, format_func=lambda z: f"{z:g}×"))
-    fit = canvas.viewport(width, height, zoom, cx, cy, max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
-    mini = canvas.fit_canvas(width, height, max_w=MINIMAP_MAX, max_h=MINIMAP_MAX)
-    if zoom > 1:
-        rect = [((fit.x0, fit.y0, fit.x0 + fit.image_w, fit.y0 + fit.image_h), "#ffff00")]
-        clicked = canvas.draw_on_frame(
-            rgb,
-            mini,
-            "point",
-            canvas.initial_drawing(rect, [], mini),
-            key=f"ann_minimap_{ws.id}_{fit.x0}_{fit.y0}_{fit.image_w}",
-            stroke_color="#ffff00",
-            inject_key=canvas.MINIMAP_INJECT_KEY,
-        )
-        st.caption("Click the small frame where to look.")
-        points = [sh for sh in clicked if sh["kind"] == "point"]
-        if points:
-            cx, cy = float(points[-1]["x"]), float(points[-1]["y"])
-        step_x, step_y = fit.image_w / 2, fit.image_h / 2
-        b = st.columns(4)
-        for col, (label, dx, dy) in zip(b, (("←", -step_x, 0), ("→", step_x, 0), ("↑", 0, -step_y), ("↓", 0, step_y))):
-            if col.button(label, key=f"ann_pan_{label}"):
-                cx, cy = fit.x0 + fit.image_w / 2 + dx, fit.y0 + fit.image_h / 2 + dy
-        fit = canvas.viewport(width, height, zoom, cx, cy, max_w=CANVAS_MAX_W, max_h=CANVAS_MAX_H)
-    if zoom > 1:  # the centre actually shown (a centre near an edge is pulled inside the frame)
-        cx, cy = fit.x0 + fit.image_w / 2, fit.y0 + fit.image_h / 2
-    new = {**view, "zoom": zoom, "cx": cx, "cy": cy}
-    if new != (ws.view or {}):
-        state.store().update_workspace(ws.id, view=new)
-        ws.view = new
-    return fit
 
 
 OBJECTS_PER_PAGE = 25  # each object is a row of widgets; hundreds of them made every rerun slow

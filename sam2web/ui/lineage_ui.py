@@ -115,7 +115,7 @@ def add_division(
 
 
 def division_form(ws: Workspace, stack: Any, loc: Location) -> None:
-    """Annotate's "this object divides here" form (one line in annotate_ui.canvas_area)."""
+    """Annotate's "this object divides here" form (one line in annotate_ui.canvas_area, under the viewer)."""
     prompts = state.load_prompts(ws)
     ids = sorted({p.obj_id for p in prompts})
     if not ids:
@@ -135,6 +135,15 @@ def division_form(ws: Workspace, stack: Any, loc: Location) -> None:
             key="lin_mother",
             format_func=lambda i: labels.object_label(i, names.get(i, "")),
         )
+        if st.button(
+            "Draw the two daughters' boxes on the frame", key="lin_draw", icon=":material/draw:"
+        ):  # the viewer's daughter-box tool (V), for this mother
+            st.session_state["ann_selected"] = int(mother)
+            st.session_state["ann_tool"] = "divide"
+            st.session_state["ann_tool_seek"] = st.session_state.get("ann_tool_seek", 0) + 1
+            st.session_state["ann_version"] = st.session_state.get("ann_version", 0) + 1
+            st.rerun()
+        st.caption("Or type the two boxes in image pixels:")
         nearest = [p for p in prompts if p.obj_id == mother and p.box is not None and p.loc.time <= loc.time]
         guess = _halves(max(nearest, key=lambda p: p.loc.time).box) if nearest else ("", "")
         c1, c2 = st.columns(2)

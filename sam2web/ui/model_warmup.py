@@ -16,8 +16,10 @@ from sam2web.store import Workspace
 
 
 def form_params(ws: Workspace) -> TrackParams:
-    """The model choices of the Track form as saved for this workspace (defaults before any)."""
-    return TrackParams.from_dict((ws.view or {}).get("track") or {})
+    """The model choices the Track form will show (the user's own, else this workspace's, else defaults)."""
+    from sam2web.ui import track_ui
+
+    return TrackParams.from_dict(track_ui.saved_form(ws))
 
 
 def show(ws: Workspace) -> None:

@@ -14,12 +14,12 @@ import pandas as pd
 import streamlit as st
 
 from sam2web.errors import UserError
-from sam2web.overlay import color_for, draw_geometries
+from sam2web.overlay import color_for
 from sam2web.params import LABELS
 from sam2web.service import review, runs
 from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
-from sam2web.ui import canvas, labels, lineage_ui, state
+from sam2web.ui import labels, lineage_ui, state, viewer
 from sam2web.ui.downloads_ui import download_builders, downloads, label_downloads  # noqa: F401  (the page calls them here)
 from sam2web.ui.text import plain
 
@@ -283,17 +283,33 @@ def _area(run: Run, anns: list, visible: set[int], label: str) -> tuple[pd.DataF
     return df, (area_spec(df, label) if not df.empty else {})
 
 
-FRAME_MAX_H = 560  # screen pixels: a tall frame still fits a 1280 x 800 window
+FRAME_MAX_H = 520  # screen pixels: a tall frame still fits a 1280 x 800 window
+VIEWER_WINDOW = 150  # frames sent to the browser at most (about 10 MB of screen-resolution JPEGs)
+CORR_KEY = "res_corr_box"  # the correction drawn in the viewer: {"box", "loc", "obj"}
 
 
 def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Location], visible: set[int]) -> Location:
-    """Play/pause and a frame slider; the polygons of visible objects drawn over the frame."""
+    """The run in the viewer: frames and outlines go to the browser once, which plays and zooms them.
+
+    Python hears of the frame only when playback stops or the user steps (for the caption, the
+    correction and the QA), and of a drawn box (a correction for the selected object).
+    """
     if not frames:
         st.caption("This run has no frames yet.")
         return state.current_location(ws, stack)
-    key = f"res_frame_{run.id}"
+    key = f"res_frame_{run.id}"  # the frame Python knows, 1-based
+    vkey = f"res_viewer_{run.id}"
+    lo_sent = int(st.session_state.get(f"{vkey}_lo", 0))  # the first frame of the window sent last time
+    ev = viewer.events(vkey, pos=max(0, int(st.session_state.get(key, 1)) - 1 - lo_sent))
+    if ev.frame is not None:
+        st.session_state[key] = lo_sent + int(ev.frame) + 1
+    if ev.step:
+        st.session_state[key] = min(max(int(st.session_state.get(key, 1)) + int(ev.step), 1), len(frames))
+    if ev.select is not None:
+        st.session_state["res_corr_obj"] = int(ev.select)
+    if ev.ops:
+        take_correction_ops(run, frames[lo_sent:], ev.ops, vkey)
     lineage_ui.lineage_section(run, anns, frames, key)  # lineage hook: track table, go to a division
-    playing = st.session_state.get("res_playing", False)
     current, seeded = st.session_state.get(key), f"{key}_seeded"
     if (
         not isinstance(current, int)
@@ -303,73 +319,162 @@ def playback(ws: Workspace, stack: Any, run: Run, anns: list, frames: list[Locat
         # first visit (or no mask yet when it was made): open at the first frame with masks
         current = review.first_masked_frame(frames, {a.loc for a in anns}) + 1
         st.session_state[seeded] = bool(anns)
-    if playing:
-        current = (current % len(frames)) + 1
-    st.session_state[key] = current  # the slider reads its value from here (no value= argument)
-    c1, c2 = st.columns([1.3, 5])
-    if c1.button(
-        "Pause" if playing else "Play", key="res_play", icon=":material/pause:" if playing else ":material/play_arrow:"
-    ):
-        st.session_state["res_playing"] = not playing
-        st.rerun()
-    if len(frames) > 1:
-        idx = c2.slider("Frame", 1, len(frames), key=key) - 1
-    else:
-        idx = 0
+    st.session_state[key] = current
+    # A frame chosen in Python (first open, "go to the division") is sent as a seek; the browser keeps
+    # its own frame otherwise (playing, scrubbing).
+    idx = current - 1
     loc = frames[idx]
+    # A long run is sent as a window of frames around the one shown (the browser caches what it gets);
+    # stepping past either end of the window moves it.
+    lo = 0 if len(frames) <= VIEWER_WINDOW else max(0, min(idx - VIEWER_WINDOW // 2, len(frames) - VIEWER_WINDOW))
+    shown_frames = frames[lo : lo + VIEWER_WINDOW]
+    sent = st.session_state.get(f"{vkey}_sent")
+    seek = st.session_state.get(f"{vkey}_seek", 0)
+    if (sent != current and ev.frame is None) or lo != lo_sent:
+        seek += 1
+        st.session_state[f"{vkey}_seek"] = seek
+    st.session_state[f"{vkey}_sent"] = current
+    st.session_state[f"{vkey}_lo"] = lo
     settings = state.display_settings(ws, stack)
-    rgb = state.render(ws, stack, loc, settings)
     colors = lineage_ui.colors_of(anns)  # lineage hook: daughters in shades of their mother's colour
-    here = [
-        (a.geometry, colors.get(a.obj_id, color_for(a.obj_id))) for a in anns if a.loc == loc and a.obj_id in visible
-    ]
-    width = min(state.image_width(rgb), 900, int(FRAME_MAX_H * rgb.shape[1] / rgb.shape[0]))
-    img = draw_geometries(rgb, here, scale=width / rgb.shape[1])
-    st.image(img, caption=f"XY {loc.xy + 1} · Time {loc.time + 1} · Z {loc.z + 1} · {len(here)} object(s)")
+    width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
+    pos_of = {f: i for i, f in enumerate(shown_frames)}
+    overlays: dict[int, list[dict]] = {}
+    for a in _memo_rings(run, anns):
+        i = pos_of.get(a[1])
+        if i is not None:
+            overlays.setdefault(i, []).append({"id": a[0], "rings": a[2]})
+    settings_json = json.dumps(settings.to_dict(), sort_keys=True)
+    entries = []
+    for i, f in enumerate(shown_frames):
+        rgb = state.render(ws, stack, f, settings)
+        cache_key = (state.dataset_key(ws), tuple(int(v) for v in f), settings_json)
+        entries.append(viewer.frame_entry(rgb, cache_key, _step(run, f), f, vkey, i, full=i + lo == idx))
+    prompts: dict[int, list[dict]] = {}
+    for p in run.settings.get("prompts", []):
+        from sam2web import prompts as prompts_mod
+
+        q = prompts_mod.prompt_from_dict(p)
+        i = pos_of.get(q.loc)
+        if i is not None:
+            prompts.setdefault(i, []).extend(viewer.prompts_json([q]))
+    corr = st.session_state.get(CORR_KEY)
+    if isinstance(corr, dict) and Location(*corr["loc"]) in pos_of:
+        prompts.setdefault(pos_of[Location(*corr["loc"])], []).append(
+            {"id": int(corr["obj"]), "kind": "box", "box": list(corr["box"]), "divide": True}
+        )
+    objects = sorted({int(k) for k in run.objects} | {a.obj_id for a in anns})
+    names = {o: labels.object_label(o, run.objects.get(str(o), {}).get("name", "")) for o in objects}
+    selected = st.session_state.get("res_corr_obj")
+    viewer.show(
+        vkey,
+        image=(width, height),
+        frames=entries,
+        axis=_axis_label(run),
+        total=len(frames),
+        index=idx - lo,
+        seek=seek,
+        objects=[{"id": o, "name": names[o], "color": colors.get(o, color_for(o))} for o in objects],
+        overlays=overlays,
+        prompts=prompts,
+        selected=selected if selected in objects else None,
+        tools=["select", "box_obj"],
+        tool="select",
+        height=int(min(FRAME_MAX_H, max(320, round(700 * height / width)))),
+        hidden=[o for o in objects if o not in visible],
+        report_frame=True,
+        step_via_python=len(frames) > VIEWER_WINDOW,
+    )
+    here = [a for a in anns if a.loc == loc and a.obj_id in visible]
+    st.caption(
+        f"XY {loc.xy + 1} · {_axis_label(run)} {_step(run, loc) + 1} of {len(frames)} · "
+        f"{'Z' if _axis_label(run) == 'Time' else 'Time'} {(loc.z if _axis_label(run) == 'Time' else loc.time) + 1} · "
+        f"{len(here)} object(s). Space plays, the wheel zooms, a box (Shift+B) corrects the selected object here."
+        + (
+            f" Frames {lo + 1}–{lo + len(shown_frames)} of {len(frames)} are in the viewer; ← / → past them moves on."
+            if len(frames) > VIEWER_WINDOW
+            else ""
+        )
+    )
     return loc
 
 
+def _memo_rings(run: Run, anns: list) -> list[tuple[int, Location, list]]:
+    """(object, frame, rings) of every outline: the polygons as the browser draws them."""
+    key = ("rings", len(anns), id(anns))
+    return _run_view(str(state.store().db_path), run.id).memo(
+        key, lambda: [(a.obj_id, a.loc, viewer.rings_json(a.geometry)) for a in anns]
+    )
+
+
+def take_correction_ops(run: Run, frames: list[Location], ops: list[dict], vkey: str) -> None:
+    """A box drawn on a Results frame is the correction of the selected object at that frame."""
+    for op in ops:
+        if op.get("op") != "add" or op.get("kind") != "box":
+            continue
+        obj = op.get("obj")
+        if obj is None:
+            obj = st.session_state.get("res_corr_obj")
+        if obj is None:
+            objs = sorted(int(k) for k in run.objects)
+            obj = objs[0] if objs else 0
+        loc = op.get("loc")
+        if loc is None:
+            loc = list(frames[min(max(int(op.get("pos", 0)), 0), len(frames) - 1)])
+        st.session_state[CORR_KEY] = {"box": [float(v) for v in op["box"]], "loc": list(loc), "obj": int(obj)}
+        st.session_state.pop("res_corr_done", None)
+        st.session_state["res_corr_obj"] = int(obj)
+        st.session_state["res_corr_open"] = True
+    viewer.ack(vkey, [op.get("cid") for op in ops])
+
+
 def correction(ws: Workspace, stack: Any, run: Run, loc: Location) -> None:
-    """Draw a box for one object at the shown frame and re-track it from there."""
+    """Re-track one object from a box drawn on a frame of the viewer above (at any zoom)."""
     with st.expander("Correct a track at this frame", key="res_corr_open", on_change="rerun") as section:
-        if not section.open:  # collapsed: draw no canvas, render no frame
+        if not section.open:  # collapsed: build nothing
             return
         objs = sorted(int(k) for k in run.objects)
         if not objs:
             st.caption("This run has no objects.")
             return
+        if st.session_state.get("res_corr_obj") not in objs:
+            st.session_state["res_corr_obj"] = objs[0]
         obj = st.selectbox(
             "Object to correct",
             objs,
             key="res_corr_obj",
             format_func=lambda i: labels.object_label(i, run.objects[str(i)].get("name", "")),
         )
-        width, height = int(stack.sizes["X"]), int(stack.sizes["Y"])
-        fit = canvas.fit_canvas(width, height, max_w=640, max_h=480)
-        rgb = state.render(ws, stack, loc, state.display_settings(ws, stack))
-        st.caption("Draw the box where the object really is, then press the button.")
-        ver = st.session_state.get("res_corr_ver", 0)
-        canvas.hide_toolbars()
-        shapes = canvas.draw_on_frame(
-            rgb, fit, "box", {"objects": []}, key=f"res_corr_canvas_{run.id}_{ver}", stroke_color=color_for(obj)
-        )
-        boxes = [sh for sh in shapes if sh["kind"] == "box"]
-        if boxes:
-            st.session_state["res_corr_box"] = list(boxes[-1]["box"])
-        box = st.session_state.get("res_corr_box")
-        if box:
-            st.caption(f"Correction box: ({box[0]:.0f}, {box[1]:.0f}) – ({box[2]:.0f}, {box[3]:.0f}) px")
+        corr = st.session_state.get(CORR_KEY)  # drawn for the object selected then; re-tracks the one chosen now
+        if not isinstance(corr, dict):
+            if st.session_state.get("res_corr_done"):
+                st.success(st.session_state["res_corr_done"])
+            st.caption(
+                "Click the object in the viewer (or choose it here), press Shift+B (Box ●) and draw the box "
+                "where it really is, at any zoom; then press the button."
+            )
+            st.button("Re-track this object from here", key="res_corr_go", disabled=True)
+            return
+        box, where = corr["box"], Location(*corr["loc"])
         st.caption(
-            f"Re-tracks object #{obj + 1} from {_axis_label(run)} {_step(run, loc) + 1} "
-            f"{_away_word(correction_direction(run, obj, loc))} in a new run; the frames on the other "
+            f"Correction box at {_axis_label(run)} {_step(run, where) + 1}: ({box[0]:.1f}, {box[1]:.1f}) – "
+            f"({box[2]:.1f}, {box[3]:.1f}) px. Re-tracks object #{obj + 1} from there "
+            f"{_away_word(correction_direction(run, obj, where))} in a new run; the frames on the other "
             f"side and the other objects are copied from run {run.id} unchanged."
         )
-        if st.button("Re-track this object from here", key="res_corr_go", disabled=not box):
+        c1, c2 = st.columns([3, 1])
+        if c2.button("Discard the box", key="res_corr_discard"):
+            st.session_state.pop(CORR_KEY, None)
+            st.rerun()
+        if c1.button("Re-track this object from here", key="res_corr_go", type="primary"):
             with state.guard():
-                run_id = submit_correction(ws, stack, run, obj, loc, box)
-                st.session_state.pop("res_corr_box", None)
-                st.session_state["res_corr_ver"] = ver + 1
-                st.success(f"Correction queued as run {run_id}: {correction_summary(state.store().get_run(run_id))}")
+                run_id = submit_correction(ws, stack, run, obj, where, box)
+                st.session_state.pop(CORR_KEY, None)
+                # Kept for the next reruns: the page reruns at once to follow the new run.
+                st.session_state["res_corr_done"] = (
+                    f"Correction queued as run {run_id}: {correction_summary(state.store().get_run(run_id))}"
+                )
+                st.rerun()  # the Run selector follows the new run (``submit_correction``)
 
 
 def _axis_label(run: Run) -> str:

@@ -46,6 +46,8 @@ def all_tags(prompts: list[Prompt]) -> list[str]:
     return sorted({t for p in prompts for t in p.tags})
 
 
+RANGE_HINT = "e.g. 1-3, 5-8 or all (blank: this frame)"
+RANGE_HELP = "Counted from 1, as on every page: `1-3, 5-8` or `all`; blank means the frame shown on the other pages."
 USER_CHOICES = ("model", "image_size")  # remembered for the user across workspaces (state.preferences)
 
 
@@ -84,11 +86,12 @@ def form(ws: Workspace, stack: Any, prompts: list[Prompt]) -> dict | None:
         saved.update(stack_defaults(stack.sizes))
     tags_avail = all_tags(prompts)
     with st.form("track_form", enter_to_submit=False):  # Enter in a field must not start a run
-        st.caption("Ranges are 1-based, e.g. `1-3, 5-8` or `all`; blank means the frame shown on the other pages.")
+        # How to write a range sits in the fields themselves (placeholder and tooltip): one row less
+        # above "Start tracking".
         c1, c2, c3 = st.columns(3)
-        xy = c1.text_input("Batch XY", value=saved["xy"], key="trk_xy")
-        z = c2.text_input("Batch Z", value=saved["z"], key="trk_z")
-        t = c3.text_input("Batch Time", value=saved["time"], key="trk_time")
+        xy = c1.text_input("Batch XY", value=saved["xy"], key="trk_xy", placeholder=RANGE_HINT, help=RANGE_HELP)
+        z = c2.text_input("Batch Z", value=saved["z"], key="trk_z", placeholder=RANGE_HINT, help=RANGE_HELP)
+        t = c3.text_input("Batch Time", value=saved["time"], key="trk_time", placeholder=RANGE_HINT, help=RANGE_HELP)
         c1, c2, c3 = st.columns(3)
         with c1:
             across = _choice("Track across", "across", saved, st.radio, horizontal=True)
