@@ -291,14 +291,15 @@ class _ProcessWorker(_SessionClient):
                 return "interrupted", DIED.format(code=code)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
+        proc = self.proc  # the lane thread may forget a dead worker (self.proc = None) meanwhile
+        if proc is not None and proc.is_alive():
             try:
                 self._send(("stop",))
             except OSError:
                 pass
-            self.proc.join(10)  # a running frame ends first (the worker cancels it on "stop")
-            if self.proc.is_alive():
-                self.proc.kill()
+            proc.join(10)  # a running frame ends first (the worker cancels it on "stop")
+            if proc.is_alive():
+                proc.kill()
 
 
 def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, sess_w=None) -> None:
