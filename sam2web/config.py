@@ -25,10 +25,15 @@ it changed (tests set variables per test; a server reads them once), and every y
 | SAM2WEB_RAY_DATA_DIR | (SAM2WEB_DATA) | the data folder as the workers see it (a shared mount at another path) |
 | SAM2WEB_RAY_RETRIES | 3 | restarts of a dead worker and re-runs of its sequence before the run is interrupted |
 | SAM2WEB_SERVER_FOLDERS | (none) | absolute folders (os.pathsep-separated) whose files the Dataset page opens in place |
+| SAM2WEB_MAX_FRAME_MPIX | 64 | the pixel budget: frames larger than this many megapixels are refused from the header |
+| SAM2WEB_MAX_DATA_GB | 0 (no limit) | the data folder's size limit: uploads and new runs are refused with a sentence above it |
+| SAM2WEB_MAX_WORKSPACE_GB | 0 (no limit) | the same limit per workspace (its files and its runs' masks) |
+| SAM2WEB_ADMINS | (none) | with sign-in on: OIDC subs or e-mail addresses (comma-separated) that see every workspace |
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -61,6 +66,22 @@ def _number(env: dict[str, str], name: str, default: float | None, kind=float) -
         raise UserError(f"{PREFIX}{name}={raw!r} is not a number; set it to a number or unset it.") from None
 
 
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    """A finite number above 0 (``nan``, ``inf``, ``-1`` and ``0`` are refused with a sentence)."""
+    value = float(_number(env, name, default) or 0)
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{PREFIX}{name}={env.get(PREFIX + name)!r} must be a number above 0; fix it or unset it.")
+    return value
+
+
+def _limit(env: dict[str, str], name: str) -> float:
+    """A size limit in GB: 0 or unset means none; negative or not finite is refused with a sentence."""
+    value = float(_number(env, name, 0.0) or 0)
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"{PREFIX}{name}={env.get(PREFIX + name)!r} must be 0 (no limit) or a size in GB; fix it.")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -75,6 +96,10 @@ class Settings:
     # Raw entries; sam2web.server_files checks them where they are used, so one bad folder is a
     # sentence on the Dataset page rather than a failure of every settings() call.
     server_folders: tuple[str, ...] = ()
+    max_frame_mpix: float = 64.0  # frames above this many megapixels are refused before decoding
+    max_data_gb: float = 0.0  # 0: no limit on the data folder's size
+    max_workspace_gb: float = 0.0  # 0: no limit on one workspace's size
+    admins: tuple[str, ...] = ()  # sign-in only: these subs / e-mail addresses list and open every workspace
     # Ray (sam2web.service.ray_executor; docs/scale-out.md)
     ray_address: str = ""
     ray_namespace: str = "sam2web"
@@ -84,6 +109,10 @@ class Settings:
     ray_token_file: Path | None = None
     ray_data_dir: Path | None = None
     ray_retries: int = 3
+
+    @property
+    def max_frame_pixels(self) -> int:
+        return int(self.max_frame_mpix * 1e6)
 
     @property
     def frame_cache_bytes(self) -> int:
@@ -115,9 +144,16 @@ def _parse(env: dict[str, str]) -> Settings:
     data = env.get(PREFIX + "DATA", "").strip()
     ckpt = env.get(PREFIX + "CHECKPOINTS", "").strip()
     image_size = _number(env, "IMAGE_SIZE", None, int)
-    cache_mb = float(_number(env, "CACHE_MB", 1024.0) or 1024.0)
-    frame_mb = float(_number(env, "FRAME_CACHE_MB", cache_mb / 2) or cache_mb / 2)
+    cache_mb = _positive(env, "CACHE_MB", 1024.0)
+    frame_mb = _positive(env, "FRAME_CACHE_MB", cache_mb / 2)
     standin = env.get(PREFIX + "STANDIN", "").strip()
+    if standin.startswith("slow:"):
+        try:
+            delay = float(standin[5:])
+        except ValueError:
+            delay = math.nan
+        if not math.isfinite(delay) or delay < 0:
+            raise UserError(f"{PREFIX}STANDIN={standin!r} needs seconds per frame after slow:, e.g. slow:0.5.")
     if standin and not standin.startswith(("oracle:", "slow:")):
         standin = "1" if truthy(standin, PREFIX + "STANDIN") else ""
     executor = env.get(PREFIX + "EXECUTOR", "local").strip().lower() or "local"
@@ -134,6 +170,10 @@ def _parse(env: dict[str, str]) -> Settings:
         executor=executor,
         cpu_workers=max(0, int(_number(env, "CPU_WORKERS", 0, int) or 0)),
         server_folders=tuple(p.strip() for p in env.get(PREFIX + "SERVER_FOLDERS", "").split(os.pathsep) if p.strip()),
+        max_frame_mpix=_positive(env, "MAX_FRAME_MPIX", 64.0),
+        max_data_gb=_limit(env, "MAX_DATA_GB"),
+        max_workspace_gb=_limit(env, "MAX_WORKSPACE_GB"),
+        admins=tuple(a.strip() for a in env.get(PREFIX + "ADMINS", "").replace(";", ",").split(",") if a.strip()),
         **_ray(env),
     )
 

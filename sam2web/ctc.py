@@ -329,7 +329,7 @@ def write_ctc_annotations(
 
 def read_ctc(folder: str | Path) -> tuple[dict[int, np.ndarray], list[tuple[int, int, int, int]]]:
     """CTC results back: {frame: uint16 labels} from mask*.tif, and the res_track.txt rows."""
-    import tifffile
+    from sam2web.stack.tiff import read_tiff_image
 
     folder = Path(folder)
     files = sorted(folder.glob("mask*.tif"))
@@ -340,7 +340,7 @@ def read_ctc(folder: str | Path) -> tuple[dict[int, np.ndarray], list[tuple[int,
         m = re.fullmatch(r"mask(\d+)\.tif", p.name)
         if m:
             try:
-                frames[int(m.group(1))] = tifffile.imread(p)
+                frames[int(m.group(1))] = read_tiff_image(p)
             except DECODE_ERRORS as err:  # a damaged file is the user's to replace
                 raise UserError(f"{p.name} cannot be read ({str(err)[:60]}); export the results again.") from None
     track_file = folder / "res_track.txt"

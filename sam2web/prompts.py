@@ -35,7 +35,12 @@ import numpy as np
 from sam2web.errors import DECODE_ERRORS, UserError
 from sam2web.types import CompactMask, Location, Prompt
 
-_MAX_JSON_BYTES = 200 * 1024 * 1024
+_MAX_JSON_BYTES = 16 * 1024 * 1024  # parsed JSON takes ~10x its size in memory (a 35 MB file: 350 MB)
+# Limits on one import: a crafted file may not take the server's memory or make every Annotate rerun
+# slow (200,000 features were 566 MB; 65,535 labels 4.5 GB of masks; 2,000 objects a 2-minute rerun).
+MAX_IMPORT_FEATURES = 20_000  # GeoJSON features / platform records read from one file
+MAX_OBJECTS = 1_000  # objects one import (or a workspace) may hold
+MAX_LABEL_MASK_BYTES = 512 << 20  # one mask per label, each a whole frame of booleans
 _BOX_TYPES = ("box", "bbox", "rectangle")
 
 
@@ -72,12 +77,29 @@ def make_box(
 
 
 # -------------------------------------------------------------------------------------- helpers
+def _check_count(n: int, what: str) -> None:
+    if n > MAX_IMPORT_FEATURES:
+        raise UserError(
+            f"The file holds {n} {what}, more than one import takes ({MAX_IMPORT_FEATURES}); "
+            "split it, or keep only the tags you need."
+        )
+
+
+def check_objects(n: int, what: str) -> None:
+    """At most ``MAX_OBJECTS`` objects (an import, or a workspace after it): more is a sentence."""
+    if n > MAX_OBJECTS:
+        raise UserError(
+            f"{what[:1].upper()}{what[1:]} would hold {n} objects, more than sam2web tracks in one "
+            f"workspace ({MAX_OBJECTS}); import a part of them, e.g. by tag."
+        )
+
+
 def _parse_json(data: bytes | str | dict | list, what: str) -> Any:
     if isinstance(data, (dict, list)):
         return data
     if isinstance(data, (bytes, bytearray)):
         if len(data) > _MAX_JSON_BYTES:
-            raise UserError(f"The {what} file is larger than 200 MB; split it into smaller files.")
+            raise UserError(f"The {what} file is larger than {_MAX_JSON_BYTES >> 20} MB; split it into smaller files.")
         try:
             data = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -212,6 +234,7 @@ class _Collector:
 
     def result(self, what: str) -> list[Prompt]:
         out = list(self.prompts.values())
+        check_objects(len({p.obj_id for p in out}), f"the {what}")
         for p in out:
             if p.box is None and p.mask is None and not any(lab == 1 for *_, lab in p.points):
                 raise UserError(
@@ -250,6 +273,7 @@ def from_geojson(
         raise UserError(
             "The file is not a GeoJSON FeatureCollection; choose a .geojson file of polygons, boxes or points."
         )
+    _check_count(len(features), "GeoJSON features")
     items = []
     for i, feat in enumerate(features):
         if not isinstance(feat, dict):
@@ -347,6 +371,7 @@ def from_platform_json(data: bytes | str | dict | list, width: int, height: int,
             'The annotation JSON is neither a list of annotations nor has an "annotations" '
             "list; export the annotations from the platform again."
         )
+    _check_count(len(records), "annotations")
     items = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -425,6 +450,12 @@ def from_label_image(
     nonzero = [int(v) for v in values if v != 0]
     if not nonzero:
         raise UserError("The label image has no labels (it is all 0); choose one with labelled objects.")
+    check_objects(len(nonzero), "the label image")
+    if len(nonzero) * arr.size > MAX_LABEL_MASK_BYTES:
+        raise UserError(
+            f"The label image has {len(nonzero)} labels on {arr.shape[1]}x{arr.shape[0]} pixels, more masks than "
+            f"one import holds ({MAX_LABEL_MASK_BYTES >> 20} MB); import fewer labels at a time."
+        )
     slices = ndimage.find_objects(compact)
     tag_list = [str(t) for t in (tags or [])]
     out: list[Prompt] = []
@@ -459,6 +490,8 @@ def load_prompts(path: str | Path, width: int, height: int, tags=None, loc: Loca
         prompts = from_label_image(labels, loc or Location(0, 0, 0), tags=tags, shape=(height, width))
         return prompts
     if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        if p.stat().st_size > _MAX_JSON_BYTES:  # refused before it is read, let alone parsed
+            raise UserError(f"The prompt file is larger than {_MAX_JSON_BYTES >> 20} MB; split it into smaller files.")
         doc = _parse_json(p.read_bytes(), "prompt")
         if isinstance(doc, dict) and doc.get("type") in ("FeatureCollection", "Feature"):
             return from_geojson(doc, width, height, tags=tags, default_loc=loc)
@@ -478,16 +511,24 @@ def _read_label_file(p: Path) -> np.ndarray:
 
 def _decode_label_file(p: Path) -> np.ndarray:
     try:
-        if p.read_bytes()[:4] == b"\x89PNG":
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+        if magic == b"\x89PNG":
             import cv2
+            from PIL import Image
 
+            from sam2web.stack.common import check_pixel_budget
+
+            with Image.open(p) as im:  # the header only: the pixel budget before decoding
+                width, height = im.size
+            check_pixel_budget(height, width, 2, f"The label image {p.name}")
             arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
             if arr is None:
                 raise ValueError("unreadable PNG")
             return arr
-        import tifffile
+        from sam2web.stack.tiff import read_tiff_image
 
-        return tifffile.imread(p)
+        return read_tiff_image(p, f"The label image {p.name}")
     except DECODE_ERRORS as err:  # any decoder failure is a bad file, which the user can replace
         raise UserError(
             f"The label image {p.name} cannot be read ({str(err)[:80]}); save it again as a "

@@ -54,12 +54,15 @@ def _inside(root: Path, target: Path) -> bool:
 
 def resolve(root: str | Path, rel: str) -> Path:
     """``root/rel`` as a real path inside ``root``, which must be one of the allowed folders."""
+    if "\x00" in str(rel) or "\x00" in str(root):
+        raise UserError("The path holds a NUL character, which no file name may have; type the path again.")
     root_path = Path(root).resolve()
     if root_path not in server_folders():
         raise UserError(f"The folder {root} is not one the server allows; choose a folder from the list.")
     text = str(rel).strip().replace("\\", "/")
     if not text:
         raise UserError("Give the path of a file inside the folder.")
+
     pure = PurePosixPath(text)
     if pure.is_absolute() or Path(text).is_absolute() or (len(text) > 1 and text[1] == ":"):
         raise UserError(f"The path {text!r} is absolute; give a path relative to the chosen folder.")

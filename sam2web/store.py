@@ -30,6 +30,29 @@ from typing import Any
 from sam2web.errors import UserError
 from sam2web.types import CompactMask, Location, ObjectInfo, TrackResult
 
+
+class DataFolderError(UserError):
+    """The data folder or its database cannot be used (read-only, damaged, lost): the app says so and stops."""
+
+
+class DiskFullError(DataFolderError):
+    """The disk holding the data folder is full (SQLite's SQLITE_FULL, or ENOSPC / EDQUOT on a file)."""
+
+
+def disk_full_sentence(root: Path | str) -> str:
+    return f"The disk holding the data folder {root} is full; free some space there, then try again."
+
+
+def is_disk_full(err: BaseException) -> bool:
+    import errno
+
+    if isinstance(err, DiskFullError):
+        return True
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower()
+
+
 # Statuses a run goes through; "queued"/"running" left behind by a dead process become "interrupted".
 RUN_STATUSES = ("queued", "running", "done", "cancelled", "interrupted", "failed")
 ACTIVE_STATUSES = ("queued", "running")
@@ -46,7 +69,9 @@ CREATE TABLE IF NOT EXISTS workspaces (
     dataset TEXT NOT NULL DEFAULT '{}',
     display TEXT NOT NULL DEFAULT '{}',
     prompts TEXT NOT NULL DEFAULT '[]',
-    view TEXT NOT NULL DEFAULT '{}'
+    view TEXT NOT NULL DEFAULT '{}',
+    owner TEXT NOT NULL DEFAULT '',
+    opened REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -143,6 +168,7 @@ class Workspace:
     display: dict = field(default_factory=dict)  # DisplaySettings.to_dict()
     prompts: list = field(default_factory=list)  # [prompt_to_dict(p), ...] plus UI fields (colour)
     view: dict = field(default_factory=dict)  # current location, page choices
+    owner: str = ""  # who may list/open/delete it: "user:<OIDC sub>" or "browser:<token>"; "" = nobody yet
 
 
 @dataclass
@@ -189,31 +215,98 @@ class Store:
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = data_root(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "workspaces").mkdir(exist_ok=True)
         self.db_path = self.root / "sam2web.db"
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "workspaces").mkdir(exist_ok=True)
+        except OSError as err:
+            raise DataFolderError(
+                f"The data folder {self.root} cannot be created or written ({err.strerror}); give the server's "
+                "user write access to it (or set SAM2WEB_DATA to another folder), then reload the page."
+            ) from None
+        self._refuse_lost_database()
+        try:
+            self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as err:
+            raise self._database_error(err) from None
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            with self._lock:
+                self._conn.executescript(_SCHEMA)
+                columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(workspaces)")}
+                if "owner" not in columns:  # a data folder made before workspaces had owners
+                    self._conn.execute("ALTER TABLE workspaces ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                if "opened" not in columns:
+                    self._conn.execute("ALTER TABLE workspaces ADD COLUMN opened REAL NOT NULL DEFAULT 0")
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise self._database_error(err) from None
+
+    def _refuse_lost_database(self) -> None:
+        """Never create a new database next to workspace folders of an old one that is gone or empty.
+
+        Why: SQLite turns a missing or zero-byte file into a fresh, empty database without a word;
+        every workspace folder beside it would then belong to nobody, and the next delete or prune
+        would not even see them.
+        """
+        missing = not self.db_path.exists() or self.db_path.stat().st_size == 0
+        if not missing:
+            return
+        try:
+            folders = [p for p in (self.root / "workspaces").iterdir() if p.is_dir()]
+        except OSError:
+            folders = []
+        if folders:
+            state = "is missing" if not self.db_path.exists() else "is empty"
+            raise DataFolderError(
+                f"The database {self.db_path} {state}, but the data folder holds {len(folders)} workspace "
+                f"folder(s): restore sam2web.db from a backup, or move {self.root / 'workspaces'} away to start "
+                "afresh, then reload the page."
+            )
+
+    def _database_error(self, err: sqlite3.Error) -> DataFolderError:
+        text = str(err).lower()
+        if "full" in text:
+            return DiskFullError(disk_full_sentence(self.root))
+        if "readonly" in text or "read-only" in text or "unable to open" in text or isinstance(err, PermissionError):
+            return DataFolderError(
+                f"The database {self.db_path} cannot be written (it or the data folder is read-only); give the "
+                "server's user write access to the data folder, then reload the page."
+            )
+        return DataFolderError(
+            f"The database {self.db_path} is damaged ({str(err)[:80]}); stop the server, restore sam2web.db from "
+            "a backup (or move it away to start with an empty one), then reload the page."
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it lands, or none of it (a crash keeps the previous state)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                else:
+                    self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                raise  # our own bug, not the data folder's
+            except sqlite3.DatabaseError as err:  # read-only, damaged or full: a sentence naming the folder
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if "locked" in str(err).lower():
+                    raise
+                raise self._database_error(err) from None
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -224,13 +317,17 @@ class Store:
             self._conn.close()
 
     # -- workspaces -----------------------------------------------------------------------------
-    def create_workspace(self, name: str = "") -> Workspace:
+    def create_workspace(self, name: str = "", owner: str = "") -> Workspace:
+        """A new workspace of ``owner``; its id is a whole uuid4 (122 random bits), so it cannot be guessed."""
         now = time.time()
-        ws_id = uuid.uuid4().hex[:12]
-        name = (name or "").strip() or self.unique_name(time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now)))
+        ws_id = uuid.uuid4().hex
+        name = (name or "").strip() or self.unique_name(
+            time.strftime("Workspace %Y-%m-%d %H:%M", time.localtime(now)), owner=owner
+        )
         with self._tx() as c:
             c.execute(
-                "INSERT INTO workspaces (id, name, created, updated) VALUES (?,?,?,?)", (ws_id, name[:200], now, now)
+                "INSERT INTO workspaces (id, name, created, updated, owner) VALUES (?,?,?,?,?)",
+                (ws_id, name[:200], now, now, owner),
             )
         self.files_dir(ws_id).mkdir(parents=True, exist_ok=True)
         return self.get_workspace(ws_id)  # type: ignore[return-value]
@@ -251,11 +348,70 @@ class Store:
             json.loads(r["display"]),
             json.loads(r["prompts"]),
             json.loads(r["view"]),
+            r["owner"],
         )
 
-    def list_workspaces(self, limit: int = 50) -> list[Workspace]:
-        rows = self._query("SELECT id FROM workspaces ORDER BY updated DESC LIMIT ?", (limit,))
+    def list_workspaces(self, limit: int = 50, owner: str | None = None) -> list[Workspace]:
+        """The newest workspaces: of ``owner`` only, or of everyone when ``owner`` is None (admins, the CLI)."""
+        if owner is None:
+            rows = self._query("SELECT id FROM workspaces ORDER BY updated DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT id FROM workspaces WHERE owner = ? ORDER BY updated DESC LIMIT ?", (owner, limit)
+            )
         return [w for w in (self.get_workspace(r["id"]) for r in rows) if w is not None]
+
+    def touch_workspace(self, ws_id: str) -> None:
+        """Record that someone opened the workspace (``admin prune`` removes those nobody opened for long)."""
+        with self._tx() as c:
+            c.execute("UPDATE workspaces SET opened = ? WHERE id = ?", (time.time(), ws_id))
+
+    def last_used(self, ws_id: str) -> float:
+        rows = self._query("SELECT MAX(updated, opened) AS t FROM workspaces WHERE id = ?", (ws_id,))
+        return float(rows[0]["t"]) if rows else 0.0
+
+    # -- sizes ----------------------------------------------------------------------------------
+    def workspace_bytes(self, ws_id: str) -> int:
+        """A workspace's files on disk plus its runs' masks in the database."""
+        rows = self._query(
+            "SELECT COALESCE(SUM(LENGTH(bits)) + COUNT(*) * 48, 0) AS n FROM masks "
+            "WHERE run_id IN (SELECT id FROM runs WHERE ws_id = ?)",
+            (ws_id,),
+        )
+        return _folder_bytes(self.workspace_dir(ws_id)) + int(rows[0]["n"])
+
+    def data_bytes(self) -> int:
+        return _folder_bytes(self.root)
+
+    def check_room(self, ws_id: str | None, adding: int = 0) -> None:
+        """Refuse with a sentence when the data folder, or this workspace, is at its size limit.
+
+        Checked before anything new is written (an upload, a run, the sample); a run under way may
+        finish past the limit, so nobody loses frames that were already being tracked.
+        """
+        from sam2web.config import settings
+
+        cfg = settings()
+        gb = 1e9
+        if cfg.max_data_gb:
+            used = self.data_bytes()
+            if used + adding > cfg.max_data_gb * gb:
+                raise UserError(
+                    f"The data folder {self.root} holds {used / gb:.2f} GB and its limit is {cfg.max_data_gb:g} GB "
+                    "(SAM2WEB_MAX_DATA_GB); delete workspaces you no longer need (or ask the server's admin to run "
+                    "`sam2web admin prune`), then try again."
+                )
+        if cfg.max_workspace_gb and ws_id:
+            used = self.workspace_bytes(ws_id)
+            if used + adding > cfg.max_workspace_gb * gb:
+                raise UserError(
+                    f"This workspace holds {used / gb:.2f} GB and one workspace may hold {cfg.max_workspace_gb:g} GB "
+                    "(SAM2WEB_MAX_WORKSPACE_GB); delete runs you no longer need or start a New workspace."
+                )
+
+    def set_owner(self, ws_id: str, owner: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE workspaces SET owner = ? WHERE id = ?", (owner, ws_id))
 
     def update_workspace(self, ws_id: str, **fields: Any) -> None:
         """Save some of name/dataset/display/prompts/view in one transaction."""
@@ -272,20 +428,44 @@ class Store:
         with self._tx() as c:
             c.execute(f"UPDATE workspaces SET {', '.join(sets)} WHERE id = ?", (*args, ws_id))
 
+    def save_prompts(self, ws_id: str, base: list, mine: list) -> list:
+        """Save one session's prompts without losing another session's: a three-way merge, one transaction.
+
+        Why: two tabs (or two people) on one workspace each hold the list they loaded (``base``) and
+        save the list they made of it (``mine``). Writing ``mine`` over the stored list would drop a
+        box the other tab saved meanwhile. Instead the changes ``mine`` makes to ``base`` (prompts
+        added, prompts removed; an edit is both) are applied to the list stored now. A new object of
+        this session whose id the other session took meanwhile gets the next free id, so two
+        people's new boxes never merge into one object. Returns the stored list.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT prompts FROM workspaces WHERE id = ?", (ws_id,)).fetchone()
+            if row is None:
+                return list(mine)
+            merged = merge_prompts(base, mine, json.loads(row["prompts"]))
+            c.execute(
+                "UPDATE workspaces SET prompts = ?, updated = ? WHERE id = ?", (json.dumps(merged), time.time(), ws_id)
+            )
+        return merged
+
     def rename_workspace(self, ws_id: str, name: str) -> None:
         name = (name or "").strip()
         if not name:
             raise UserError("A workspace name cannot be empty; type a name.")
         self.update_workspace(ws_id, name=name[:200])
 
-    def unique_name(self, base: str, exclude_id: str | None = None) -> str:
-        """``base``, or ``base 2``, ``base 3``… : the first name no other workspace has.
+    def unique_name(self, base: str, exclude_id: str | None = None, owner: str | None = None) -> str:
+        """``base``, or ``base 2``, ``base 3``… : the first name no other workspace (of ``owner``) has.
 
-        Why: two users who both open the sample (or files with the same name) must be able to
-        tell their workspaces apart in the sidebar.
+        Why: someone who opens the sample (or files with the same name) twice must be able to
+        tell the workspaces apart in the sidebar; names are compared within one owner's list, so
+        they say nothing about anybody else's workspaces.
         """
         base = (base or "").strip()[:190] or "Workspace"
-        taken = {r["name"] for r in self._query("SELECT id, name FROM workspaces") if r["id"] != exclude_id}
+        rows = self._query("SELECT id, name, owner FROM workspaces")
+        if owner is None and exclude_id is not None:  # renaming a workspace: compare within its owner's
+            owner = next((r["owner"] for r in rows if r["id"] == exclude_id), None)
+        taken = {r["name"] for r in rows if r["id"] != exclude_id and (owner is None or r["owner"] == owner)}
         if base not in taken:
             return base
         n = 2
@@ -321,6 +501,11 @@ class Store:
         With ``staging`` the file goes to a side folder first, so a dataset that turns out to be
         unreadable never replaces the good one (see ``commit_staging``).
         """
+        if "\x00" in str(name):
+            raise UserError(
+                "A file name holds a NUL character, which no file may have; rename the file and upload it again."
+            )
+        self.check_room(ws_id, len(data))
         folder = self.staging_dir(ws_id) if staging else self.files_dir(ws_id)
         folder.mkdir(parents=True, exist_ok=True)
         clean = sanitize_filename(name)
@@ -665,6 +850,62 @@ class Store:
                 (int(dst_run), int(src_run)),
             )
             return cur.rowcount
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:  # removed meanwhile
+                pass
+    return total
+
+
+def _key(prompt: dict) -> str:
+    return json.dumps(prompt, sort_keys=True)
+
+
+def merge_prompts(base: list[dict], mine: list[dict], current: list[dict]) -> list[dict]:
+    """``current`` with the changes ``mine`` made to ``base`` (see ``Store.save_prompts``); order kept."""
+    base_keys = {_key(p) for p in base}
+    mine_keys = {_key(p) for p in mine}
+    removed = base_keys - mine_keys
+    added = [p for p in mine if _key(p) not in base_keys]
+
+    def spot(p: dict) -> str:  # an edited prompt (renamed, re-tagged, moved box) keeps its place
+        return json.dumps([p.get("obj_id"), p.get("loc")], sort_keys=True)
+
+    edits = {}
+    for p in added:
+        edits.setdefault(spot(p), p)
+    out = []
+    for p in current:
+        if _key(p) not in removed:
+            out.append(p)
+        elif spot(p) in edits:
+            out.append(edits.pop(spot(p)))
+    placed = {id(p) for p in out}
+    added = [p for p in added if id(p) not in placed]
+    have = {_key(p) for p in out}
+    base_ids = {int(p.get("obj_id", -1)) for p in base}
+    theirs = {int(p.get("obj_id", -1)) for p in out} - base_ids  # objects the other session made
+    taken = {int(p.get("obj_id", -1)) for p in out} | {int(p.get("obj_id", -1)) for p in mine}
+    renumber: dict[int, int] = {}
+    for p in added:
+        obj = int(p.get("obj_id", -1))
+        if obj in theirs and obj not in base_ids:  # both sessions chose this new id: mine moves
+            if obj not in renumber:
+                renumber[obj] = max(taken | {-1}) + 1
+                taken.add(renumber[obj])
+            p = {**p, "obj_id": renumber[obj]}
+        if p.get("parent") is not None and int(p["parent"]) in renumber:
+            p = {**p, "parent": renumber[int(p["parent"])]}
+        if _key(p) not in have:
+            out.append(p)
+            have.add(_key(p))
+    return out
 
 
 def objects_to_dict(objects: dict[int, ObjectInfo]) -> dict:

@@ -14,8 +14,15 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 
 
-def new_app(ws_id: str | None = None, timeout: float = 60) -> AppTest:
+BROWSER = "test-browser-token-0123456789abcdef"  # every AppTest session is this one browser unless told
+
+
+def new_app(ws_id: str | None = None, timeout: float = 60, browser: str = BROWSER) -> AppTest:
+    """The app in a new session of ``browser`` (the owner token a real browser keeps in a cookie)."""
+    from sam2web.ui import owner
+
     at = AppTest.from_file(APP, default_timeout=timeout)
+    at.session_state[owner.TOKEN_KEY] = browser
     if ws_id:
         at.query_params["ws"] = ws_id
     return at.run()

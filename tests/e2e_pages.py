@@ -259,7 +259,7 @@ def choose(page, label: str, option: str) -> None:
 
 def start_tracking(page, time_range: str, model_label: str = "SAM2.1 hiera tiny") -> int:
     """Fill the Track form (Batch Time, Model), submit; returns the new run's id."""
-    page.get_by_role("textbox", name="Batch Time").fill(time_range)
+    page.get_by_role("textbox", name="Batch Time").fill(time_range)  # its help button has the label too
     choose(page, "Model", model_label)
     page.get_by_role("button", name="Start tracking").click()
     started = page.get_by_text(re.compile(r"Run \d+ started"))

@@ -117,13 +117,20 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def app_server(
-    data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None, image_size: int = 256
+    data_dir: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    image_size: int = 256,
+    extra_args: list[str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
     """Run ``streamlit run app.py`` on a free localhost port with its own data folder; always stop it.
 
     Random weights and a small model input side keep SAM2 fast enough for CI on a CPU.
+    ``extra_args`` are more ``streamlit run`` options (e.g. ``--secrets.files``); ``port`` a port chosen
+    before (a sign-in test writes it into its redirect address first).
     """
-    port = free_port()
+    port = port or free_port()
     env = dict(os.environ)
     env.update(
         {
@@ -150,6 +157,7 @@ def app_server(
         "none",
         "--server.runOnSave",
         "false",
+        *(extra_args or []),
     ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:

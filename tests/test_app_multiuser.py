@@ -4,6 +4,8 @@ model image size, "Frame N of N" on a just-started run, and what a correction re
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from sam2web.service import executor as executor_mod
@@ -55,33 +57,55 @@ def _notes(at) -> list[str]:
 
 
 # -- where a new session lands -------------------------------------------------------------------
-def test_second_user_does_not_land_in_a_workspace_open_elsewhere(data, live, monkeypatch):
-    # AppTest gives every session the same Streamlit session id: tell them apart by the token.
-    monkeypatch.setattr(state, "_runtime_session_id", lambda: state.st.session_state.get(state.TOKEN_KEY))
-    a = _sample(new_app())
+def _recent(at) -> list[str]:
+    return [btn.key for btn in at.sidebar.button if str(btn.key).startswith("sb_open_")]
+
+
+def test_another_browser_never_sees_nor_opens_a_workspace_it_did_not_make(data):
+    a = _sample(new_app(browser="browser-a-0123456789abcdefghijklmnop"))
     ws_a = _ws(a, data)
-    b = new_app()  # user B, bare URL, while A is connected
+    assert uuid.UUID(ws_a.id).version == 4 and len(ws_a.id) == 32  # a whole uuid4: 122 random bits
+    b = new_app(browser="browser-b-0123456789abcdefghijklmnop")  # someone else, bare URL
     assert_clean(b)
     ws_b = _ws(b, data)
     assert ws_b.id != ws_a.id and not ws_b.dataset
-    assert any("open in another browser session" in n for n in _notes(b)), _notes(b)
-    # A closes the tab: a new session at the bare URL returns to A's (the last opened) workspace,
-    # and says so, with the way out.
-    live.add(a.session_state[state.TOKEN_KEY])
-    live.add(b.session_state[state.TOKEN_KEY])
-    data.set_last_opened(ws_a.id)
-    c = new_app()
-    assert _ws(c, data).id == ws_a.id
-    assert any("Reopened 'Sample time-lapse'" in n and "New workspace" in n for n in _notes(c)), _notes(c)
+    _sample(b)
+    assert f"sb_open_{ws_a.id}" not in _recent(b) and f"sb_del_{ws_a.id}" not in [x.key for x in b.sidebar.button]
+    # B has A's link (copied, guessed): a new workspace of B's own, with the same sentence as for a gone id.
+    c = new_app(ws_a.id, browser="browser-b-0123456789abcdefghijklmnop")
+    assert_clean(c)
+    assert _ws(c, data).id not in (ws_a.id, ws_b.id) and not _ws(c, data).dataset
+    assert any("not one of yours or no longer exists" in n for n in _notes(c)), _notes(c)
+    assert f"sb_open_{ws_b.id}" in _recent(c) and f"sb_open_{ws_a.id}" not in _recent(c)
     c.button(key="sb_note_ok").click().run()
-    assert not any("Reopened" in n for n in _notes(c))
+    assert not any("not one of yours" in n for n in _notes(c))
+    # A, back in the same browser, still has it
+    assert _ws(new_app(ws_a.id, browser="browser-a-0123456789abcdefghijklmnop"), data).id == ws_a.id
 
 
-def test_reopen_after_closed_tab_without_runtime_is_unchanged(data):
-    """No live-session information (a closed tab, a restart): the last workspace comes back."""
+def test_the_bare_address_opens_a_new_workspace_and_lists_the_earlier_ones(data):
     a = _sample(new_app())
     again = new_app()
+    assert_clean(again)
+    assert _ws(again, data).id != _ws(a, data).id and not _ws(again, data).dataset
+    assert f"sb_open_{_ws(a, data).id}" in _recent(again)
+    again.button(key=f"sb_open_{_ws(a, data).id}").click().run()
     assert _ws(again, data).id == _ws(a, data).id
+
+
+def test_two_tabs_on_one_workspace_keep_each_others_prompts(data):
+    a = _sample(new_app())
+    ws = _ws(a, data)
+    b = new_app(ws.id)  # the same person's second tab
+    a.switch_page("pages/annotate.py").run()
+    b.switch_page("pages/annotate.py").run()
+    _draw(a, {"kind": "box", "box": [10, 10, 40, 40]})
+    _draw(b, {"kind": "box", "box": [60, 40, 110, 90]})  # B's page loaded before A saved
+    assert_clean(a)
+    assert_clean(b)
+    boxes = sorted(tuple(p["box"]) for p in data.get_workspace(ws.id).prompts)
+    assert boxes == [(10.0, 10.0, 40.0, 40.0), (60.0, 40.0, 110.0, 90.0)], boxes
+    assert len({p["obj_id"] for p in data.get_workspace(ws.id).prompts}) == 2  # two objects, not one
 
 
 # -- deleting --------------------------------------------------------------------------------------

@@ -63,9 +63,10 @@ def test_dataset_sample_browse_and_refresh_brings_it_back(data):
     again = new_app(ws.id)
     assert_clean(again)
     assert again.slider(key="loc_ds_time").value == 7
-    # A new session without the URL (closed tab, server restart) reopens the last workspace.
+    # A new session without the URL (closed tab): a new workspace, with this one a click away.
     fresh = new_app()
-    assert _ws(fresh, data).id == ws.id
+    assert _ws(fresh, data).id != ws.id
+    assert f"sb_open_{ws.id}" in [b.key for b in fresh.sidebar.button]
 
 
 def test_bad_uploads_say_what_to_do_and_keep_the_dataset(data):

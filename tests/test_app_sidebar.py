@@ -22,6 +22,10 @@ def test_deleting_the_current_workspace_opens_the_latest_other_one(data):
     at = new_app(doomed.id)
     at.button(key="sb_del_current").click().run()
     assert_clean(at)
+    assert data.get_workspace(doomed.id) is not None  # asks first
+    assert any("cannot be undone" in w.value for w in at.warning)
+    at.button(key="sb_del_yes").click().run()
+    assert_clean(at)
     assert data.get_workspace(doomed.id) is None
     assert at.session_state["ws_id"] == kept.id  # not a new empty workspace
     assert [w.id for w in data.list_workspaces()] == [kept.id]

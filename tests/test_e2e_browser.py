@@ -171,22 +171,23 @@ def test_sample_draw_track_review_download_refresh(server, browser, tmp_path):
 
         assert not errors, f"JavaScript errors in the page: {errors}"
 
-        # 6. A closed tab: a new browser session at the bare URL lands in the same workspace, and
-        # says so (the app gives a NEW workspace instead only while another live session has it).
-        ctx.close()
-        ctx2, page2 = _page(browser, errors)
+        # 6. A closed tab: the same browser at the bare URL gets a new workspace of its own, and
+        # the one it worked in is a click away under Recent workspaces (another browser never sees it).
+        page.close()
+        page2 = ctx.new_page()
+        page2.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
             page2.goto(server.url + "/annotate")
+            assert ui.wait_ws_in_url(page2) != ws_id
+            page2.locator(f".st-key-sb_open_{ws_id} button").first.click()
             ui.wait_objects(page2, 1)
-            assert ui.wait_ws_in_url(page2) == ws_id
-            page2.get_by_text("the last workspace used on this server").first.wait_for(timeout=ui.PAGE_TIMEOUT_MS)
+            assert ui.workspace_id(page2) == ws_id
             assert ui.object_rows(page2) == ["#1 · prompts at T1/Z1/XY1"]
             ui.snap(page2, "8_annotate_new_session")
         except Exception:
             _report_failure(server, {"failure_new_session": page2})
             raise
-        finally:
-            ctx2.close()
+        page = page2
         assert not errors, f"JavaScript errors in the page: {errors}"
     except Exception:
         _report_failure(server, {"failure": page})

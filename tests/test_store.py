@@ -188,3 +188,61 @@ def test_unique_names_for_workspaces(tmp_path):
     assert s.unique_name("Sample time-lapse 2", exclude_id=b.id) == "Sample time-lapse 2"  # its own name is free
     assert s.unique_name("  ") == "Workspace"
     s.close()
+
+
+# -- owners and concurrent prompt saves ----------------------------------------------------------
+def _box(obj: int, x: float) -> dict:
+    return {
+        "obj_id": obj,
+        "loc": {"XY": 0, "Time": 0, "Z": 0},
+        "box": [x, x, x + 5, x + 5],
+        "points": [],
+        "mask": None,
+        "tags": [],
+        "name": "",
+    }
+
+
+def test_workspaces_are_listed_per_owner_with_unguessable_ids(tmp_path):
+    import uuid
+
+    s = Store(tmp_path)
+    a = s.create_workspace("Mine", owner="browser:a")
+    s.create_workspace("Theirs", owner="browser:b")
+    assert uuid.UUID(a.id).version == 4
+    assert [w.name for w in s.list_workspaces(owner="browser:a")] == ["Mine"]
+    assert {w.name for w in s.list_workspaces()} == {"Mine", "Theirs"}
+    # names are told apart within one owner's list only (they say nothing about anyone else's)
+    assert s.unique_name("Theirs", owner="browser:a") == "Theirs"
+    assert s.unique_name("Mine", owner="browser:a") == "Mine 2"
+    s.close()
+
+
+def test_owner_column_is_added_to_an_older_database(tmp_path):
+    con = sqlite3.connect(tmp_path / "sam2web.db")
+    con.execute(
+        "CREATE TABLE workspaces (id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL, "
+        "updated REAL NOT NULL, dataset TEXT NOT NULL DEFAULT '{}', display TEXT NOT NULL DEFAULT '{}', "
+        "prompts TEXT NOT NULL DEFAULT '[]', view TEXT NOT NULL DEFAULT '{}')"
+    )
+    con.execute("INSERT INTO workspaces (id, name, created, updated) VALUES ('abc123', 'Old', 0, 0)")
+    con.commit()
+    con.close()
+    s = Store(tmp_path)
+    assert s.get_workspace("abc123").owner == ""
+    s.close()
+
+
+def test_two_sessions_saving_from_the_same_base_keep_both_boxes(tmp_path):
+    s = Store(tmp_path)
+    ws = s.create_workspace("Shared", owner="browser:a")
+    s.save_prompts(ws.id, [], [_box(0, 1)])
+    base = s.get_workspace(ws.id).prompts  # both tabs loaded this
+    s.save_prompts(ws.id, base, base + [_box(1, 10)])  # tab A adds object 1
+    merged = s.save_prompts(ws.id, base, base + [_box(1, 20)])  # tab B, unaware, also picks id 1
+    boxes = {(p["obj_id"], p["box"][0]) for p in merged}
+    assert boxes == {(0, 1), (1, 10), (2, 20)}, boxes  # B's object moved to a free id
+    # B deletes object 0 from its stale view: A's object 1 survives
+    after = s.save_prompts(ws.id, base + [_box(1, 20)], [_box(1, 20)])
+    assert {(p["obj_id"], p["box"][0]) for p in after} == {(1, 10), (2, 20)}
+    s.close()

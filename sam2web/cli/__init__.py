@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from sam2web.errors import UserError
 
@@ -17,6 +19,7 @@ COMMANDS = {
     "track": ("sam2web.cli.track", "track prompted objects through a stack with SAM2"),
     "evaluate": ("sam2web.cli.evaluate", "score exported tracks against ground-truth labels"),
     "sweep": ("sam2web.cli.sweep", "compare tracking settings against ground truth in one table"),
+    "admin": ("sam2web.cli.admin", "housekeeping of a shared data folder (prune unused workspaces)"),
 }
 
 
@@ -36,10 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # SIGTERM ends a command like Ctrl-C does: its half-written output beside --out is removed
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
+        parser = build_parser()  # defaults read the settings: a bad SAM2WEB_* value is a sentence too
+        args = parser.parse_args(argv)
         return int(args._run(args) or 0)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -126,18 +126,43 @@ def _display(stack, args):
 
 
 def _prepare_out(out: Path) -> Path:
-    """A hidden temporary folder beside DIR (same file system, so moving files in is atomic)."""
+    """A hidden temporary folder beside DIR (same file system, so moving it in is atomic).
+
+    Its name carries this process's id: folders left by a track that was killed (SIGKILL cannot
+    clean up) are removed by the next track writing beside the same DIR.
+    """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose a folder.")
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        for stale in parent.glob(f".{out.name}.*.tmp"):
+            pid = stale.name[len(out.name) + 2 :].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=parent))
     except OSError as err:
         raise UserError(f"Cannot write next to {out} ({err.strerror}); choose a writable --out folder.") from None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _move_into(tmp: Path, out: Path) -> list[Path]:
+    """The finished exports into DIR: one rename of the whole folder when DIR is new or empty (a
+    reader never sees half of them); into a DIR holding other files, file by file (each a rename)."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+        return sorted(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
     moved = []
     for item in sorted(tmp.iterdir()):

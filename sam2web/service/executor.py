@@ -26,6 +26,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import time
 from concurrent.futures import Future
@@ -46,7 +47,7 @@ from sam2web.service.spec import (
     StopCommand,
     worst_outcome,
 )
-from sam2web.service.worker import error_sentence, execute, execute_part
+from sam2web.service.worker import INTERRUPTED, execute, execute_part, finish, run_error
 from sam2web.store import Store, get_store
 
 log = logging.getLogger(__name__)
@@ -306,14 +307,15 @@ class _ProcessWorker(_SessionClient):
                 return "interrupted", DIED.format(code=code)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
+        proc = self.proc  # the lane thread may forget a dead worker (self.proc = None) meanwhile
+        if proc is not None and proc.is_alive():
             try:
                 self._send(StopCommand())
             except OSError:
                 pass
-            self.proc.join(3)
-            if self.proc.is_alive():
-                self.proc.kill()
+            proc.join(10)  # a running frame ends first (the worker cancels it on "stop")
+            if proc.is_alive():
+                proc.kill()
 
 
 def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, sess_w=None) -> None:
@@ -325,15 +327,23 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
         _serve_sessions(sess_r, sess_w)
     jobs: queue.Queue = queue.Queue()
     cancels: dict[int, threading.Event] = collections.defaultdict(threading.Event)
+    lost = threading.Event()  # the server is gone or stopping: runs end within a frame as "interrupted"
+
+    def server_gone(*_: object) -> None:
+        lost.set()
+        for ev in list(cancels.values()):
+            ev.set()
+        jobs.put(None)
+
+    # SIGTERM (the server's process group stopped, a system shutdown) ends the running frame cleanly
+    signal.signal(signal.SIGTERM, server_gone)
 
     def listen() -> None:
         while True:
             try:
                 msg = cmd_r.recv()
             except (EOFError, OSError):  # the server is gone: stop within a frame, then exit
-                for ev in list(cancels.values()):
-                    ev.set()
-                jobs.put(None)
+                server_gone()
                 return
             if isinstance(msg, RunCommand):
                 cancels[msg.spec.run_id]  # noqa: B018 - create the event before the run starts
@@ -341,20 +351,31 @@ def worker_main(device: str, cmd_r, evt_w, env: dict[str, str], sess_r=None, ses
             elif isinstance(msg, CancelCommand):
                 cancels[msg.run_id].set()
             elif isinstance(msg, StopCommand):
-                jobs.put(None)
+                server_gone()
                 return
 
     threading.Thread(target=listen, daemon=True, name="sam2web-worker-listen").start()
-    while (spec := jobs.get()) is not None:
+    while not lost.is_set() and (spec := jobs.get()) is not None:
         run_id = spec.run_id
 
         def emit(kind: str, *values, run_id: int = run_id) -> None:
-            evt_w.send(PhaseEvent(run_id, *values) if kind == "phase" else FrameEvent(run_id, *values))
+            try:
+                evt_w.send(PhaseEvent(run_id, *values) if kind == "phase" else FrameEvent(run_id, *values))
+            except OSError:  # nobody reads the events any more: the server died
+                server_gone()
 
-        run = execute_part if spec.only is not None else execute
-        status, error = run(spec, get_store(spec.data_dir), emit, cancels[run_id].is_set)
+        part = spec.only is not None
+        store = get_store(spec.data_dir)
+        status, error = (execute_part if part else execute)(spec, store, emit, cancels[run_id].is_set)
         cancels.pop(run_id, None)
-        evt_w.send(FinishedEvent(run_id, status, error))
+        if lost.is_set() and status == "cancelled":  # not the user's cancel: the server went away
+            status, error = "interrupted", INTERRUPTED
+            if not part:
+                finish(store, run_id, status, error)
+        try:
+            evt_w.send(FinishedEvent(run_id, status, error))
+        except OSError:
+            return
 
 
 def _serve_sessions(sess_r, sess_w) -> None:
@@ -441,6 +462,7 @@ class LocalExecutor:
         self._cancels: dict[int, threading.Event] = {}
         self._live: dict[int, _Live] = {}
         self._where: dict[int, str] = {}
+        self._unsaved: dict[int, tuple[str, str]] = {}  # run -> (status, error) its store could not take yet
 
     def describe(self) -> str:
         if not self.processes:
@@ -491,7 +513,7 @@ class LocalExecutor:
         with self._lock:
             event = self._cancels.get(run_id)
             if event is None:
-                return False
+                return self._end_orphan(run_id)
             event.set()
             dropped = None
             for lane in self._lanes.values():
@@ -502,8 +524,17 @@ class LocalExecutor:
             if dropped is not None:
                 self._forget(run_id)
         if dropped is not None:
-            get_store(dropped.data_dir).update_run(run_id, status="cancelled", error="Cancelled before it started.")
+            finish(get_store(dropped.data_dir), run_id, "cancelled", "Cancelled before it started.")
         return True
+
+    def _end_orphan(self, run_id: int) -> bool:
+        """Cancel of a run the store calls active but no lane holds (its lane or process was lost):
+        end it now, so Cancel always ends a run."""
+        store = get_store(str(settings().data_dir))
+        run = store.get_run(run_id)
+        if run is None or run.finished:
+            return False
+        return finish(store, run_id, "cancelled", "Cancelled; the finished frames are kept.")
 
     def is_active(self, run_id: int) -> bool:
         with self._lock:
@@ -537,6 +568,11 @@ class LocalExecutor:
         with self._lock:
             live = self._live.get(run_id)
             where = self._where.get(run_id, "")
+        unsaved = self._unsaved.get(run_id)
+        if unsaved is not None and not run.finished and live is None:  # its end could not be written yet
+            if finish(store, run_id, *unsaved, tries=1):
+                self._unsaved.pop(run_id, None)
+            run = dataclasses.replace(run, status=unsaved[0], error=unsaved[1])
         done, total, eta, phase = run.done_frames, run.total_frames, None, ""
         if live is not None and not run.finished:
             phase = live.phase
@@ -576,15 +612,27 @@ class LocalExecutor:
                     status, error = lane.workers[0].run(spec, lambda msg, live=live: self._on_event(live, msg), cancel)
                 else:
                     status, error = self._run_parts(lane, spec, parts, live, cancel, store)
-                if status == "interrupted" or len(parts) > 1:
-                    store.update_run(spec.run_id, status=status, error=error)
             except Exception as err:  # noqa: BLE001 - the lane must keep serving other runs
                 log.exception("run %s could not be executed", spec.run_id)
-                store.update_run(spec.run_id, status="failed", error=error_sentence(err))
+                status, error = "failed", run_error(err, store)
+            try:
+                self._settle(store, spec.run_id, status, error)
             finally:
                 with self._lock:
                     lane.running = None
                     self._forget(spec.run_id)
+
+    def _settle(self, store: Store, run_id: int, status: str, error: str) -> None:
+        """Make the store say how the run ended, unless the worker already did; what cannot be
+        written now (a full disk) is kept here, reported by ``progress`` and written later."""
+        try:
+            run = store.get_run(run_id)
+            if run is None or run.finished:
+                return
+        except Exception:  # noqa: BLE001 - unreadable now: keep the state and retry later
+            log.warning("run %s: the store cannot be read to record its end", run_id)
+        if not finish(store, run_id, status, error):
+            self._unsaved[run_id] = (status, error)
 
     def _run_parts(self, lane: _Lane, spec: RunSpec, parts, live: _Live, cancel, store) -> tuple[str, str]:
         """The parts of one run on the pool's workers at once; the run's status is decided here."""
@@ -599,12 +647,18 @@ class LocalExecutor:
                     progress[i] = (int(msg[1]), int(msg[2]))
                     done, total = (sum(v) for v in zip(*progress.values(), strict=True))
                 self._on_event(live, ("frame", done, total))
-                store.update_run(spec.run_id, done_frames=done)
+                try:
+                    store.update_run(spec.run_id, done_frames=done)
+                except Exception:  # noqa: BLE001 - progress is advisory; the part's own end says what failed
+                    log.warning("run %s: progress could not be saved", spec.run_id)
             else:
                 self._on_event(live, msg)
 
         def one(i: int) -> None:
-            results[i] = lane.workers[i].run(parts[i], lambda msg: on_event(i, msg), cancel)
+            try:
+                results[i] = lane.workers[i].run(parts[i], lambda msg: on_event(i, msg), cancel)
+            except Exception as err:  # noqa: BLE001 - one part's failure ends the run, never the lane
+                results[i] = ("failed", run_error(err, store))
             if results[i][0] != "done":
                 cancel.set()  # one part failed or stopped: stop the others within a frame
 

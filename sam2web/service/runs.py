@@ -177,6 +177,7 @@ def submit(
     ``executor``: the process's own (``SAM2WEB_EXECUTOR``) unless a command line brings its own.
     """
     check_checkpoint(params)
+    store.check_room(ws.id)
     resolved = resolve(stack, params, prompts, current)
     info: dict = {}
     if resume_from is not None:
@@ -207,7 +208,15 @@ def params_of(run: Run) -> TrackParams:
 
 
 def rerun(store: Store, ws: Workspace, stack: Any, run: Run, resume: bool, prompts: list[Prompt], display: Any) -> int:
-    """Re-run (or Resume) a run with its own settings and the workspace's current prompts."""
+    """Re-run (or Resume) a run with its own settings and the workspace's current prompts.
+
+    Resume is idempotent: a run already resumed by one that is queued, running or done gets that
+    run's id back (two quick presses, two tabs), not a second copy.
+    """
+    if resume:
+        for other in store.list_runs(run.ws_id):
+            if (other.info or {}).get("resumed_from") == run.id and other.status in (*ACTIVE_STATUSES, "done"):
+                return other.id
     run_id, _ = submit(
         store,
         ws,
@@ -282,8 +291,9 @@ def correct(
         for d in (ws.prompts or [])
         if not (int(d.get("obj_id", -1)) == obj_id and tuple(prompts_mod.prompt_from_dict(d).loc) == tuple(loc))
     ]
-    ws.prompts = [prompts_mod.prompt_to_dict(p) for p in kept + [prompt]]
-    store.update_workspace(ws.id, prompts=ws.prompts)
+    ws.prompts = store.save_prompts(
+        ws.id, list(ws.prompts or []), [prompts_mod.prompt_to_dict(p) for p in kept + [prompt]]
+    )
     settings_ = {
         **run.settings,
         "correction": {"obj_id": obj_id, "loc": list(loc), "box": list(bx), "from_run": run.id, "direction": direction},

@@ -12,6 +12,7 @@ import errno
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -67,11 +68,14 @@ def plan_resume(
 ) -> list[Leg]:
     """The propagations that finish ``seq`` given the masks already ``saved`` for it.
 
-    Forward/backward sequences are already in tracking order: continue from the last saved frame
-    L, each object prompted with its own mask at L (plus any later prompt). "both" first runs
-    forward from the earliest prompt to the end, then in reverse from the latest first prompt: an
-    unfinished forward pass continues from L and is followed by the whole reverse pass; a finished
-    forward pass is followed by the rest of the reverse pass from its last (lowest) saved frame.
+    Forward/backward sequences are already in tracking order: continue from L, the last frame of
+    the unbroken saved run of frames from the earliest prompt on (a frame saved beyond a gap, e.g. a
+    daughter's prompt frame, does not count: the frames before it are still missing), each object
+    prompted with its own mask at L (plus any later prompt). "both" first runs forward from the
+    earliest prompt to the end, then in reverse from the latest first prompt: an unfinished forward
+    pass continues from L and is followed by the whole reverse pass; a finished forward pass is
+    followed by the rest of the reverse pass from the lowest frame of the unbroken saved run
+    down from the earliest prompt.
     """
     index = {loc: i for i, loc in enumerate(seq.frames)}
     done = sorted({index[loc] for (_, loc) in saved if loc in index})
@@ -99,19 +103,24 @@ def plan_resume(
     def reverse(i: int, start_prompts: list[Prompt]) -> Leg:
         return Leg(Sequence(tuple(reversed(seq.frames[: i + 1])), seq.across), start_prompts, "forward")
 
-    if direction != "both":
-        last = done[-1]
-        return [] if last == n - 1 else [onward(last)]
+    saved_at = set(done)
     earliest, latest = min(first.values()), max(first.values())
+    gap = next((i for i in range(earliest, n) if i not in saved_at), None)  # the first missing frame
+    if direction != "both":
+        if gap is None:
+            return []
+        return [Leg(seq, prompts, direction)] if gap == earliest else [onward(gap - 1)]
     firsts = [p for p in prompts if index[p.loc] == first[p.obj_id]]
-    if done[-1] < n - 1:  # the forward pass stopped midway
-        if done[-1] < earliest:
+    if gap is not None:  # the forward pass stopped midway
+        if gap == earliest:
             return [Leg(seq, prompts, direction)]
-        return [onward(done[-1]), reverse(latest, firsts)]
-    low = done[0]
+        return [onward(gap - 1), reverse(latest, firsts)]
+    low = earliest
+    while low > 0 and low - 1 in saved_at:
+        low -= 1
     if low == 0:
         return []
-    if low > earliest:  # the reverse pass had not reached the first prompts: run all of it
+    if low == earliest:  # the reverse pass had not got below the first prompts: run all of it
         return [reverse(latest, firsts)]
     return [reverse(low, masks_at(low))]
 
@@ -136,20 +145,51 @@ def execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], boo
     if cancelled():
         store.update_run(run_id, status="cancelled", error="Cancelled before it started.")
         return "cancelled", "Cancelled before it started."
-    store.update_run(run_id, status="running", error="")
     try:
+        store.update_run(run_id, status="running", error="")
         _execute(spec, store, emit, cancelled)
     except Cancelled:
         status, error = "cancelled", "Cancelled; the finished frames are kept."
-    except UserError as err:
-        status, error = "failed", str(err)
     except Exception as err:  # noqa: BLE001 - a run's failure is reported, never raised into the worker loop
-        log.exception("run %s failed", run_id)
-        status, error = "failed", error_sentence(err)
+        status, error = "failed", run_error(err, store)
     else:
         status, error = ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
-    store.update_run(run_id, status=status, error=error)
+    finish(store, run_id, status, error)
     return status, error
+
+
+INTERRUPTED = (
+    "The server stopped during this run; its finished frames are kept. Press Resume to finish the missing frames."
+)
+
+
+def run_error(err: BaseException, store: Store) -> str:
+    """The sentence a failed run keeps (a full disk names the data folder and offers Resume)."""
+    from sam2web.store import is_disk_full
+
+    if is_disk_full(err):
+        log.warning("run failed: the disk is full (%s)", err)
+        return f"The disk is full: the data folder {store.root} has no space left; its finished frames are kept: free some space, then press Resume."
+    if isinstance(err, UserError):
+        return str(err)
+    log.error("run failed", exc_info=err)
+    return error_sentence(err)
+
+
+def finish(store: Store, run_id: int, status: str, error: str, tries: int = 3) -> bool:
+    """Write a run's final state; retried, and never raised: a run's end must not kill the worker loop.
+
+    Why: on a full disk the final write can fail too; the caller (the executor) then keeps the state
+    in memory, reports it, and writes it once it can, so a run is never left "running".
+    """
+    for attempt in range(tries):
+        try:
+            store.update_run(run_id, status=status, error=error)
+            return True
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            log.warning("run %s: its final state %r could not be saved (%s)", run_id, status, err)
+            time.sleep(0.2 * (attempt + 1))  # back-off between retries of the final write
+    return False
 
 
 def _execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
@@ -236,11 +276,8 @@ def execute_part(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[]
         _execute(spec, store, emit, cancelled)
     except Cancelled:
         return "cancelled", "Cancelled; the finished frames are kept."
-    except UserError as err:
-        return "failed", str(err)
     except Exception as err:  # noqa: BLE001 - reported to the executor, which ends the run
-        log.exception("part of run %s failed", spec.run_id)
-        return "failed", error_sentence(err)
+        return "failed", run_error(err, store)
     return ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
 
 

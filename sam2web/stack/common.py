@@ -187,15 +187,29 @@ def _to_canonical(array: np.ndarray, mapping: dict[str, list[int]]) -> np.ndarra
 
 
 def _check_frame_size(height: int, width: int, bytes_per_pixel: int, name: str) -> None:
+    """The pixel budget, from a header before anything is decoded: every reader calls it.
+
+    Why: a 1 MB zlib-compressed TIFF can declare a 32000 x 32000 frame, a GiB once decoded; the
+    budget (``SAM2WEB_MAX_FRAME_MPIX``) is what keeps one crafted file from taking the server's memory.
+    """
     if height < MIN_SIDE or width < MIN_SIDE:
         raise UserError(
             f"{name} has frames of {width} x {height} pixels, too small to track: "
             f"use images of at least {MIN_SIDE} x {MIN_SIDE} pixels."
         )
-    if height * width > MAX_FRAME_PIXELS or height * width * bytes_per_pixel > MAX_FRAME_BYTES:
+    check_pixel_budget(height, width, bytes_per_pixel, name)
+
+
+def check_pixel_budget(height: int, width: int, bytes_per_pixel: int, name: str) -> None:
+    """The budget alone (label images, masks: any size up to it)."""
+    from sam2web.config import settings
+
+    budget = settings().max_frame_pixels
+    if height * width > min(budget, MAX_FRAME_PIXELS) or height * width * bytes_per_pixel > MAX_FRAME_BYTES:
         raise UserError(
-            f"{name} declares frames of {width} x {height} pixels, more than sam2web "
-            "can read (at most 1 GiB per frame): crop or bin the images first."
+            f"{name} declares frames of {width} x {height} pixels, more than this server reads "
+            f"(at most {budget / 1e6:g} megapixels and 1 GiB per frame, SAM2WEB_MAX_FRAME_MPIX): "
+            "crop or bin the images first."
         )
 
 

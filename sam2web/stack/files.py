@@ -118,12 +118,17 @@ def _decode_image(header: _ImageHeader) -> np.ndarray:
         if header.kind == "tiff":
             import tifffile
 
+            from sam2web.stack.tiff import _close_tif, _open_tifffile
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with tifffile.TiffFile(str(path)) as tif:
+                tif = _open_tifffile(tifffile, path)  # OME references checked; size checked in the header step
+                try:
                     page = tif.series[0].keyframe
                     sp, _, h, w, sc = page.shaped
                     data = tif.series[0].pages[0].asarray().reshape(sp, h, w, sc)
+                finally:
+                    _close_tif(tif)
             data = np.moveaxis(data, 0, -1).reshape(h, w, sp * sc)
             return data[..., : header.channels]
         from PIL import Image

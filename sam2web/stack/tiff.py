@@ -26,6 +26,7 @@ from sam2web.stack.common import (
     _default_channel_names,
     _map_axes,
     _sniff,
+    check_pixel_budget,
     image_kind,
     peek,
 )
@@ -86,9 +87,42 @@ class _SeriesLayout:
     n_pages: int
 
 
+def check_ome_references(path: Path, tif) -> None:
+    """Refuse an OME-TIFF whose metadata names files outside its own folder.
+
+    Why: tifffile follows an OME multi-file series (``<TiffData><UUID FileName=…>``, a
+    ``BinaryOnly`` ``MetadataFile``) by joining the name to the file's folder, so an absolute name or
+    ``../`` would make an uploaded file read any TIFF on the server. A name is allowed only when it
+    is a plain file name in the same folder: the files uploaded with it, or its own server folder.
+    """
+    try:
+        xml = tif.pages.first.description if tif.pages else ""
+    except Exception:  # noqa: BLE001 - no readable description: nothing to follow either
+        return
+    if "FileName" not in xml and "MetadataFile" not in xml:
+        return
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return  # tifffile does not follow references in XML it cannot parse either
+    folder = path.resolve().parent
+    for el in root.iter():
+        for attr in ("FileName", "MetadataFile"):
+            name = el.get(attr)
+            if name is None:
+                continue
+            plain = name == Path(name).name and "\\" not in name and name not in ("", ".", "..")
+            if not plain or (folder / name).resolve().parent != folder:
+                raise UserError(
+                    f"{path.name} refers to the file {name[:80]!r} outside its own folder; sam2web only "
+                    "reads OME-TIFF parts uploaded with it (or in its server folder): upload all its files together."
+                )
+
+
 def _open_tifffile(tifffile, path: Path):
     """``tifffile.TiffFile`` that leaves no file open when it refuses the header (tifffile itself
-    does not close its handle when its constructor raises)."""
+    does not close its handle when its constructor raises), and that never follows OME references
+    out of the file's folder (``check_ome_references``)."""
     fh = open(path, "rb")  # noqa: SIM115 - handed to TiffFile, closed with it (see TiffReader.close)
     try:
         tif = tifffile.TiffFile(fh, name=path.name)
@@ -96,7 +130,36 @@ def _open_tifffile(tifffile, path: Path):
         fh.close()
         raise
     tif._sam2web_fh = fh
+    try:
+        check_ome_references(path, tif)
+    except BaseException:
+        _close_tif(tif)
+        raise
     return tif
+
+
+def read_tiff_image(path: Path, what: str = "") -> np.ndarray:
+    """The first image series of a small TIFF (a label image, a CTC mask), checked before decoding.
+
+    Why not ``tifffile.imread``: it follows OME references anywhere and decodes whatever size the
+    header declares; here the references are checked and every plane must fit the pixel budget.
+    """
+    import tifffile
+
+    name = what or path.name
+    with _TiffLog(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tif = _open_tifffile(tifffile, Path(path))
+        try:
+            series = tif.series[0]
+            key = series.keyframe
+            planes = max(1, int(np.prod(series.shape)) // max(1, int(key.imagelength) * int(key.imagewidth)))
+            check_pixel_budget(int(key.imagelength), int(key.imagewidth), max(1, key.dtype.itemsize), name)
+            if planes > 4096:
+                raise UserError(f"{name} holds {planes} images; give one 2D image per file.")
+            return series.asarray()
+        finally:
+            _close_tif(tif)
 
 
 def _close_tif(tif) -> None:
@@ -477,9 +540,13 @@ def pixel_size_of(path: Path) -> tuple[float, float, str] | None:
     import tifffile
 
     try:
-        with _TiffLog(), tifffile.TiffFile(str(path)) as tif:
-            return _pixel_size_tiff(tif, tif.series[0])
-    except Exception:  # metadata is a nicety
+        with _TiffLog():
+            tif = _open_tifffile(tifffile, Path(path))
+            try:
+                return _pixel_size_tiff(tif, tif.series[0])
+            finally:
+                _close_tif(tif)
+    except Exception:  # metadata is a nicety (a refused file is refused where it is opened)
         return None
 
 

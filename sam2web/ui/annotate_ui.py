@@ -359,6 +359,19 @@ def canvas_area(ws: Workspace, stack: Any, loc: Location, settings: Any) -> None
     lineage_ui.division_form(ws, stack, loc)  # lineage hook: "this object divides here" (ui/lineage_ui.py)
 
 
+OBJECTS_PER_PAGE = 25  # each object is a row of widgets; hundreds of them made every rerun slow
+
+
+def _page_of(objects: dict) -> dict:
+    """The objects of the chosen page of the list (a page selector only when there is more than one)."""
+    pages = max(1, -(-len(objects) // OBJECTS_PER_PAGE))
+    if pages == 1:
+        return objects
+    page = st.number_input(f"Page (of {pages}, {OBJECTS_PER_PAGE} objects each)", 1, pages, 1, key="ann_obj_page")
+    ids = list(objects)[(int(page) - 1) * OBJECTS_PER_PAGE : int(page) * OBJECTS_PER_PAGE]
+    return {i: objects[i] for i in ids}
+
+
 def object_list(ws: Workspace) -> None:
     prompts = state.load_prompts(ws)
     objects = objects_of(prompts)
@@ -367,7 +380,7 @@ def object_list(ws: Workspace) -> None:
         st.caption("Draw a box on the frame to make an object.")
         return
     ver = st.session_state.get("ann_version", 0)
-    for obj_id, info in objects.items():
+    for obj_id, info in _page_of(objects).items():
         color = color_for(obj_id)
         c0, c1, c2, c3, c4 = st.columns([0.3, 2, 2, 2, 1])
         c0.markdown(
@@ -424,6 +437,9 @@ def do_import(ws: Workspace, stack: Any, loc: Location, name: str, data: bytes, 
         raise UserError("The file held no prompts matching those tags; check the tags or the file.")
     imported = prompts_mod.renumber(imported)
     existing = state.load_prompts(ws)
+    prompts_mod.check_objects(
+        len({p.obj_id for p in existing} | {p.obj_id + 10**9 for p in imported}), "this workspace"
+    )
     offset = next_obj_id(existing)
     for p in imported:
         p.obj_id += offset

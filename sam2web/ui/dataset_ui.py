@@ -18,6 +18,7 @@ from sam2web.stack.registry import upload_types
 from sam2web.store import Workspace
 from sam2web.types import Location
 from sam2web.ui import state
+from sam2web.ui.text import plain
 
 UPLOAD_TYPES = upload_types()  # from the reader registry
 
@@ -30,9 +31,23 @@ def _has_work(ws: Workspace) -> bool:
     return bool(ws.prompts) or bool(state.store().list_runs(ws.id))
 
 
+def _dataset_gone(ws: Workspace) -> bool:
+    """The workspace's uploaded files are no longer in the data folder (then an upload restores them)."""
+    if (ws.dataset or {}).get("kind") != "files":
+        return False
+    try:
+        return any(not p.exists() for p in state.store().dataset_paths(ws))
+    except UserError:
+        return True
+
+
 def _target_workspace(ws: Workspace) -> Workspace:
-    """Where a new dataset goes: this workspace if it holds no work yet, else a fresh one (nothing lost)."""
-    if ws.dataset and _has_work(ws):
+    """Where a new dataset goes: this workspace if it holds no work yet, else a fresh one (nothing lost).
+
+    A workspace whose files vanished takes the upload itself ("upload it again"): its prompts and runs
+    become reachable again instead of staying behind in a workspace nobody can open a dataset in.
+    """
+    if ws.dataset and _has_work(ws) and not _dataset_gone(ws):
         new = state.new_workspace(state.store().unique_name(f"{ws.name} (new dataset)"))
         st.toast("Opened in a new workspace so the prompts and runs of the previous one stay intact.")
         return new
@@ -65,14 +80,18 @@ def open_uploads(ws: Workspace, files: list[Any], pages_as: str) -> None:
     except UserError:
         s.discard_staging(ws.id)
         raise
+    restoring = bool(ws.dataset) and _has_work(ws) and _dataset_gone(ws)
     target = _target_workspace(ws)
     if target.id != ws.id:
         os.replace(s.staging_dir(ws.id), s.staging_dir(target.id))
     s.commit_staging(target.id)
     names = [p.name for p in paths]
-    s.update_workspace(
-        target.id, dataset={"kind": "files", "files": names, "pages_as": pages_as}, display={}, prompts=[], view={}
-    )
+    dataset = {"kind": "files", "files": names, "pages_as": pages_as}
+    if restoring:  # the same workspace's data again: its prompts, display and runs stay
+        s.update_workspace(target.id, dataset=dataset)
+        st.toast("The dataset is back in this workspace, with its prompts and runs.")
+        return
+    s.update_workspace(target.id, dataset=dataset, display={}, prompts=[], view={})
     if target.name.startswith("Workspace "):
         s.rename_workspace(
             target.id,
@@ -140,7 +159,7 @@ def server_controls(ws: Workspace, pages_as: str) -> None:
     try:
         folders = server_files.server_folders()
     except UserError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
         return
     if not folders:
         return
@@ -182,9 +201,9 @@ def describe(stack: Any) -> None:
         for col, (label, value) in zip(st.columns(3), row):
             col.metric(label, value)
     extra = [
-        f"**Name:** {stack.name}",
+        f"**Name:** {plain(stack.name)}",
         f"**Data type:** {stack.dtype}",
-        f"**Channels:** {', '.join(stack.channel_names)}",
+        f"**Channels:** {plain(', '.join(stack.channel_names))}",
     ]
     if stack.pixel_size:
         x, y, unit = stack.pixel_size
@@ -205,9 +224,11 @@ def display_controls(ws: Workspace, stack: Any) -> Any:
             # Two rows per channel: the name gets the column's width (long names wrap, never "Cyt…"),
             # then contrast, low and high wide enough for their values at 1280 px.
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
-            visible = c1.checkbox(name, value=ch.visible, key=f"loc_ch_vis_{ch.index}", help=f"Show {name}")
+            visible = c1.checkbox(
+                plain(name), value=ch.visible, key=f"loc_ch_vis_{ch.index}", help=f"Show {plain(name)}"
+            )
             color = c2.color_picker(
-                f"Colour of {name}", value=ch.color, key=f"loc_ch_col_{ch.index}", label_visibility="collapsed"
+                f"Colour of {plain(name)}", value=ch.color, key=f"loc_ch_col_{ch.index}", label_visibility="collapsed"
             )
             c3, c4, c5 = st.columns([1.4, 1, 1])
             mode = c3.selectbox(

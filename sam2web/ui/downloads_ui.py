@@ -16,6 +16,7 @@ import streamlit as st
 from sam2web import exporters
 from sam2web.errors import UserError
 from sam2web.store import Run
+from sam2web.ui.text import plain
 
 MIMES = {
     ".geojson": "application/geo+json",
@@ -88,7 +89,7 @@ def nimbus_dataset_id(run: Run) -> str | None:
     try:
         return export.check_dataset_id(text)
     except UserError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
         return None
 
 

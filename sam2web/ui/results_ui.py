@@ -21,6 +21,7 @@ from sam2web.store import Run, Workspace
 from sam2web.types import Location, ObjectInfo, TrackResult
 from sam2web.ui import labels, lineage_ui, state, viewer
 from sam2web.ui.downloads_ui import download_builders, downloads, label_downloads  # noqa: F401  (the page calls them here)
+from sam2web.ui.text import plain
 
 
 def pick_run(ws: Workspace) -> Run | None:
@@ -502,7 +503,7 @@ def correction_summary(run: Run | None) -> str:
     name = run.objects.get(str(obj), {}).get("name", "")
     direction = corr.get("direction", run.settings.get("direction", "forward"))
     return (
-        f"object #{obj + 1} {name} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
+        f"object #{obj + 1} {plain(name)} re-tracked from a correction box at {_axis_label(run)} {_step(run, loc) + 1} "
         f"{_away_word(direction)}; its other frames and the other objects are copied from run "
         f"{corr.get('from_run')}."
     )

@@ -11,8 +11,9 @@ import time
 import streamlit as st
 
 from sam2web.errors import UserError
-from sam2web.store import Workspace
+from sam2web.store import DataFolderError, Workspace
 from sam2web.ui import state
+from sam2web.ui.text import plain
 
 DEL_PENDING = "sb_del_pending"  # the workspace whose delete button was pressed, awaiting confirmation
 STOP_WAIT_S = 10.0  # how long a delete waits for a cancelled run to stop (it stops within a frame)
@@ -21,9 +22,9 @@ STOP_WAIT_S = 10.0  # how long a delete waits for a cancelled run to stop (it st
 def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
     """Delete a workspace safely, or raise UserError saying why not (nothing is deleted then).
 
-    Why: on a shared server the sidebar lists everyone's workspaces. A workspace another live
-    browser session has open is refused; queued/running runs are cancelled and waited for first,
-    so no worker thread writes into a deleted run and the app keeps serving.
+    Why: only the owner deletes a workspace (an admin may look, not delete). A workspace another
+    live browser session has open is refused; queued/running runs are cancelled and waited for
+    first, so no worker thread writes into a deleted run and the app keeps serving.
     """
     from sam2web.service import runs
 
@@ -31,6 +32,8 @@ def delete_workspace(ws_id: str, wait_s: float | None = None) -> None:
     ws = s.get_workspace(ws_id)
     if ws is None:
         return
+    if not state.may_delete(ws):
+        raise UserError("Only the person who made a workspace can delete it.")
     if state.open_elsewhere(ws_id):
         raise UserError(
             f"The workspace {ws.name!r} is open in another browser session; it can be deleted "
@@ -78,21 +81,21 @@ def _after_deleting_current() -> None:
 
     Why not always a new one: each delete would leave an "(empty workspace)" behind in the list.
     """
-    for other in state.store().list_workspaces(20):
+    for other in state.visible_workspaces(20):
         if not _untouched(other) and not state.open_elsewhere(other.id):
             state.open_workspace(other.id)
             return
     state.new_workspace()
 
 
-def _confirm_delete(ws: Workspace) -> None:
+def _confirm_delete(ws: Workspace, current: bool = False) -> None:
     """The confirmation step of a delete: what will be lost, active runs, Delete / Keep."""
     from sam2web.store import ACTIVE_STATUSES
 
     s = state.store()
     active = [r.id for r in s.list_runs(ws.id) if r.status in ACTIVE_STATUSES]
     text = (
-        f"Delete the workspace **{ws.name}** ({_when(ws.updated)})? Its prompts, runs, masks and uploaded "
+        f"Delete the workspace **{plain(ws.name)}** ({_when(ws.updated)})? Its prompts, runs, masks and uploaded "
         f"files are removed; this cannot be undone."
     )
     if active:
@@ -104,7 +107,9 @@ def _confirm_delete(ws: Workspace) -> None:
             with st.spinner("Deleting…"):
                 delete_workspace(ws.id)
             st.session_state.pop(DEL_PENDING, None)
-            st.toast(f"Deleted the workspace {ws.name!r}.")
+            if current:
+                _after_deleting_current()
+            st.toast(f"Deleted the workspace {plain(repr(ws.name))}.")
             st.rerun()
     if c2.button("Keep", key="sb_del_no"):
         st.session_state.pop(DEL_PENDING, None)
@@ -142,13 +147,28 @@ _COMPACT_TOP = (
 )
 
 
+def _cannot_start(err: UserError) -> None:
+    """The page when the settings or the data folder are unusable: what happened and what to do, then stop."""
+    st.title("sam2web cannot open its data")
+    st.error(plain(str(err)), icon=":material/error:")
+    st.caption("Nothing was changed. Fix it on the server, then reload this page.")
+    st.stop()
+
+
 def page(title: str) -> Workspace:
     """Start a page: the shared sidebar, the title, how this session landed here; the current workspace."""
     _leave_pages_directory_mode()
-    st.html(_COMPACT_TOP)
-    render()
+    try:
+        state.store()  # the settings and the data folder first: a bad value or a broken database stops here
+        state.visitor()  # with sign-in on and nobody signed in: the sign-in page, and the script stops here
+        st.html(_COMPACT_TOP)
+        render()
+        ws = state.current_workspace()
+    except UserError as err:
+        if isinstance(err, DataFolderError) or "SAM2WEB_" in str(err):
+            _cannot_start(err)
+        raise
     st.title(title)
-    ws = state.current_workspace()
     note = state.landing_note(ws)
     if note:
         c1, c2 = st.columns([8, 1])
@@ -162,8 +182,14 @@ def page(title: str) -> Workspace:
 def render() -> None:
     ws = state.current_workspace()
     s = state.store()
+    who = state.visitor()
     with st.sidebar:
-        st.markdown(f"**Workspace:** {ws.name}")
+        if who.signed_in:
+            st.caption("Signed in as " + plain(who.name) + (" (admin: sees every workspace)" if who.admin else ""))
+            if st.button("Sign out", key="sb_logout", icon=":material/logout:"):
+                st.logout()
+        st.markdown("**Workspace:**")
+        st.text(ws.name)
         with st.expander("Rename workspace"):
             new_name = st.text_input("Workspace name", value=ws.name, key="sb_rename")
             if st.button("Rename", key="sb_rename_btn"):
@@ -174,7 +200,7 @@ def render() -> None:
             _drop_if_untouched(ws)
             state.new_workspace()
             st.rerun()
-        others = [w for w in s.list_workspaces(20) if w.id != ws.id and not _untouched(w)]
+        others = [w for w in state.visible_workspaces(20) if w.id != ws.id and not _untouched(w)]
         if others:
             st.markdown("**Recent workspaces**")
             pending = st.session_state.get(DEL_PENDING)
@@ -183,18 +209,19 @@ def render() -> None:
                     _confirm_delete(other)
                     continue
                 c1, c2 = st.columns([6, 1], gap="small", vertical_alignment="center")
-                label = f"{_when(other.updated)} · {_label(other)}"
+                label = f"{_when(other.updated)} · {plain(_label(other))}"
                 if c1.button(
                     label,
                     key=f"sb_open_{other.id}",
                     width="stretch",
-                    help=f"Open {other.name} (last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})",
+                    help=f"Open {plain(other.name)} (last changed "
+                    f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(other.updated))})",
                 ):
                     _drop_if_untouched(ws)
                     state.open_workspace(other.id)
                     st.rerun()
-                if c2.button(
-                    ":material/delete:", key=f"sb_del_{other.id}", help=f"Delete {other.name}…", type="tertiary"
+                if state.may_delete(other) and c2.button(
+                    ":material/delete:", key=f"sb_del_{other.id}", help=f"Delete {plain(other.name)}…", type="tertiary"
                 ):
                     st.session_state[DEL_PENDING] = other.id  # confirmed on the next run
                     st.rerun()
@@ -203,13 +230,11 @@ def render() -> None:
                 "Deletes its prompts, runs, masks and uploaded files. This cannot be undone; "
                 "runs in progress are cancelled first."
             )
-            if st.button("Delete this workspace", key="sb_del_current", type="primary"):
-                with state.guard():
-                    with st.spinner("Deleting…"):
-                        delete_workspace(ws.id)
-                    _after_deleting_current()
-                    st.toast(f"Deleted the workspace {ws.name!r}.")
-                    st.rerun()
+            if st.session_state.get(DEL_PENDING) == ws.id:
+                _confirm_delete(ws, current=True)
+            elif st.button("Delete this workspace", key="sb_del_current", type="primary"):
+                st.session_state[DEL_PENDING] = ws.id  # confirmed on the next run
+                st.rerun()
         st.caption(f"Data folder: `{s.root}`")
         if state.is_random_weights():
             st.warning("SAM2WEB_RANDOM_WEIGHTS=1: the model has random weights; masks are meaningless.")

@@ -1,8 +1,8 @@
 """Session state the pages share: the store, the current workspace, the open stack, cached frames.
 
 Why: every page needs "which workspace, which dataset, which frame"; keeping that here makes the
-pages thin and makes a refresh, a closed tab or a restart land the user where they were (the
-workspace id lives in the URL, ``?ws=...``, and as "last opened" in the store).
+pages thin and makes a refresh or a restart land the user where they were (the workspace id lives
+in the URL, ``?ws=...``; who may open it is sam2web.ui.owner's rule).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sam2web.config import settings
 from sam2web.errors import UserError
 from sam2web.store import Store, Workspace, get_store
 from sam2web.types import Location
+from sam2web.ui.text import plain
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,10 @@ def store() -> Store:
 
 
 # -- which browser session has which workspace open (this server process) ---------------------
-# Why: "a closed tab reopened at the bare URL returns to the last workspace" must not
-# drop a second user into the first one's workspace. The rule, the simplest that is
-# correct for both: a new session falls back to the server's last-opened workspace only when no
-# OTHER live (connected) browser session has it open; otherwise it gets a new workspace of its
-# own. Either way the page says what happened (``landing_note``), so a user who reopened
-# someone else's workspace (their tab was closed) knows to start a New workspace.
+# Why: a workspace open in another live tab (of the same owner) must not be deleted under it, and
+# leaving an untouched workspace drops it only when nobody else has it open. Who may open a
+# workspace at all is sam2web.ui.owner's rule; a new session at the bare address gets a new
+# workspace of its own (its earlier ones are listed in the sidebar).
 TOKEN_KEY = "_sam2web_session"
 NOTE_KEY = "ws_landing_note"
 _OPEN: dict[str, tuple[str, str | None]] = {}  # session token -> (workspace id, Streamlit session id)
@@ -101,44 +100,59 @@ def landing_note(ws: Workspace) -> str | None:
 def _remember(ws_id: str) -> None:
     with _OPEN_LOCK:
         _OPEN[_session_token()] = (ws_id, _runtime_session_id())
+    if st.session_state.get(WS_KEY) != ws_id:  # opened in this session: keeps it from ``admin prune``
+        store().touch_workspace(ws_id)
     st.session_state[WS_KEY] = ws_id
     if st.query_params.get("ws") != ws_id:
         st.query_params["ws"] = ws_id
-    s = store()
-    if s.last_opened() != ws_id:
-        s.set_last_opened(ws_id)
+
+
+def visitor() -> Any:
+    """This session's visitor (sam2web.ui.owner.Visitor); with sign-in on and nobody signed in, the
+    sign-in page is shown and the script stops."""
+    from sam2web.ui import owner
+
+    return owner.visitor()
+
+
+def visible_workspaces(limit: int = 20) -> list[Workspace]:
+    """The workspaces this visitor may list: their own, or everyone's for an admin."""
+    who = visitor()
+    return store().list_workspaces(limit, owner=None if who.admin else who.owner)
+
+
+def may_delete(ws: Workspace) -> bool:
+    return ws.owner == visitor().owner
 
 
 def current_workspace() -> Workspace:
-    """The workspace of this session, else the URL's ``ws`` (a refresh), else the last opened, else new.
+    """The workspace of this session, else the URL's ``ws`` (a refresh), else a new one of this visitor.
 
     The session's choice wins over the URL so that switching workspaces takes effect at once even
-    before the browser's URL has caught up. The last opened workspace is used only when no other
-    live browser session has it open (see the comment above ``TOKEN_KEY``).
+    before the browser's URL has caught up. A workspace id the visitor may not open (another
+    owner's, or a deleted one) is never opened: the session gets a new workspace and a sentence
+    that says so, the same sentence either way (it tells nobody whether the id exists).
     """
+    from sam2web.ui import owner
+
     s = store()
-    for candidate in (st.session_state.get(WS_KEY), st.query_params.get("ws")):
+    who = visitor()
+    asked = st.query_params.get("ws")
+    for candidate in (st.session_state.get(WS_KEY), asked):
         ws = s.get_workspace(candidate) if candidate else None
-        if ws is not None:
+        if ws is not None and owner.may_open(who, ws):
+            if not ws.owner and not who.admin:  # from a data folder made before workspaces had owners
+                s.set_owner(ws.id, who.owner)
+                ws.owner = who.owner
             _remember(ws.id)
             return ws
-    last = s.get_workspace(s.last_opened())
-    if last is not None and not open_elsewhere(last.id):
-        _remember(last.id)
-        st.session_state[NOTE_KEY] = (
-            last.id,
-            f"Reopened {last.name!r}, the last workspace used on this server. If it is not "
-            f"yours, start a New workspace in the sidebar.",
-        )
-        return last
-    ws = s.create_workspace()
+    ws = s.create_workspace(owner=who.owner)
     _remember(ws.id)
-    if last is not None:
+    if asked:
         st.session_state[NOTE_KEY] = (
             ws.id,
-            f"The last workspace used on this server, {last.name!r}, is open in another browser "
-            f"session, so this session got a new workspace of its own; to join it, open it "
-            f"under Recent workspaces.",
+            "The workspace in that address is not one of yours or no longer exists, so this is a new "
+            "workspace; yours are listed in the sidebar.",
         )
     return ws
 
@@ -166,7 +180,7 @@ def upload_key() -> str:
 
 
 def new_workspace(name: str = "") -> Workspace:
-    ws = store().create_workspace(name)
+    ws = store().create_workspace(name, owner=visitor().owner)
     open_workspace(ws.id)
     return ws
 
@@ -184,10 +198,16 @@ def guard() -> Iterator[None]:
         yield
     except UserError as err:
         log.info("user error: %s", err)  # one line, no traceback: it is the user's to fix
-        st.error(str(err), icon=":material/error:")
+        st.error(plain(str(err)), icon=":material/error:")  # sentences quote file and object names
     except ScriptControlException:
         raise
     except Exception as err:  # noqa: BLE001 - shown as a bug, logged with its traceback
+        from sam2web.store import disk_full_sentence, is_disk_full
+
+        if is_disk_full(err):  # an upload, the sample, an export: the disk, not the user's file
+            log.warning("disk full: %s", err)
+            st.error(plain(disk_full_sentence(settings().data_dir)), icon=":material/error:")
+            return
         log.exception("unexpected error in a page")
         st.error(
             f"Something went wrong inside sam2web ({type(err).__name__}); this is a bug, not a problem with your "
@@ -366,8 +386,8 @@ def save_prompts(ws: Workspace, prompts: list) -> None:
     from sam2web import prompts as prompts_mod
 
     data = [prompts_mod.prompt_to_dict(p) for p in prompts]
-    store().update_workspace(ws.id, prompts=data)
-    ws.prompts = data
+    # merged with what another tab saved since this page loaded ``ws`` (Store.save_prompts)
+    ws.prompts = store().save_prompts(ws.id, list(ws.prompts or []), data)
 
 
 def image_width(rgb: np.ndarray) -> int:

@@ -21,6 +21,7 @@ from sam2web.service.executor import get_executor, guess_device
 from sam2web.store import ACTIVE_STATUSES, Run, Workspace
 from sam2web.types import Prompt
 from sam2web.ui import labels, lineage_ui, progress_ui, state
+from sam2web.ui.text import plain
 
 STATUS_ICONS = {
     "queued": ":material/hourglass_top:",
@@ -279,7 +280,7 @@ def run_card(ws: Workspace, run: Run, stack: Any | None, key_prefix: str) -> Non
             elif model_info:
                 right.caption(labels.model_sentence(model_info))
             if status.error:
-                (st.error if status.status == "failed" else st.warning)(status.error)
+                (st.error if status.status == "failed" else st.warning)(plain(status.error))
         skipped = labels.unprompted_note(run.settings)
         if skipped:
             st.caption(skipped)
