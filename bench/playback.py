@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results_page import BENCH_OWNER, owner_cookie
+
 ROOT = Path(__file__).resolve().parents[1]
 BACTERIA = ROOT.parent / "shared" / "data" / "bacteria_ctc"
 if not BACTERIA.exists():
@@ -52,7 +54,7 @@ def make_workspace(root: Path, n_frames: int = 30, n_objects: int = 30) -> str:
     from sam2web.types import CompactMask, Location
 
     s = get_store(str(root))
-    ws = s.create_workspace("playback")
+    ws = s.create_workspace("playback", owner=BENCH_OWNER)
     folder = s.files_dir(ws.id)
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"t{t:06d}.tif" for t in range(n_frames)]
@@ -92,6 +94,7 @@ def measure(n_frames: int = 30, n_objects: int = 30, seconds: float = 4.0, fps: 
         with app_server(data, Path(tmp) / "server.log", extra_env={"SAM2WEB_STANDIN": "1"}) as srv:
             with chromium_browser() as browser:
                 ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+                ctx.add_cookies([owner_cookie(srv.url)])
                 page = ctx.new_page()
                 page.goto(f"{srv.url}/results?ws={ws_id}")
                 root = page.locator(".sv-root").first

@@ -22,6 +22,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+BENCH_BROWSER = "bench-browser-token-0123456789abcdef"  # the owner token a real browser keeps in a cookie
+BENCH_OWNER = f"browser:{BENCH_BROWSER}"  # workspaces made here belong to that browser
+
+
+def owner_cookie(url: str) -> dict:
+    """The owner cookie of ``BENCH_BROWSER`` for a Playwright context (``ctx.add_cookies([...])``)."""
+    from urllib.parse import urlsplit
+
+    return {"name": "sam2web_owner", "value": BENCH_BROWSER, "domain": urlsplit(url).hostname, "path": "/"}
+
+
 def _store_run(root: Path, n_frames: int, n_objects: int, side: int) -> tuple[str, int, list]:
     """A workspace whose dataset is an (n_frames, side, side) TIFF, and a done run of its masks.
 
@@ -34,7 +45,7 @@ def _store_run(root: Path, n_frames: int, n_objects: int, side: int) -> tuple[st
     from sam2web.types import CompactMask, Location
 
     s = get_store(str(root))
-    ws = s.create_workspace("bench")
+    ws = s.create_workspace("bench", owner=BENCH_OWNER)
     rng = np.random.default_rng(0)
     folder = s.files_dir(ws.id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +88,7 @@ def results_rerun(n_frames: int = 100, n_objects: int = 20, side: int = 512, rep
     from streamlit.testing.v1 import AppTest
 
     from sam2web.store import get_store
-    from sam2web.ui import results_ui  # noqa: F401 - imported before timing, as a warm server has it
+    from sam2web.ui import owner, results_ui  # noqa: F401 - imported before timing, as a warm server has it
 
     old = os.environ.get("SAM2WEB_DATA")
     with tempfile.TemporaryDirectory(prefix="bench-results-") as tmp:
@@ -85,6 +96,7 @@ def results_rerun(n_frames: int = 100, n_objects: int = 20, side: int = 512, rep
         try:
             ws_id, run_id, held = _store_run(Path(tmp), n_frames, n_objects, side)
             at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+            at.session_state[owner.TOKEN_KEY] = BENCH_BROWSER  # the browser that owns the workspace
             at.query_params["ws"] = ws_id
             at.run()
             t0 = time.perf_counter()
@@ -129,6 +141,7 @@ t0 = time.perf_counter()
 from streamlit.testing.v1 import AppTest
 t1 = time.perf_counter()
 at = AppTest.from_file(sys.argv[1], default_timeout=300)
+at.session_state["_sam2web_owner"] = sys.argv[4]  # the browser owning the workspace
 at.query_params["ws"] = sys.argv[2]
 if sys.argv[3] == "direct":  # a link straight to Results is the first request
     at.switch_page("pages/results.py")
@@ -156,7 +169,7 @@ def bacteria_run(root: Path, n_frames: int, n_objects: int) -> tuple[str, bool]:
     from sam2web.types import CompactMask, Location
 
     s = get_store(str(root))
-    ws = s.create_workspace("bacteria")
+    ws = s.create_workspace("bacteria", owner=BENCH_OWNER)
     folder = s.files_dir(ws.id)
     folder.mkdir(parents=True, exist_ok=True)
     real = (BACTERIA / "img" / "t000000.tif").exists()
@@ -209,7 +222,7 @@ def cold_results(n_frames: int = 10, n_objects: int = 2) -> dict:
         outs = {}
         for how in ("after_first_page", "direct"):
             proc = subprocess.run(
-                [sys.executable, "-c", _COLD_SCRIPT, str(ROOT / "app.py"), ws_id, how],
+                [sys.executable, "-c", _COLD_SCRIPT, str(ROOT / "app.py"), ws_id, how, BENCH_BROWSER],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,

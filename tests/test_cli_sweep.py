@@ -44,7 +44,7 @@ def sweep_data(tmp_path, monkeypatch):
 
     built = []
 
-    def fake_build(params, download, progress):
+    def fake_build(params, download, progress, phase=None):
         built.append(params.model)
         return StandInTracker(masks=truth)
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from e2e_support import CHROMIUM, app_server, chromium_browser, screenshot
 
+from bench.results_page import owner_cookie
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.exists():
     DATA = Path("/work/shared/data")
@@ -79,6 +81,7 @@ def _small_cell_box() -> tuple[float, float, float, float]:
 
 def _open(browser, url: str, viewport: dict | None = None):
     ctx = browser.new_context(viewport=viewport or SIZES["1280x800"], accept_downloads=True)
+    ctx.add_cookies([owner_cookie(url)])  # the browser that owns the workspaces made below
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
