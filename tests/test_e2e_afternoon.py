@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from e2e_support import CHROMIUM, app_server, chromium_browser, screenshot
 
+from bench.results_page import BENCH_OWNER, owner_cookie
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.exists():
     DATA = Path("/work/shared/data")
@@ -63,6 +65,7 @@ def _bacteria_workspace(server) -> str:
 
 def _open(browser, url: str):
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    ctx.add_cookies([owner_cookie(url)])  # the browser that owns the workspaces made below
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -125,7 +128,7 @@ def test_annotate_enter_reload_and_screenshots(server, browser):
 
 def test_z_stack_opens_track_across_z(server, browser):
     s = _store(server)
-    ws = s.create_workspace("Nuclei")
+    ws = s.create_workspace("Nuclei", owner=BENCH_OWNER)
     folder = s.files_dir(ws.id)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(NUCLEI, folder / "nuclei.tif")
