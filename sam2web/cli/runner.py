@@ -141,6 +141,10 @@ def track_runs(
             out[key] = (store.load_result(run_id), info, run_id)
         return out
     finally:
+        for run_id in ids.values():  # interrupted outside follow(): the runs stop before their store goes
+            if executor.is_active(run_id):
+                executor.cancel(run_id)
+                executor.wait(run_id, 30)
         executor.shutdown()
         if not getattr(args, "data", None):
             from sam2web.store import forget_store

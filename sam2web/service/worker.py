@@ -151,7 +151,10 @@ def execute(spec: RunSpec, store: Store, emit: Emit, cancelled: Callable[[], boo
     except Cancelled:
         status, error = "cancelled", "Cancelled; the finished frames are kept."
     except Exception as err:  # noqa: BLE001 - a run's failure is reported, never raised into the worker loop
-        status, error = "failed", run_error(err, store)
+        if cancelled():  # failed after a cancel (a shutdown closes the store under it): the cancel is the truth
+            status, error = "cancelled", "Cancelled; the finished frames are kept."
+        else:
+            status, error = "failed", run_error(err, store)
     else:
         status, error = ("cancelled", "Cancelled; the finished frames are kept.") if cancelled() else ("done", "")
     finish(store, run_id, status, error)
